@@ -1,0 +1,37 @@
+#include "troupe/actors/errors.hpp"
+
+#include <caf/make_message.hpp>
+
+namespace troupe {
+
+std::string to_string(errc x) {
+  switch (x) {
+    case errc::restart_intensity_exceeded:
+      return "restart_intensity_exceeded";
+    case errc::cancelled:
+      return "cancelled";
+    case errc::shutdown_deadline:
+      return "shutdown_deadline";
+    case errc::child_unavailable:
+      return "child_unavailable";
+    case errc::child_start_failed:
+      return "child_start_failed";
+  }
+  return "unknown troupe error";
+}
+
+caf::error make_error(errc x) {
+  return caf::error{static_cast<uint8_t>(x), error_category};
+}
+
+caf::error make_error(errc x, std::string context) {
+  return caf::error{static_cast<uint8_t>(x), error_category,
+                    caf::make_message(std::move(context))};
+}
+
+config_error::config_error(const std::string& where, const std::string& what)
+  : std::invalid_argument(where + ": " + what) {
+  // nop
+}
+
+} // namespace troupe

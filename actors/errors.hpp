@@ -1,0 +1,46 @@
+#pragma once
+
+// troupe's error codes, as a CAF error category (they render through
+// actor_system::render once register_message_types has run), and the exception
+// thrown for invalid configuration.
+
+#include <caf/atom.hpp>
+#include <caf/error.hpp>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace troupe {
+
+enum class errc : uint8_t {
+  /// A supervisor restarted its children more often than its restart
+  /// intensity allows, stopped them and gave up.
+  restart_intensity_exceeded = 1,
+  /// The actor was cancelled (a cancel request, or its supervisor's).
+  cancelled,
+  /// A child did not stop by its shutdown deadline and was killed.
+  shutdown_deadline,
+  /// A message went to a child that is no longer running and will not be
+  /// restarted, or its relay's restart buffer was full.
+  child_unavailable,
+  /// The factory of a child threw or returned no actor.
+  child_start_failed,
+};
+
+/// The CAF error category of errc.
+constexpr caf::atom_value error_category = caf::atom("troupe");
+
+std::string to_string(errc x);
+
+caf::error make_error(errc x);
+caf::error make_error(errc x, std::string context);
+
+/// Thrown when a configuration (a supervisor spec, a stage config, ...) is
+/// invalid. The message names the offending field.
+class config_error : public std::invalid_argument {
+public:
+  config_error(const std::string& where, const std::string& what);
+};
+
+} // namespace troupe

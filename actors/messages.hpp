@@ -1,0 +1,157 @@
+#pragma once
+
+// The message vocabulary every troupe actor shares. Every type here is
+// inspectable and registered by register_message_types(), so any message can
+// cross a network boundary unchanged. Messages hold values and actor handles
+// only, never pointers or references.
+
+#include <caf/actor.hpp>
+#include <caf/atom.hpp>
+#include <caf/error.hpp>
+#include <caf/message.hpp>
+#include <caf/meta/type_name.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace troupe {
+
+// Control messages. A troupe actor understands all four; what each means for
+// a given kind (source, stage, sink, supervisor) is in docs/shutdown.md.
+
+/// Graceful stop: take no new input, finish and flush what is held, send
+/// end-of-stream downstream, then stop.
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
+
+/// Stop now; whatever is held is counted as dropped.
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
+
+/// Ask for an actor_report of an actor that keeps running.
+using status_atom = caf::atom_constant<caf::atom("status")>;
+
+/// First phase of a graceful shutdown: sources stop producing and end their
+/// streams; everything else keeps working until its inputs end.
+using stop_intake_atom = caf::atom_constant<caf::atom("stopintake")>;
+
+/// A value on a stream. Type-erased so that stages of different kinds (and on
+/// different nodes) connect without sharing templates; any registered type fits.
+using item = caf::message;
+
+/// Several items handed on as one value, e.g. the batcher's output.
+struct batch {
+  std::vector<item> items;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, batch& x) {
+  return f(caf::meta::type_name("troupe::batch"), x.items);
+}
+
+// The stream-link protocol (see actors/stream_link.hpp for the rules).
+//
+// A link carries items from one upstream to one downstream. The downstream
+// grants credit with `demand`; the upstream never has more items in flight
+// than the window allows. Items are numbered per link, and the upstream keeps
+// the unacknowledged ones, so that a restarted downstream gets them again.
+
+/// Upstream -> downstream: opens a link. `upstream` is the upstream's stable
+/// address (a supervised child's relay), where demand is sent.
+struct link_open {
+  caf::actor upstream;
+  uint64_t link = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, link_open& x) {
+  return f(caf::meta::type_name("troupe::link_open"), x.upstream, x.link);
+}
+
+/// Upstream -> downstream: items `first_seq`, `first_seq + 1`, ... of a link,
+/// sent under credit granted by the downstream incarnation `epoch`.
+struct link_items {
+  uint64_t link = 0;
+  uint64_t epoch = 0;
+  uint64_t first_seq = 0;
+  std::vector<item> items;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, link_items& x) {
+  return f(caf::meta::type_name("troupe::link_items"), x.link, x.epoch,
+           x.first_seq, x.items);
+}
+
+/// Downstream -> upstream: credit. Items before `acked` are consumed; items
+/// before `acked + window` may be sent. `epoch` names the downstream
+/// incarnation: a new epoch means the downstream restarted, and the upstream
+/// sends its unacknowledged items again.
+struct demand {
+  uint64_t link = 0;
+  uint64_t epoch = 0;
+  uint64_t acked = 0;
+  uint32_t window = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, demand& x) {
+  return f(caf::meta::type_name("troupe::demand"), x.link, x.epoch, x.acked,
+           x.window);
+}
+
+/// Upstream -> downstream: the link is closed; sent only once every item on it
+/// was acknowledged. An empty `reason` is a normal end.
+struct end_of_stream {
+  uint64_t link = 0;
+  caf::error reason;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, end_of_stream& x) {
+  return f(caf::meta::type_name("troupe::end_of_stream"), x.link, x.reason);
+}
+
+/// How an actor stopped, as shown in reports.
+enum class stop_reason : uint8_t {
+  running,   ///< not stopped (a status report)
+  completed, ///< ended by itself: its inputs ended, or its source ran dry
+  drained,   ///< stopped by a graceful shutdown after flushing what it held
+  cancelled, ///< stopped by a cancel; what it held is counted as dropped
+  killed,    ///< missed its shutdown deadline and was killed
+  crashed,   ///< failed and was not restarted
+  stopped,   ///< stopped by its supervisor (a sibling's restart, escalation)
+};
+
+std::string to_string(stop_reason x);
+
+/// How an actor that exited with `reason` stopped; `draining` says whether it
+/// had been asked to drain (so a normal exit counts as drained).
+stop_reason stop_reason_of(const caf::error& reason, bool draining);
+
+/// What an actor did, reported on status requests, when it stops, and (for a
+/// supervisor) for its whole subtree in `children`.
+struct actor_report {
+  std::string name;
+  std::string kind;      ///< "source", "stage", "sink", "supervisor", "actor"
+  uint64_t in = 0;       ///< items taken in
+  uint64_t out = 0;      ///< items emitted (including flushed)
+  uint64_t flushed = 0;  ///< items emitted while ending (end-of-stream, drain)
+  uint64_t dropped = 0;  ///< items discarded and counted (cancel, crash)
+  uint64_t errors = 0;   ///< items whose processing failed
+  uint64_t lost = 0;     ///< messages to it that could not be delivered
+  uint64_t resent = 0;   ///< items sent again to a restarted downstream
+  uint64_t max_in_flight = 0; ///< most items unacknowledged on one output link
+  uint32_t restarts = 0;
+  stop_reason stopped = stop_reason::running;
+  std::string error;     ///< why it crashed or was killed, rendered
+  std::vector<actor_report> children;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, actor_report& x) {
+  return f(caf::meta::type_name("troupe::actor_report"), x.name, x.kind, x.in,
+           x.out, x.flushed, x.dropped, x.errors, x.lost, x.resent,
+           x.max_in_flight, x.restarts, x.stopped, x.error, x.children);
+}
+
+} // namespace troupe

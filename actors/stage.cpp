@@ -1,0 +1,334 @@
+#include "troupe/actors/stage.hpp"
+
+#include "troupe/actors/errors.hpp"
+#include "troupe/actors/stream_link.hpp"
+#include "troupe/actors/system.hpp"
+
+#include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+
+#include <algorithm>
+
+namespace troupe {
+
+emitter::~emitter() = default;
+
+stage_logic::~stage_logic() = default;
+
+void stage_logic::on_end(emitter&, const caf::error&) {
+  // nop
+}
+
+source_logic::~source_logic() = default;
+
+void source_logic::on_end(emitter&) {
+  // nop
+}
+
+namespace {
+
+// The state of one stage incarnation, shared between its behavior and the
+// functor that reports its counters when it stops (also on crash or kill).
+class stage_core final : public emitter,
+                         public std::enable_shared_from_this<stage_core> {
+public:
+  stage_core(spawn_context ctx, stage_config cfg, uint32_t window)
+    : ctx_(std::move(ctx)),
+      cfg_(std::move(cfg)),
+      window_(window),
+      inputs_(new_epoch(), window) {
+    // nop
+  }
+
+  void set_logic(std::unique_ptr<stage_logic> x) {
+    stage_ = std::move(x);
+  }
+
+  void set_logic(std::unique_ptr<source_logic> x) {
+    source_ = std::move(x);
+  }
+
+  const std::string& kind() const {
+    return cfg_.kind;
+  }
+
+  caf::behavior start(caf::event_based_actor* self) {
+    self_ = self;
+    if (cfg_.kind.empty())
+      cfg_.kind = source_ ? "source" : (cfg_.next.empty() ? "sink" : "stage");
+    auto me = address_or(ctx_, caf::actor_cast<caf::actor>(self));
+    for (auto& next : cfg_.next) {
+      outputs_.emplace_back(next, new_link_id());
+      self->send(next, link_open{me, outputs_.back().id()});
+    }
+    auto c = shared_from_this();
+    return {
+      [c](link_open& x) {
+        c->self_->send(x.upstream, c->inputs_.open(x));
+        c->pump();
+      },
+      [c](link_items& x) {
+        c->inputs_.receive(std::move(x));
+        c->pump();
+      },
+      [c](const demand& x) {
+        for (auto& out : c->outputs_)
+          if (out.id() == x.link)
+            out.on_demand(x);
+        c->pump();
+      },
+      [c](const end_of_stream& x) {
+        c->inputs_.end(x);
+        c->pump();
+      },
+      [c](drain_atom) {
+        c->draining_ = true;
+        c->intake_stopped_ = true;
+        c->pump();
+      },
+      [c](stop_intake_atom) {
+        c->intake_stopped_ = true;
+        c->pump();
+      },
+      [c](cancel_atom) {
+        c->self_->quit(make_error(errc::cancelled));
+      },
+      [c](status_atom) { return c->report(stop_reason::running); },
+    };
+  }
+
+  void push(item x) override {
+    ++out_;
+    if (ending_)
+      ++flushed_;
+    if (outputs_.empty()) {
+      ++dropped_;
+      return;
+    }
+    for (size_t i = 1; i < outputs_.size(); ++i)
+      outputs_[i].push(x);
+    outputs_.front().push(std::move(x));
+  }
+
+  actor_report report(stop_reason how) const {
+    actor_report r;
+    r.name = ctx_.name();
+    r.kind = cfg_.kind;
+    r.in = in_;
+    r.out = out_;
+    r.flushed = flushed_;
+    r.dropped = dropped_;
+    r.errors = errors_;
+    r.lost = inputs_.gaps();
+    r.restarts = ctx_.restarts();
+    r.stopped = how;
+    for (auto& o : outputs_) {
+      r.resent += o.resent();
+      r.max_in_flight = std::max(r.max_in_flight, o.max_in_flight());
+      if (how != stop_reason::running)
+        r.dropped += o.buffered();
+    }
+    return r;
+  }
+
+  // Sends the final report to the supervisor; runs as the actor exits.
+  void report_exit(const caf::error& reason) const {
+    if (!ctx_.supervisor())
+      return;
+    auto r = report(stop_reason_of(reason, draining_));
+    if (reason)
+      r.error = ctx_.system().render(reason);
+    caf::anon_send(ctx_.supervisor(), std::move(r));
+  }
+
+private:
+  size_t room() const {
+    size_t held = 0;
+    for (auto& o : outputs_)
+      held = std::max(held, o.buffered());
+    return held < window_ ? window_ - held : 0;
+  }
+
+  bool has_room() const {
+    return outputs_.empty() || room() > 0;
+  }
+
+  bool inputs_done() const {
+    return inputs_.all_ended()
+           && (draining_ || inputs_.upstreams() >= cfg_.inputs);
+  }
+
+  // Consumes and produces what credit and room allow, then sends.
+  void pump() {
+    if (finished_)
+      return;
+    try {
+      while (!ending_ && inputs_.has_item() && has_room()) {
+        auto x = inputs_.take();
+        ++in_;
+        stage_->on_item(x, *this);
+      }
+      if (source_ && !ending_) {
+        if (intake_stopped_)
+          begin_end(caf::error{});
+        else if (has_room() && !source_->produce(*this, room()))
+          begin_end(caf::error{});
+      } else if (stage_ && !ending_ && inputs_done()) {
+        begin_end(inputs_.error());
+      }
+    } catch (const std::exception& e) {
+      fail(e.what());
+      return;
+    } catch (...) {
+      fail("unknown exception");
+      return;
+    }
+    flush();
+  }
+
+  void begin_end(const caf::error& reason) {
+    ending_ = true;
+    if (stage_)
+      stage_->on_end(*this, reason);
+    else
+      source_->on_end(*this);
+    for (auto& o : outputs_)
+      o.close(reason);
+  }
+
+  void flush() {
+    bool all_ended = true;
+    for (auto& o : outputs_) {
+      if (o.take_sendable(scratch_)) {
+        self_->send(o.downstream(), std::move(scratch_));
+        scratch_ = link_items{};
+      }
+      if (o.end_due())
+        self_->send(o.downstream(), o.take_end());
+      all_ended = all_ended && o.end_sent();
+    }
+    inputs_.flush_acks(
+      [this](const caf::actor& up, const demand& d) { self_->send(up, d); });
+    if (ending_ && all_ended) {
+      finished_ = true;
+      self_->quit();
+    }
+  }
+
+  // The logic threw: the item counts as an error and is acknowledged (so it is
+  // not sent again to the next incarnation); the stage exits with the error.
+  void fail(const std::string& what) {
+    ++errors_;
+    finished_ = true;
+    inputs_.flush_acks(
+      [this](const caf::actor& up, const demand& d) { self_->send(up, d); });
+    self_->quit(caf::make_error(caf::sec::runtime_error, what));
+  }
+
+  spawn_context ctx_;
+  stage_config cfg_;
+  uint32_t window_;
+  caf::event_based_actor* self_ = nullptr;
+  std::unique_ptr<stage_logic> stage_;
+  std::unique_ptr<source_logic> source_;
+  std::vector<outbound_link> outputs_;
+  inbound_links inputs_;
+  link_items scratch_;
+  bool draining_ = false;
+  bool intake_stopped_ = false;
+  bool ending_ = false;
+  bool finished_ = false;
+  uint64_t in_ = 0;
+  uint64_t out_ = 0;
+  uint64_t flushed_ = 0;
+  uint64_t dropped_ = 0;
+  uint64_t errors_ = 0;
+};
+
+void validate(const stage_config& cfg, bool is_source, const std::string& name) {
+  auto where = "stage_config" + (name.empty() ? "" : " of '" + name + "'");
+  for (size_t i = 0; i < cfg.next.size(); ++i)
+    if (!cfg.next[i])
+      throw config_error(where, "next[" + std::to_string(i) + "] is not an actor");
+  if (is_source && cfg.next.empty())
+    throw config_error(where, "next is empty: a source needs a downstream");
+  if (!is_source && cfg.inputs == 0)
+    throw config_error(where, "inputs is 0: a stage waits for at least one input");
+}
+
+template <class Logic>
+caf::actor spawn_core(spawn_context ctx, stage_config cfg,
+                      std::unique_ptr<Logic> logic) {
+  constexpr bool is_source = std::is_same<Logic, source_logic>::value;
+  if (!logic)
+    throw config_error("spawn_" + std::string(is_source ? "source" : "stage"),
+                       "logic is empty");
+  validate(cfg, is_source, ctx.name());
+  auto window = cfg.credit != 0 ? cfg.credit : default_credit(ctx.system());
+  auto core = std::make_shared<stage_core>(ctx, std::move(cfg), window);
+  core->set_logic(std::move(logic));
+  ctx.declare(child_protocol{true, is_source});
+  auto fn = [core](caf::event_based_actor* self) {
+    self->attach_functor(
+      [core](const caf::error& reason) { core->report_exit(reason); });
+    return core->start(self);
+  };
+  return ctx.system().spawn(fn);
+}
+
+class function_stage final : public stage_logic {
+public:
+  explicit function_stage(item_function f) : f_(std::move(f)) {
+    // nop
+  }
+  void on_item(item& x, emitter& out) override {
+    f_(x, out);
+  }
+
+private:
+  item_function f_;
+};
+
+class function_source final : public source_logic {
+public:
+  explicit function_source(produce_function f) : f_(std::move(f)) {
+    // nop
+  }
+  bool produce(emitter& out, size_t max) override {
+    return f_(out, max);
+  }
+
+private:
+  produce_function f_;
+};
+
+} // namespace
+
+caf::actor spawn_stage(spawn_context ctx, stage_config cfg,
+                       std::unique_ptr<stage_logic> logic) {
+  return spawn_core(std::move(ctx), std::move(cfg), std::move(logic));
+}
+
+caf::actor spawn_source(spawn_context ctx, stage_config cfg,
+                        std::unique_ptr<source_logic> logic) {
+  return spawn_core(std::move(ctx), std::move(cfg), std::move(logic));
+}
+
+caf::actor spawn_stage(spawn_context ctx, stage_config cfg, item_function f) {
+  if (!f)
+    throw config_error("spawn_stage", "item function is empty");
+  return spawn_stage(std::move(ctx), std::move(cfg),
+                     std::make_unique<function_stage>(std::move(f)));
+}
+
+caf::actor spawn_source(spawn_context ctx, stage_config cfg,
+                        produce_function f) {
+  if (!f)
+    throw config_error("spawn_source", "produce function is empty");
+  return spawn_source(std::move(ctx), std::move(cfg),
+                      std::make_unique<function_source>(std::move(f)));
+}
+
+} // namespace troupe

@@ -1,0 +1,91 @@
+#include "troupe/actors/system.hpp"
+
+#include "troupe/actors/errors.hpp"
+#include "troupe/actors/messages.hpp"
+
+#include <caf/config_value.hpp>
+#include <caf/deep_to_string.hpp>
+#include <caf/settings.hpp>
+
+#include <thread>
+
+namespace troupe {
+
+namespace {
+
+constexpr const char* credit_key = "troupe.default-credit";
+constexpr const char* deadline_key = "troupe.shutdown-deadline";
+constexpr const char* threads_key = "scheduler.max-threads";
+
+bool is_set(const caf::actor_system_config& cfg, caf::string_view key) {
+  return caf::get_if(&cfg.content, key) != nullptr;
+}
+
+size_t cores() {
+  auto n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : n;
+}
+
+} // namespace
+
+void register_message_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<batch>("troupe::batch");
+  cfg.add_message_type<link_open>("troupe::link_open");
+  cfg.add_message_type<link_items>("troupe::link_items");
+  cfg.add_message_type<demand>("troupe::demand");
+  cfg.add_message_type<end_of_stream>("troupe::end_of_stream");
+  cfg.add_message_type<stop_reason>("troupe::stop_reason");
+  cfg.add_message_type<actor_report>("troupe::actor_report");
+  cfg.add_message_type<std::vector<actor_report>>(
+    "std::vector<troupe::actor_report>");
+  // The templated add_error_category<T> of CAF 0.17.6 does not compile.
+  cfg.add_error_category(error_category, [](uint8_t code, caf::atom_value,
+                                            const caf::message& context) {
+    auto result = "troupe::" + to_string(static_cast<errc>(code));
+    if (!context.empty())
+      result += " (" + caf::deep_to_string(context) + ")";
+    return result;
+  });
+}
+
+void apply_settings(caf::actor_system_config& cfg,
+                    const system_settings& settings) {
+  if (!is_set(cfg, threads_key))
+    cfg.set(threads_key, settings.scheduler_threads == 0
+                           ? cores()
+                           : settings.scheduler_threads);
+  if (!is_set(cfg, credit_key))
+    cfg.set(credit_key, static_cast<uint64_t>(settings.default_credit));
+  if (!is_set(cfg, deadline_key))
+    cfg.set(deadline_key, settings.shutdown_deadline);
+}
+
+uint32_t default_credit(const caf::actor_system& sys) {
+  return static_cast<uint32_t>(caf::get_or(
+    sys.config(), credit_key, uint64_t{system_settings{}.default_credit}));
+}
+
+caf::timespan shutdown_deadline(const caf::actor_system& sys) {
+  return caf::get_or(sys.config(), deadline_key,
+                     system_settings{}.shutdown_deadline);
+}
+
+caf::actor_system_config& system::prepare(caf::actor_system_config& cfg,
+                                          const system_settings& settings) {
+  register_message_types(cfg);
+  apply_settings(cfg, settings);
+  return cfg;
+}
+
+system::system(system_settings settings)
+  : owned_config_(std::make_unique<caf::actor_system_config>()),
+    actors_(prepare(*owned_config_, settings)) {
+  // nop
+}
+
+system::system(caf::actor_system_config& cfg)
+  : actors_(prepare(cfg, system_settings{})) {
+  // nop
+}
+
+} // namespace troupe
