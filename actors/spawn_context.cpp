@@ -1,9 +1,16 @@
 #include "troupe/actors/spawn_context.hpp"
 
+#include "troupe/actors/system.hpp"
+
 namespace troupe {
 
 spawn_context::spawn_context(caf::actor_system& sys)
   : sys_(&sys), protocol_(std::make_shared<child_protocol>()) {
+  // nop
+}
+
+spawn_context::spawn_context(troupe::system& sys)
+  : spawn_context(sys.actors()) {
   // nop
 }
 

@@ -15,6 +15,8 @@
 
 namespace troupe {
 
+class system;
+
 /// How a supervisor stops a child and whether it gets the intake signal. Troupe
 /// spawn functions declare it through spawn_context::declare(); anything else
 /// is a plain actor, stopped with an exit message.
@@ -35,6 +37,7 @@ public:
   /// An unsupervised actor: reachable only at its own handle, reporting to
   /// nobody.
   spawn_context(caf::actor_system& sys); // NOLINT: implicit on purpose
+  spawn_context(troupe::system& sys);    // NOLINT: implicit on purpose
 
   spawn_context(caf::actor_system& sys, std::string name, caf::actor address,
                 caf::actor supervisor, uint32_t restarts,

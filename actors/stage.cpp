@@ -10,6 +10,7 @@
 #include <caf/send.hpp>
 
 #include <algorithm>
+#include <limits>
 
 namespace troupe {
 
@@ -88,6 +89,11 @@ public:
         c->intake_stopped_ = true;
         c->pump();
       },
+      [c](drain_atom, caf::timespan) {
+        c->draining_ = true;
+        c->intake_stopped_ = true;
+        c->pump();
+      },
       [c](stop_intake_atom) {
         c->intake_stopped_ = true;
         c->pump();
@@ -144,11 +150,12 @@ public:
   }
 
 private:
+  // Items the logic may emit before an output link holds a full window.
   size_t room() const {
-    size_t held = 0;
+    size_t result = std::numeric_limits<size_t>::max();
     for (auto& o : outputs_)
-      held = std::max(held, o.buffered());
-    return held < window_ ? window_ - held : 0;
+      result = std::min(result, o.room());
+    return result;
   }
 
   bool has_room() const {

@@ -56,6 +56,7 @@ bool outbound_link::on_demand(const demand& x) {
     base_ += n;
   }
   limit_ = std::max(base_, x.acked) + x.window;
+  window_ = x.window;
   return restarted;
 }
 

@@ -52,6 +52,12 @@ public:
     return buffer_.size();
   }
 
+  /// Items that may still be pushed before the buffer holds a full window
+  /// (the window the downstream granted; 0 before its first demand).
+  size_t room() const noexcept {
+    return buffer_.size() < window_ ? window_ - buffer_.size() : 0;
+  }
+
   /// Items sent and not yet acknowledged.
   uint64_t in_flight() const noexcept {
     return next_send_ - base_;
@@ -108,6 +114,7 @@ private:
   uint64_t next_send_ = 0;
   uint64_t limit_ = 0;
   uint64_t epoch_ = 0;
+  uint32_t window_ = 0;
   uint64_t max_in_flight_ = 0;
   uint64_t resent_ = 0;
   bool closed_ = false;

@@ -50,14 +50,17 @@ void register_message_types(caf::actor_system_config& cfg) {
 
 void apply_settings(caf::actor_system_config& cfg,
                     const system_settings& settings) {
+  // caf::put, not cfg.set: set() rejects keys that no option declares, and
+  // troupe's keys are not CAF options.
   if (!is_set(cfg, threads_key))
-    cfg.set(threads_key, settings.scheduler_threads == 0
-                           ? cores()
-                           : settings.scheduler_threads);
+    caf::put(cfg.content, threads_key,
+             settings.scheduler_threads == 0 ? cores()
+                                             : settings.scheduler_threads);
   if (!is_set(cfg, credit_key))
-    cfg.set(credit_key, static_cast<uint64_t>(settings.default_credit));
+    caf::put(cfg.content, credit_key,
+             static_cast<uint64_t>(settings.default_credit));
   if (!is_set(cfg, deadline_key))
-    cfg.set(deadline_key, settings.shutdown_deadline);
+    caf::put(cfg.content, deadline_key, settings.shutdown_deadline);
 }
 
 uint32_t default_credit(const caf::actor_system& sys) {

@@ -1,0 +1,91 @@
+#pragma once
+
+// The data a supervisor is built from, after Erlang/OTP's supervisor: child
+// specs, the restart strategy, restart intensity and backoff. The rules that
+// apply them are in docs/supervision.md, and supervisor.cpp follows them.
+
+#include "troupe/actors/spawn_context.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/timespan.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace troupe {
+
+/// When a child that stopped is started again (as in OTP).
+enum class restart_type {
+  permanent, ///< always
+  transient, ///< only if it failed (exited with an error)
+  temporary, ///< never
+};
+
+/// Which children restart when one fails (as in OTP).
+enum class restart_strategy {
+  one_for_one,  ///< only the failed child
+  one_for_all,  ///< all children: the others stop, then all start again
+  rest_for_one, ///< the failed child and those started after it
+};
+
+/// Starts one incarnation of a child. It may throw or return a null actor:
+/// both count as a failed start, handled like a crash.
+using child_factory = std::function<caf::actor(const spawn_context&)>;
+
+struct child_spec {
+  /// Unique among siblings; the child keeps it (and its address) on restart.
+  std::string name;
+  child_factory start;
+  restart_type restart = restart_type::permanent;
+  /// How long stopping the child may take before it is killed. For a nested
+  /// supervisor it bounds the shutdown of its whole subtree.
+  caf::timespan shutdown = std::chrono::seconds(5);
+  /// Messages the child's address holds while the child restarts; more are
+  /// counted as lost (and requests answered with child_unavailable).
+  size_t restart_buffer = 1024;
+};
+
+/// At most `max_restarts` restarts within `period`; one more and the
+/// supervisor stops its children and fails, for its own parent to handle.
+struct restart_intensity {
+  int max_restarts = 3;
+  caf::timespan period = std::chrono::seconds(5);
+};
+
+/// Delay before a restart: `initial`, times `multiplier` for each earlier
+/// restart of the same child within the intensity period, at most `max`.
+/// An `initial` of zero restarts at once.
+struct restart_backoff {
+  caf::timespan initial = caf::timespan{0};
+  caf::timespan max = std::chrono::seconds(10);
+  double multiplier = 2.0;
+};
+
+/// What a supervisor does once no child is running and none will restart.
+enum class auto_shutdown {
+  never,         ///< keep running (OTP's default)
+  all_children_done, ///< stop normally, e.g. when a pipeline has drained
+};
+
+struct supervisor_spec {
+  std::string name = "supervisor";
+  restart_strategy strategy = restart_strategy::one_for_one;
+  restart_intensity intensity;
+  restart_backoff backoff;
+  enum auto_shutdown auto_shutdown = auto_shutdown::never;
+  /// Started in this order; stopped in the reverse order.
+  std::vector<child_spec> children;
+};
+
+/// Throws config_error naming the field if `spec` is invalid: duplicate or
+/// empty child names, an empty factory, a non-positive period, negative
+/// limits or timeouts, a backoff multiplier below 1.
+void validate(const supervisor_spec& spec);
+
+std::string to_string(restart_type x);
+std::string to_string(restart_strategy x);
+
+} // namespace troupe

@@ -1,0 +1,129 @@
+#include "troupe/supervision/relay.hpp"
+
+#include "troupe/actors/errors.hpp"
+#include "troupe/actors/messages.hpp"
+
+#include <caf/actor_cast.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/mailbox_element.hpp>
+#include <caf/message_view.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include <deque>
+#include <map>
+
+namespace troupe {
+
+namespace {
+
+struct relay_state {
+  std::string child;
+  size_t capacity = 0;
+  caf::actor target;
+  bool closed = false;
+  std::deque<caf::mailbox_element_ptr> held;
+  std::map<caf::actor, caf::message> opens; // latest link_open per upstream
+  std::map<uint64_t, caf::message> ends;    // end_of_stream per link
+  uint64_t lost = 0;
+  static inline const char* name = "troupe.relay";
+};
+
+using relay_actor = caf::stateful_actor<relay_state>;
+
+// Answers a request that cannot be delivered; counts it either way.
+void give_up(relay_actor* self, caf::mailbox_element& x) {
+  ++self->state.lost;
+  if (x.mid.is_request() && x.sender) {
+    auto err = make_error(errc::child_unavailable, self->state.child);
+    x.sender->enqueue(caf::make_mailbox_element(nullptr, x.mid.response_id(),
+                                                {}, std::move(err)),
+                      self->context());
+  }
+}
+
+void forward(relay_actor* self, caf::mailbox_element_ptr x) {
+  self->state.target->enqueue(std::move(x), self->context());
+}
+
+void attach(relay_actor* self, caf::actor target) {
+  auto& st = self->state;
+  st.target = std::move(target);
+  self->monitor(st.target);
+  for (auto& kvp : st.opens)
+    st.target->enqueue(nullptr, caf::make_message_id(), kvp.second,
+                       self->context());
+  for (auto& kvp : st.ends)
+    st.target->enqueue(nullptr, caf::make_message_id(), kvp.second,
+                       self->context());
+  while (!st.held.empty()) {
+    forward(self, std::move(st.held.front()));
+    st.held.pop_front();
+  }
+}
+
+void close(relay_actor* self) {
+  auto& st = self->state;
+  st.closed = true;
+  st.target = nullptr;
+  for (auto& x : st.held)
+    give_up(self, *x);
+  st.held.clear();
+}
+
+caf::result<caf::message> on_message(caf::scheduled_actor* ptr,
+                                     caf::message_view& view) {
+  auto self = static_cast<relay_actor*>(ptr);
+  auto& st = self->state;
+  auto& current = *self->current_mailbox_element();
+  auto msg = view.move_content_to_message();
+  if (msg.match_elements<link_open>())
+    st.opens[msg.get_as<link_open>(0).upstream] = msg;
+  else if (msg.match_elements<end_of_stream>())
+    st.ends[msg.get_as<end_of_stream>(0).link] = msg;
+  auto element = caf::make_mailbox_element(std::move(current.sender),
+                                           current.mid,
+                                           std::move(current.stages), msg);
+  self->drop_current_message_id();
+  if (st.target) {
+    forward(self, std::move(element));
+  } else if (st.closed) {
+    give_up(self, *element);
+  } else if (msg.match_elements<link_items>()) {
+    // Not lost: the upstream keeps unacknowledged items and resends them.
+  } else if (st.held.size() < st.capacity) {
+    st.held.emplace_back(std::move(element));
+  } else {
+    give_up(self, *element);
+  }
+  return caf::delegated<caf::message>{};
+}
+
+caf::behavior relay(relay_actor* self, std::string child, size_t capacity) {
+  self->state.child = std::move(child);
+  self->state.capacity = capacity;
+  self->set_default_handler(on_message);
+  self->set_down_handler([self](caf::down_msg& x) {
+    if (self->state.target && x.source == self->state.target.address())
+      self->state.target = nullptr;
+  });
+  return {
+    [self](relay_attach_atom, caf::actor& target) {
+      if (!self->state.closed)
+        attach(self, std::move(target));
+    },
+    [self](relay_close_atom) {
+      close(self);
+      return self->state.lost;
+    },
+    [self](relay_lost_atom) { return self->state.lost; },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_relay(caf::actor_system& sys, std::string child_name,
+                       size_t buffer_size) {
+  return sys.spawn(relay, std::move(child_name), buffer_size);
+}
+
+} // namespace troupe

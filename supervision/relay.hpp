@@ -1,0 +1,37 @@
+#pragma once
+
+// A supervised child's stable address (internal to the supervisor).
+//
+// The relay lives as long as the supervisor and forwards every message, with
+// its original sender and request id, to the child's current incarnation.
+// While the child restarts it holds messages (up to the child's
+// restart_buffer) and delivers them, in order, to the next incarnation. It
+// replays the link_open and end_of_stream messages it has seen, so that a
+// restarted stage rejoins its upstream links by itself; stream items that
+// arrive while the child is down are dropped, because their upstream keeps
+// them and sends them again. What cannot be delivered (a full buffer, a child
+// that will not come back) is counted as lost, and requests among it are
+// answered with errc::child_unavailable.
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/atom.hpp>
+
+#include <cstddef>
+#include <string>
+
+namespace troupe {
+
+/// (relay_attach_atom, caf::actor): forward to this incarnation from now on.
+using relay_attach_atom = caf::atom_constant<caf::atom("trp_rattch")>;
+
+/// (relay_close_atom) -> uint64_t lost: the child will not come back.
+using relay_close_atom = caf::atom_constant<caf::atom("trp_rclose")>;
+
+/// (relay_lost_atom) -> uint64_t lost so far.
+using relay_lost_atom = caf::atom_constant<caf::atom("trp_rlost")>;
+
+caf::actor spawn_relay(caf::actor_system& sys, std::string child_name,
+                       size_t buffer_size);
+
+} // namespace troupe

@@ -1,0 +1,690 @@
+#include "troupe/supervision/supervisor.hpp"
+
+#include "troupe/actors/errors.hpp"
+#include "troupe/actors/system.hpp"
+#include "troupe/supervision/relay.hpp"
+
+#include <caf/actor_cast.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <unordered_map>
+
+namespace troupe {
+
+namespace {
+
+using timer_atom = caf::atom_constant<caf::atom("trp_stimer")>;
+using start_failed_atom = caf::atom_constant<caf::atom("trp_sfail")>;
+
+/// How long a killed child gets to go before the supervisor stops waiting.
+constexpr caf::timespan kill_grace = std::chrono::seconds(1);
+
+/// How long status and relay requests may take.
+constexpr caf::timespan query_timeout = std::chrono::seconds(1);
+
+using clock_type = std::chrono::steady_clock;
+
+enum class stop_kind {
+  drain,  // graceful: drain_atom, or an exit for plain actors
+  stop,   // by the supervisor for a restart or escalation
+  cancel, // cancel_atom, or an exit for plain actors
+};
+
+enum class mode {
+  running,
+  restarting,    // stopping siblings before a group restart
+  shutting_down, // drain or cancel requested
+  escalating,    // intensity exceeded: stopping everything, then failing
+  finished,
+};
+
+class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
+public:
+  supervisor_core(spawn_context ctx, supervisor_spec spec)
+    : ctx_(std::move(ctx)), spec_(std::move(spec)) {
+    if (!ctx_.name().empty())
+      name_ = ctx_.name();
+    else
+      name_ = spec_.name;
+  }
+
+  caf::behavior start(caf::event_based_actor* self);
+
+  // Runs as the supervisor exits, whatever the reason: stops what is left and
+  // reports the subtree to the parent.
+  void on_exit(const caf::error& reason);
+
+private:
+  struct child {
+    child_spec spec;
+    caf::actor relay;
+    caf::actor current;
+    child_protocol protocol;
+    bool done = false;
+    uint32_t restarts = 0;
+    std::deque<clock_type::time_point> restart_times;
+    actor_report totals;
+    std::optional<actor_report> last;  // final report of `current`
+    std::optional<stop_reason> forced; // set when the supervisor stopped it
+  };
+
+  struct stop_sequence {
+    std::vector<size_t> order;
+    size_t pos = 0;
+    stop_kind kind;
+    bool killed = false;
+    uint64_t timer = 0;
+    std::function<void()> then;
+  };
+
+  // -- starting ---------------------------------------------------------------
+
+  void start_child(size_t i) {
+    auto& c = children_[i];
+    auto self_handle = caf::actor_cast<caf::actor>(self_);
+    spawn_context ctx{self_->system(), c.spec.name, c.relay, self_handle,
+                      c.restarts, lookup_};
+    caf::actor handle;
+    std::string failure;
+    try {
+      handle = c.spec.start(ctx);
+      if (!handle)
+        failure = "factory returned no actor";
+    } catch (const std::exception& e) {
+      failure = e.what();
+    } catch (...) {
+      failure = "factory threw an unknown exception";
+    }
+    if (!failure.empty()) {
+      // Handled as a message, not in place: the failure may restart siblings
+      // while a start loop is still running.
+      self_->send(self_, start_failed_atom::value, static_cast<uint64_t>(i),
+                  make_error(errc::child_start_failed,
+                             c.spec.name + ": " + failure));
+      return;
+    }
+    c.current = handle;
+    c.protocol = ctx.declared();
+    c.done = false;
+    self_->monitor(handle);
+    self_->send(c.relay, relay_attach_atom::value, handle);
+  }
+
+  // -- child exits ------------------------------------------------------------
+
+  std::optional<size_t> index_of(const caf::actor_addr& addr) const {
+    for (size_t i = 0; i < children_.size(); ++i)
+      if (children_[i].current && children_[i].current.address() == addr)
+        return i;
+    return std::nullopt;
+  }
+
+  void on_down(const caf::down_msg& x) {
+    auto idx = index_of(x.source);
+    if (!idx)
+      return;
+    auto& c = children_[*idx];
+    c.current = nullptr;
+    record_stop(c, x.reason);
+    if (stopping_ && stopping_->pos < stopping_->order.size()
+        && stopping_->order[stopping_->pos] == *idx) {
+      ++stopping_->pos;
+      advance();
+      return;
+    }
+    child_exited(*idx, x.reason);
+  }
+
+  void record_stop(child& c, const caf::error& reason) {
+    actor_report r;
+    if (c.last) {
+      r = std::move(*c.last);
+      c.last.reset();
+    } else {
+      r.name = c.spec.name;
+      r.kind = "actor";
+      r.stopped = stop_reason_of(reason, false);
+      if (reason)
+        r.error = self_->system().render(reason);
+    }
+    if (c.forced)
+      r.stopped = *c.forced;
+    c.forced.reset();
+    auto& t = c.totals;
+    t.name = c.spec.name;
+    t.kind = r.kind;
+    t.in += r.in;
+    t.out += r.out;
+    t.flushed += r.flushed;
+    t.dropped += r.dropped;
+    t.errors += r.errors;
+    t.lost += r.lost;
+    t.resent += r.resent;
+    t.max_in_flight = std::max(t.max_in_flight, r.max_in_flight);
+    t.restarts = c.restarts;
+    t.stopped = r.stopped;
+    t.error = std::move(r.error);
+    t.children = std::move(r.children);
+  }
+
+  void child_exited(size_t i, const caf::error& reason) {
+    if (mode_ == mode::shutting_down || mode_ == mode::escalating
+        || mode_ == mode::finished) {
+      children_[i].done = true;
+      return;
+    }
+    if (mode_ == mode::restarting) {
+      deferred_.emplace_back(i, reason);
+      return;
+    }
+    auto& c = children_[i];
+    if (!wants_restart(c, reason)) {
+      give_up(i);
+      check_auto_shutdown();
+      return;
+    }
+    if (!note_restart()) {
+      escalate();
+      return;
+    }
+    auto delay = backoff_delay(c);
+    switch (spec_.strategy) {
+      case restart_strategy::one_for_one:
+        after(delay, [this, i] { restart({i}); });
+        break;
+      case restart_strategy::one_for_all:
+        restart_group(i, 0, delay);
+        break;
+      case restart_strategy::rest_for_one:
+        restart_group(i, i, delay);
+        break;
+    }
+  }
+
+  bool wants_restart(const child& c, const caf::error& reason) const {
+    switch (c.spec.restart) {
+      case restart_type::permanent:
+        return true;
+      case restart_type::transient:
+        return reason && reason != caf::exit_reason::normal
+               && reason != caf::exit_reason::user_shutdown;
+      case restart_type::temporary:
+        return false;
+    }
+    return false;
+  }
+
+  // The child will not run again: its address stops holding messages.
+  void give_up(size_t i) {
+    auto& c = children_[i];
+    c.done = true;
+    auto core = shared_from_this();
+    self_->request(c.relay, query_timeout, relay_close_atom::value)
+      .then([core, i](uint64_t lost) { core->children_[i].totals.lost += lost; },
+            [](caf::error&) {});
+  }
+
+  // Records a restart; false if that exceeds the restart intensity.
+  bool note_restart() {
+    auto now = clock_type::now();
+    restart_times_.push_back(now);
+    while (!restart_times_.empty()
+           && now - restart_times_.front() > spec_.intensity.period)
+      restart_times_.pop_front();
+    return restart_times_.size()
+           <= static_cast<size_t>(spec_.intensity.max_restarts);
+  }
+
+  caf::timespan backoff_delay(child& c) {
+    auto now = clock_type::now();
+    c.restart_times.push_back(now);
+    while (!c.restart_times.empty()
+           && now - c.restart_times.front() > spec_.intensity.period)
+      c.restart_times.pop_front();
+    auto& b = spec_.backoff;
+    if (b.initial <= caf::timespan{0})
+      return caf::timespan{0};
+    auto factor = std::pow(b.multiplier,
+                           static_cast<double>(c.restart_times.size() - 1));
+    auto ns = static_cast<double>(b.initial.count()) * factor;
+    if (ns >= static_cast<double>(b.max.count()))
+      return b.max;
+    return caf::timespan{static_cast<caf::timespan::rep>(ns)};
+  }
+
+  // Stops the running children from `first` on (except `failed`) in reverse
+  // start order, then starts them all again in start order.
+  void restart_group(size_t failed, size_t first, caf::timespan delay) {
+    std::vector<size_t> group;
+    for (size_t i = first; i < children_.size(); ++i)
+      if (i == failed || children_[i].current)
+        group.push_back(i);
+    std::vector<size_t> to_stop(group.rbegin(), group.rend());
+    mode_ = mode::restarting;
+    stop_children(std::move(to_stop), stop_kind::stop, [this, group, delay] {
+      after(delay, [this, group] { restart(group); });
+    });
+  }
+
+  void restart(const std::vector<size_t>& group) {
+    if (mode_ != mode::running && mode_ != mode::restarting)
+      return;
+    mode_ = mode::running;
+    for (auto i : group) {
+      auto& c = children_[i];
+      if (c.current)
+        continue;
+      if (c.spec.restart == restart_type::temporary) {
+        give_up(i); // OTP: a temporary child is not restarted with its group
+        continue;
+      }
+      ++c.restarts;
+      start_child(i);
+    }
+    auto deferred = std::move(deferred_);
+    deferred_.clear();
+    for (auto& [i, reason] : deferred)
+      if (!children_[i].current && !children_[i].done)
+        child_exited(i, reason);
+  }
+
+  void escalate() {
+    mode_ = mode::escalating;
+    timers_.clear();
+    stop_children(reverse_start_order(), stop_kind::stop, [this] {
+      finish(stop_reason::crashed,
+             make_error(errc::restart_intensity_exceeded, name_));
+    });
+  }
+
+  void check_auto_shutdown() {
+    if (spec_.auto_shutdown != auto_shutdown::all_children_done
+        || mode_ != mode::running || !timers_.empty())
+      return;
+    for (auto& c : children_)
+      if (c.current || !c.done)
+        return;
+    finish(stop_reason::completed, caf::error{});
+  }
+
+  // -- stopping children one by one ------------------------------------------
+
+  std::vector<size_t> reverse_start_order() const {
+    std::vector<size_t> order;
+    for (size_t i = children_.size(); i > 0; --i)
+      order.push_back(i - 1);
+    return order;
+  }
+
+  void stop_children(std::vector<size_t> order, stop_kind kind,
+                     std::function<void()> then) {
+    stopping_ = stop_sequence{std::move(order), 0, kind, false, 0,
+                              std::move(then)};
+    advance();
+  }
+
+  void advance() {
+    auto& seq = *stopping_;
+    while (seq.pos < seq.order.size()) {
+      auto& c = children_[seq.order[seq.pos]];
+      if (c.current) {
+        seq.killed = false;
+        signal(c, seq.kind);
+        seq.timer = after(c.spec.shutdown, [this] { stop_overdue(); });
+        return;
+      }
+      ++seq.pos;
+    }
+    auto then = std::move(seq.then);
+    stopping_.reset();
+    then();
+  }
+
+  void signal(child& c, stop_kind kind) {
+    if (kind == stop_kind::drain) {
+      if (c.protocol.troupe_aware)
+        self_->send(c.current, drain_atom::value, c.spec.shutdown);
+      else
+        self_->send_exit(c.current, caf::exit_reason::user_shutdown);
+      return;
+    }
+    c.forced = kind == stop_kind::stop ? stop_reason::stopped
+                                       : stop_reason::cancelled;
+    if (c.protocol.troupe_aware)
+      self_->send<caf::message_priority::high>(c.current, cancel_atom::value);
+    else
+      self_->send_exit(c.current, caf::exit_reason::user_shutdown);
+  }
+
+  // The child being stopped missed its deadline: kill it, and after a grace
+  // period move on even if it never answers (a handler that never returns).
+  void stop_overdue() {
+    auto& seq = *stopping_;
+    auto i = seq.order[seq.pos];
+    auto& c = children_[i];
+    if (!seq.killed) {
+      seq.killed = true;
+      c.forced = stop_reason::killed;
+      self_->send_exit(c.current, caf::exit_reason::kill);
+      seq.timer = after(kill_grace, [this] { stop_overdue(); });
+      return;
+    }
+    c.totals.stopped = stop_reason::killed;
+    c.totals.error = "did not stop after being killed";
+    ++seq.pos;
+    advance();
+  }
+
+  // -- timers -----------------------------------------------------------------
+
+  uint64_t after(caf::timespan delay, std::function<void()> f) {
+    if (delay <= caf::timespan{0}) {
+      f();
+      return 0;
+    }
+    auto token = ++next_timer_;
+    timers_.emplace(token, std::move(f));
+    self_->delayed_send(self_, delay, timer_atom::value, token);
+    return token;
+  }
+
+  void on_timer(uint64_t token) {
+    auto i = timers_.find(token);
+    if (i == timers_.end())
+      return;
+    auto f = std::move(i->second);
+    timers_.erase(i);
+    f();
+  }
+
+  // -- shutdown ---------------------------------------------------------------
+
+  caf::result<actor_report> shutdown(stop_kind kind, caf::timespan deadline) {
+    caf::response_promise rp;
+    if (self_->current_message_id().is_request())
+      rp = self_->make_response_promise();
+    if (rp.pending())
+      waiting_.push_back(rp);
+    if (mode_ == mode::shutting_down) {
+      if (kind == stop_kind::cancel && shutdown_kind_ == stop_kind::drain)
+        upgrade_to_cancel();
+      return rp;
+    }
+    if (mode_ == mode::escalating || mode_ == mode::finished)
+      return rp;
+    mode_ = mode::shutting_down;
+    shutdown_kind_ = kind;
+    timers_.clear(); // pending restarts and stop timers are void now
+    deferred_.clear();
+    stopping_.reset();
+    if (kind == stop_kind::drain) {
+      for (auto& c : children_)
+        if (c.current && c.protocol.intake)
+          self_->send(c.current, stop_intake_atom::value);
+      // Leave a margin so that a nested supervisor can still report before
+      // its parent's deadline for it runs out.
+      after(deadline - deadline / 10, [this] { deadline_passed(); });
+    }
+    stop_children(reverse_start_order(), kind, [this] {
+      finish(shutdown_kind_ == stop_kind::drain ? stop_reason::drained
+                                                : stop_reason::cancelled,
+             caf::error{});
+    });
+    return rp;
+  }
+
+  void upgrade_to_cancel() {
+    shutdown_kind_ = stop_kind::cancel;
+    if (!stopping_)
+      return;
+    stopping_->kind = stop_kind::cancel;
+    if (stopping_->pos < stopping_->order.size()) {
+      auto& c = children_[stopping_->order[stopping_->pos]];
+      if (c.current)
+        signal(c, stop_kind::cancel);
+    }
+  }
+
+  // The shutdown deadline passed: every child still running is killed.
+  void deadline_passed() {
+    if (!stopping_)
+      return;
+    for (size_t k = stopping_->pos; k < stopping_->order.size(); ++k) {
+      auto& c = children_[stopping_->order[k]];
+      if (c.current) {
+        c.forced = stop_reason::killed;
+        self_->send_exit(c.current, caf::exit_reason::kill);
+      }
+    }
+    if (stopping_->pos < stopping_->order.size()) {
+      stopping_->killed = true;
+      timers_.erase(stopping_->timer);
+      stopping_->timer = after(kill_grace, [this] { stop_overdue(); });
+    }
+  }
+
+  // Closes the children's addresses (their lost counts go into the report),
+  // answers the shutdown requests and stops.
+  void finish(stop_reason how, caf::error reason) {
+    mode_ = mode::finished;
+    timers_.clear();
+    auto pending = std::make_shared<size_t>(children_.size());
+    auto core = shared_from_this();
+    auto done = [core, pending, how, reason] {
+      if (--*pending > 0)
+        return;
+      auto report = core->subtree_report(how);
+      for (auto& rp : core->waiting_)
+        rp.deliver(report);
+      core->waiting_.clear();
+      core->final_how_ = how;
+      core->self_->quit(reason);
+    };
+    if (children_.empty()) {
+      ++*pending;
+      done();
+      return;
+    }
+    for (size_t i = 0; i < children_.size(); ++i)
+      self_->request(children_[i].relay, query_timeout, relay_close_atom::value)
+        .then(
+          [core, i, done](uint64_t lost) {
+            core->children_[i].totals.lost += lost;
+            done();
+          },
+          [done](caf::error&) { done(); });
+  }
+
+  actor_report subtree_report(stop_reason how) const {
+    actor_report r;
+    r.name = name_;
+    r.kind = "supervisor";
+    r.restarts = ctx_.restarts();
+    r.stopped = how;
+    for (auto& c : children_) {
+      auto t = c.totals;
+      t.name = c.spec.name;
+      t.restarts = c.restarts;
+      if (t.kind.empty())
+        t.kind = "actor";
+      if (c.current)
+        t.stopped = stop_reason::running;
+      r.children.push_back(std::move(t));
+    }
+    return r;
+  }
+
+  caf::result<actor_report> status() {
+    auto rp = self_->make_response_promise<actor_report>();
+    auto report = std::make_shared<actor_report>(
+      subtree_report(stop_reason::running));
+    auto pending = std::make_shared<size_t>(1);
+    auto done = [rp, report, pending]() mutable {
+      if (--*pending == 0)
+        rp.deliver(*report);
+    };
+    for (size_t i = 0; i < children_.size(); ++i) {
+      auto& c = children_[i];
+      if (!c.current || !c.protocol.troupe_aware)
+        continue;
+      ++*pending;
+      self_->request(c.current, query_timeout, status_atom::value)
+        .then(
+          [report, i, done, totals = c.totals](actor_report& live) mutable {
+            auto& slot = report->children[i];
+            slot.in = totals.in + live.in;
+            slot.out = totals.out + live.out;
+            slot.flushed = totals.flushed + live.flushed;
+            slot.dropped = totals.dropped + live.dropped;
+            slot.errors = totals.errors + live.errors;
+            slot.lost = totals.lost + live.lost;
+            slot.resent = totals.resent + live.resent;
+            slot.max_in_flight = std::max(totals.max_in_flight,
+                                          live.max_in_flight);
+            slot.kind = live.kind;
+            slot.children = std::move(live.children);
+            done();
+          },
+          [done](caf::error&) mutable { done(); });
+    }
+    done();
+    return rp;
+  }
+
+  spawn_context ctx_;
+  supervisor_spec spec_;
+  std::string name_;
+  caf::event_based_actor* self_ = nullptr;
+  std::vector<child> children_;
+  spawn_context::lookup_function lookup_;
+  mode mode_ = mode::running;
+  stop_kind shutdown_kind_ = stop_kind::drain;
+  std::optional<stop_sequence> stopping_;
+  std::deque<clock_type::time_point> restart_times_;
+  std::vector<std::pair<size_t, caf::error>> deferred_;
+  std::unordered_map<uint64_t, std::function<void()>> timers_;
+  uint64_t next_timer_ = 0;
+  std::vector<caf::response_promise> waiting_;
+  std::optional<stop_reason> final_how_;
+};
+
+caf::behavior supervisor_core::start(caf::event_based_actor* self) {
+  self_ = self;
+  // Every address exists before any child starts, so that a child can be
+  // wired to a sibling that starts after it.
+  auto addresses = std::make_shared<std::map<std::string, caf::actor>>();
+  for (auto& spec : spec_.children) {
+    child c;
+    c.spec = spec;
+    c.relay = spawn_relay(self->system(), spec.name, spec.restart_buffer);
+    c.totals.name = spec.name;
+    (*addresses)[spec.name] = c.relay;
+    children_.push_back(std::move(c));
+  }
+  lookup_ = [addresses, parent = ctx_](const std::string& name) {
+    auto i = addresses->find(name);
+    return i != addresses->end() ? i->second : parent.sibling(name);
+  };
+  for (size_t i = 0; i < children_.size(); ++i)
+    start_child(i);
+  auto core = shared_from_this();
+  self->set_down_handler(
+    [core](caf::down_msg& x) { core->on_down(x); });
+  return {
+    [core](timer_atom, uint64_t token) { core->on_timer(token); },
+    [core](start_failed_atom, uint64_t i, caf::error& reason) {
+      auto& c = core->children_[static_cast<size_t>(i)];
+      actor_report r;
+      r.name = c.spec.name;
+      r.kind = "actor";
+      r.stopped = stop_reason::crashed;
+      r.error = core->self_->system().render(reason);
+      c.last = std::move(r);
+      core->record_stop(c, reason);
+      core->child_exited(static_cast<size_t>(i), reason);
+    },
+    [core](const actor_report& x) {
+      // A child's final report; its down_msg follows.
+      for (auto& c : core->children_)
+        if (c.spec.name == x.name && c.current)
+          c.last = x;
+    },
+    [core](drain_atom) {
+      return core->shutdown(stop_kind::drain,
+                            shutdown_deadline(core->self_->system()));
+    },
+    [core](drain_atom, caf::timespan deadline) {
+      return core->shutdown(stop_kind::drain, deadline);
+    },
+    [core](cancel_atom) {
+      return core->shutdown(stop_kind::cancel,
+                            shutdown_deadline(core->self_->system()));
+    },
+    [core](stop_intake_atom) {
+      for (auto& c : core->children_)
+        if (c.current && c.protocol.intake)
+          core->self_->send(c.current, stop_intake_atom::value);
+    },
+    [core](status_atom) { return core->status(); },
+    [core](caf::get_atom, const std::string& name) -> caf::result<caf::actor> {
+      for (auto& c : core->children_)
+        if (c.spec.name == name)
+          return c.relay;
+      return caf::make_error(caf::sec::invalid_argument,
+                             "no child named " + name);
+    },
+  };
+}
+
+void supervisor_core::on_exit(const caf::error& reason) {
+  for (auto& c : children_) {
+    if (c.current)
+      caf::anon_send_exit(c.current, caf::exit_reason::kill);
+    caf::anon_send(c.relay, relay_close_atom::value);
+    caf::anon_send_exit(c.relay, caf::exit_reason::user_shutdown);
+  }
+  if (!ctx_.supervisor())
+    return;
+  auto how = final_how_ ? *final_how_ : stop_reason_of(reason, false);
+  auto report = subtree_report(how);
+  if (reason && reason != caf::exit_reason::normal)
+    report.error = self_->system().render(reason);
+  caf::anon_send(ctx_.supervisor(), std::move(report));
+}
+
+} // namespace
+
+caf::actor spawn_supervisor(spawn_context ctx, supervisor_spec spec) {
+  validate(spec);
+  auto core = std::make_shared<supervisor_core>(ctx, std::move(spec));
+  ctx.declare(child_protocol{true, true});
+  return ctx.system().spawn([core](caf::event_based_actor* self) {
+    self->attach_functor([core](const caf::error& reason) {
+      core->on_exit(reason);
+    });
+    return core->start(self);
+  });
+}
+
+child_spec supervisor_child(supervisor_spec spec, restart_type restart,
+                            caf::timespan shutdown) {
+  child_spec result;
+  result.name = spec.name;
+  result.restart = restart;
+  result.shutdown = shutdown;
+  result.start = [spec = std::move(spec)](const spawn_context& ctx) {
+    return spawn_supervisor(ctx, spec);
+  };
+  return result;
+}
+
+} // namespace troupe

@@ -1,0 +1,83 @@
+#pragma once
+
+// What the real-time test suites share: a troupe system with two scheduler
+// threads and a scoped actor to talk to it. Tests synchronise on messages;
+// receive timeouts are failure bounds only.
+
+#include <troupe/actors/messages.hpp>
+#include <troupe/actors/system.hpp>
+
+#include <caf/all.hpp>
+
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <string>
+
+namespace troupe::test {
+
+/// Generous bound for anything a test waits for; reaching it is a failure.
+constexpr auto patience = std::chrono::seconds(30);
+
+inline system_settings test_settings() {
+  system_settings s;
+  s.scheduler_threads = 2;
+  return s;
+}
+
+struct system_fixture {
+  troupe::system sys{test_settings()};
+  caf::scoped_actor self{sys.actors()};
+
+  /// Receives one message of type T (with the atoms or values before it
+  /// matched by the handler), failing the test after `patience`.
+  template <class T>
+  T receive_one(const std::string& what) {
+    T result{};
+    bool got = false;
+    self->receive([&](T& x) { result = std::move(x); got = true; },
+                  caf::after(patience) >> [&] {
+                    BOOST_FAIL("timed out waiting for " + what);
+                  });
+    BOOST_REQUIRE(got);
+    return result;
+  }
+
+  /// Waits for the down message of `who` (which the test must monitor).
+  caf::error wait_down(const caf::actor& who) {
+    caf::error reason;
+    bool got = false;
+    self->receive(
+      [&](caf::down_msg& x) {
+        BOOST_REQUIRE(x.source == who.address());
+        reason = x.reason;
+        got = true;
+      },
+      caf::after(patience) >> [&] { BOOST_FAIL("actor did not stop"); });
+    BOOST_REQUIRE(got);
+    return reason;
+  }
+
+  actor_report request_report(const caf::actor& who, caf::message msg) {
+    actor_report result;
+    self->request(who, patience, std::move(msg))
+      .receive([&](actor_report& r) { result = std::move(r); },
+               [&](caf::error& e) {
+                 BOOST_FAIL("request failed: " + sys.actors().render(e));
+               });
+    return result;
+  }
+};
+
+/// Finds a child report by name in a supervisor's report (depth first).
+inline const actor_report* find_report(const actor_report& root,
+                                       const std::string& name) {
+  if (root.name == name)
+    return &root;
+  for (auto& child : root.children)
+    if (auto found = find_report(child, name))
+      return found;
+  return nullptr;
+}
+
+} // namespace troupe::test
