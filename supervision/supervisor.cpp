@@ -75,6 +75,7 @@ private:
     actor_report totals;
     std::optional<actor_report> last;  // final report of `current`
     std::optional<stop_reason> forced; // set when the supervisor stopped it
+    uint64_t relay_lost = 0;           // messages its address could not deliver
   };
 
   struct stop_sequence {
@@ -159,6 +160,11 @@ private:
     if (c.forced)
       r.stopped = *c.forced;
     c.forced.reset();
+    // During a graceful shutdown, whatever ended normally ended because its
+    // intake stopped and its inputs drained.
+    if (r.stopped == stop_reason::completed && mode_ == mode::shutting_down
+        && shutdown_kind_ == stop_kind::drain)
+      r.stopped = stop_reason::drained;
     auto& t = c.totals;
     t.name = c.spec.name;
     t.kind = r.kind;
@@ -229,8 +235,14 @@ private:
     c.done = true;
     auto core = shared_from_this();
     self_->request(c.relay, query_timeout, relay_close_atom::value)
-      .then([core, i](uint64_t lost) { core->children_[i].totals.lost += lost; },
+      .then([core, i](uint64_t lost) { core->note_relay_lost(i, lost); },
             [](caf::error&) {});
+  }
+
+  // Relays count cumulatively; the latest count is the one to report.
+  void note_relay_lost(size_t i, uint64_t lost) {
+    auto& c = children_[i];
+    c.relay_lost = std::max(c.relay_lost, lost);
   }
 
   // Records a restart; false if that exceeds the restart intensity.
@@ -498,7 +510,7 @@ private:
       self_->request(children_[i].relay, query_timeout, relay_close_atom::value)
         .then(
           [core, i, done](uint64_t lost) {
-            core->children_[i].totals.lost += lost;
+            core->note_relay_lost(i, lost);
             done();
           },
           [done](caf::error&) { done(); });
@@ -512,6 +524,7 @@ private:
     r.stopped = how;
     for (auto& c : children_) {
       auto t = c.totals;
+      t.lost += c.relay_lost;
       t.name = c.spec.name;
       t.restarts = c.restarts;
       if (t.kind.empty())

@@ -1,0 +1,280 @@
+// Restart strategies, restart types, intensity and escalation, backoff, stable
+// addresses across restarts, and failures in factories and handlers.
+
+#include "supervision/children.hpp"
+
+#include <troupe/actors/errors.hpp>
+
+using namespace troupe;
+using namespace troupe::test;
+
+namespace {
+
+supervisor_spec three_children(caf::actor observer, restart_strategy strategy) {
+  supervisor_spec spec;
+  spec.name = "root";
+  spec.strategy = strategy;
+  spec.intensity = {10, std::chrono::seconds(10)};
+  for (auto name : {"a", "b", "c"})
+    spec.children.push_back(observed_child(name, observer));
+  return spec;
+}
+
+using events = std::vector<std::string>;
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(supervisor, event_log)
+
+BOOST_AUTO_TEST_CASE(children_start_in_order) {
+  auto sup = spawn_supervisor(sys, three_children(self, restart_strategy::one_for_one));
+  BOOST_CHECK((next_events(3) == events{"+a0", "+b0", "+c0"}));
+  self->send(sup, cancel_atom::value);
+  next_events(3);
+}
+
+BOOST_AUTO_TEST_CASE(one_for_one_restarts_only_the_failed_child) {
+  auto sup = spawn_supervisor(sys, three_children(self, restart_strategy::one_for_one));
+  next_events(3);
+  self->send(address_of(sup, "b"), crash_atom::value);
+  BOOST_CHECK((next_events(2) == events{"-b", "+b1"}));
+  expect_quiet(sup);
+  self->send(sup, cancel_atom::value);
+  BOOST_CHECK((next_events(3) == events{"-c", "-b", "-a"}));
+}
+
+BOOST_AUTO_TEST_CASE(one_for_all_stops_the_others_in_reverse_and_restarts_all) {
+  auto sup = spawn_supervisor(sys, three_children(self, restart_strategy::one_for_all));
+  next_events(3);
+  self->send(address_of(sup, "b"), crash_atom::value);
+  BOOST_CHECK((next_events(6) == events{"-b", "-c", "-a", "+a1", "+b1", "+c1"}));
+  expect_quiet(sup);
+  self->send(sup, cancel_atom::value);
+  next_events(3);
+}
+
+BOOST_AUTO_TEST_CASE(rest_for_one_restarts_the_failed_and_later_children) {
+  auto sup = spawn_supervisor(sys, three_children(self, restart_strategy::rest_for_one));
+  next_events(3);
+  self->send(address_of(sup, "b"), crash_atom::value);
+  BOOST_CHECK((next_events(4) == events{"-b", "-c", "+b1", "+c1"}));
+  expect_quiet(sup);
+  self->send(address_of(sup, "a"), crash_atom::value);
+  BOOST_CHECK((next_events(6) == events{"-a", "-c", "-b", "+a1", "+b2", "+c2"}));
+  expect_quiet(sup);
+  self->send(sup, cancel_atom::value);
+  next_events(3);
+}
+
+BOOST_AUTO_TEST_CASE(permanent_child_restarts_even_after_a_normal_exit) {
+  supervisor_spec spec;
+  spec.children = {observed_child("p", self, restart_type::permanent)};
+  auto sup = spawn_supervisor(sys, spec);
+  next_event();
+  self->send(address_of(sup, "p"), finish_atom::value);
+  BOOST_CHECK((next_events(2) == events{"-p", "+p1"}));
+  self->send(sup, cancel_atom::value);
+  next_event();
+}
+
+BOOST_AUTO_TEST_CASE(transient_child_restarts_only_after_a_failure) {
+  supervisor_spec spec;
+  spec.children = {observed_child("t", self, restart_type::transient)};
+  auto sup = spawn_supervisor(sys, spec);
+  next_event();
+  auto t = address_of(sup, "t");
+  self->send(t, crash_atom::value);
+  BOOST_CHECK((next_events(2) == events{"-t", "+t1"}));
+  self->send(t, finish_atom::value);
+  BOOST_CHECK_EQUAL(next_event(), "-t");
+  expect_quiet(sup);
+  auto report = request_report(sup, caf::make_message(status_atom::value));
+  BOOST_REQUIRE_EQUAL(report.children.size(), 1u);
+  BOOST_CHECK(report.children[0].stopped == stop_reason::completed);
+  BOOST_CHECK_EQUAL(report.children[0].restarts, 1u);
+  self->send(sup, cancel_atom::value);
+}
+
+BOOST_AUTO_TEST_CASE(temporary_child_is_never_restarted) {
+  supervisor_spec spec;
+  spec.children = {observed_child("tmp", self, restart_type::temporary),
+                   observed_child("other", self)};
+  auto sup = spawn_supervisor(sys, spec);
+  next_events(2);
+  self->send(address_of(sup, "tmp"), crash_atom::value);
+  BOOST_CHECK_EQUAL(next_event(), "-tmp");
+  expect_quiet(sup);
+  auto report = request_report(sup, caf::make_message(status_atom::value));
+  BOOST_CHECK(report.children[0].stopped == stop_reason::crashed);
+  BOOST_CHECK(report.children[1].stopped == stop_reason::running);
+  self->send(sup, cancel_atom::value);
+  next_event();
+}
+
+BOOST_AUTO_TEST_CASE(exceeding_intensity_fails_the_supervisor) {
+  supervisor_spec spec;
+  spec.intensity = {1, std::chrono::seconds(30)};
+  spec.children = {observed_child("w", self), observed_child("v", self)};
+  auto sup = spawn_supervisor(sys, spec);
+  self->monitor(sup);
+  next_events(2);
+  auto w = address_of(sup, "w");
+  self->send(w, crash_atom::value);
+  BOOST_CHECK((next_events(2) == events{"-w", "+w1"}));
+  self->send(w, crash_atom::value);
+  // The second restart is one too many: the children stop, reverse order.
+  BOOST_CHECK((next_events(2) == events{"-w", "-v"}));
+  auto reason = wait_down(sup);
+  BOOST_CHECK(reason == errc::restart_intensity_exceeded);
+}
+
+BOOST_AUTO_TEST_CASE(escalation_restarts_the_subtree_under_the_parent) {
+  supervisor_spec inner;
+  inner.name = "inner";
+  inner.intensity = {1, std::chrono::seconds(30)};
+  inner.children = {observed_child("w", self)};
+  supervisor_spec root;
+  root.name = "root";
+  root.children = {observed_child("peer", self), supervisor_child(inner)};
+  auto sup = spawn_supervisor(sys, root);
+  BOOST_CHECK((next_events(2) == events{"+peer0", "+w0"}));
+  // Ask the inner supervisor (through its stable address) for w's address.
+  auto w = address_of(address_of(sup, "inner"), "w");
+  self->send(w, crash_atom::value);
+  BOOST_CHECK((next_events(2) == events{"-w", "+w1"}));
+  self->send(w, crash_atom::value);
+  // inner gives up; root restarts inner, which starts a fresh w.
+  BOOST_CHECK((next_events(2) == events{"-w", "+w0"}));
+  expect_quiet(sup);
+  auto report = request_report(sup, caf::make_message(status_atom::value));
+  auto inner_report = find_report(report, "inner");
+  BOOST_REQUIRE(inner_report != nullptr);
+  BOOST_CHECK_EQUAL(inner_report->restarts, 1u);
+  BOOST_CHECK_EQUAL(find_report(report, "peer")->restarts, 0u);
+  self->send(sup, cancel_atom::value);
+  next_events(2);
+}
+
+BOOST_AUTO_TEST_CASE(backoff_spaces_restarts_exponentially) {
+  supervisor_spec spec;
+  spec.intensity = {5, std::chrono::seconds(30)};
+  spec.backoff = {std::chrono::milliseconds(40), std::chrono::seconds(1), 2.0};
+  spec.children = {observed_child("w", self)};
+  auto sup = spawn_supervisor(sys, spec);
+  next_event();
+  auto w = address_of(sup, "w");
+  using clock = std::chrono::steady_clock;
+  std::vector<clock::duration> waits;
+  for (uint32_t n = 1; n <= 3; ++n) {
+    self->send(w, crash_atom::value);
+    BOOST_CHECK_EQUAL(next_event(), "-w");
+    auto down_at = clock::now();
+    expect_start("w", n);
+    waits.push_back(clock::now() - down_at);
+  }
+  // A timer never fires early: each wait is at least the backoff.
+  BOOST_CHECK(waits[0] >= std::chrono::milliseconds(40));
+  BOOST_CHECK(waits[1] >= std::chrono::milliseconds(80));
+  BOOST_CHECK(waits[2] >= std::chrono::milliseconds(160));
+  self->send(sup, cancel_atom::value);
+}
+
+BOOST_AUTO_TEST_CASE(restarted_child_keeps_its_address_and_gets_held_messages) {
+  supervisor_spec spec;
+  // The backoff keeps the child down long enough to send it messages.
+  spec.backoff = {std::chrono::milliseconds(200), std::chrono::seconds(1), 2.0};
+  spec.children = {observed_child("w", self)};
+  auto sup = spawn_supervisor(sys, spec);
+  auto first = expect_start("w", 0);
+  auto w = address_of(sup, "w");
+  self->send(w, crash_atom::value);
+  BOOST_CHECK_EQUAL(next_event(), "-w");
+  // The relay saw the child go down before this test did (it monitored it
+  // first), so these are held for the next incarnation.
+  for (int i = 0; i < 5; ++i)
+    self->send(w, note_atom::value);
+  self->request(w, patience, whoami_atom::value)
+    .receive(
+      [&](const std::string& name, uint32_t incarnation, uint64_t notes) {
+        BOOST_CHECK_EQUAL(name, "w");
+        BOOST_CHECK_EQUAL(incarnation, 1u);
+        BOOST_CHECK_EQUAL(notes, 5u);
+      },
+      [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+  auto second = expect_start("w", 1);
+  BOOST_CHECK(first != second);
+  BOOST_CHECK(address_of(sup, "w") == w);
+  self->send(sup, cancel_atom::value);
+}
+
+BOOST_AUTO_TEST_CASE(messages_to_a_child_that_will_not_return_are_counted_lost) {
+  supervisor_spec spec;
+  spec.children = {observed_child("gone", self, restart_type::temporary)};
+  auto sup = spawn_supervisor(sys, spec);
+  next_event();
+  auto gone = address_of(sup, "gone");
+  self->send(gone, crash_atom::value);
+  BOOST_CHECK_EQUAL(next_event(), "-gone");
+  expect_quiet(sup);
+  for (int i = 0; i < 3; ++i)
+    self->send(gone, note_atom::value);
+  self->request(gone, patience, whoami_atom::value)
+    .receive([&](const std::string&, uint32_t, uint64_t) {
+               BOOST_ERROR("a child that is gone answered");
+             },
+             [&](caf::error& e) {
+               BOOST_CHECK(e == errc::child_unavailable);
+             });
+  auto report = request_report(sup, caf::make_message(drain_atom::value));
+  BOOST_REQUIRE_EQUAL(report.children.size(), 1u);
+  BOOST_CHECK_EQUAL(report.children[0].lost, 4u);
+}
+
+BOOST_AUTO_TEST_CASE(throwing_factory_is_a_crash_the_supervisor_handles) {
+  auto calls = std::make_shared<int>(0);
+  child_spec flaky;
+  flaky.name = "flaky";
+  flaky.start = [calls, observer = caf::actor{self}](const spawn_context& ctx) {
+    if ((*calls)++ == 0)
+      throw std::runtime_error("constructor failed");
+    auto handle = ctx.system().spawn(observed, std::string{"flaky"},
+                                     ctx.restarts(), observer);
+    caf::anon_send(observer, started_atom::value, std::string{"flaky"},
+                   ctx.restarts(), handle);
+    return handle;
+  };
+  supervisor_spec spec;
+  spec.children = {flaky};
+  auto sup = spawn_supervisor(sys, spec);
+  expect_start("flaky", 1);
+  auto report = request_report(sup, caf::make_message(status_atom::value));
+  BOOST_CHECK(report.children[0].stopped == stop_reason::running);
+  BOOST_CHECK_EQUAL(report.children[0].restarts, 1u);
+  BOOST_CHECK_EQUAL(*calls, 2);
+  self->send(sup, cancel_atom::value);
+  next_event();
+}
+
+BOOST_AUTO_TEST_CASE(throwing_handler_is_a_crash_the_supervisor_handles) {
+  child_spec thrower;
+  thrower.name = "thrower";
+  thrower.start = [observer = caf::actor{self}](const spawn_context& ctx) {
+    auto restarts = ctx.restarts();
+    caf::anon_send(observer, started_atom::value, std::string{"thrower"},
+                   restarts, caf::actor{});
+    return ctx.system().spawn([](caf::event_based_actor*) -> caf::behavior {
+      return {[](crash_atom) -> int { throw std::logic_error("handler threw"); }};
+    });
+  };
+  supervisor_spec spec;
+  spec.children = {thrower};
+  auto sup = spawn_supervisor(sys, spec);
+  expect_start("thrower", 0);
+  self->send(address_of(sup, "thrower"), crash_atom::value);
+  expect_start("thrower", 1);
+  auto report = request_report(sup, caf::make_message(status_atom::value));
+  BOOST_CHECK_EQUAL(report.children[0].restarts, 1u);
+  self->send(sup, cancel_atom::value);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
