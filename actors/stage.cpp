@@ -277,12 +277,14 @@ caf::actor spawn_core(spawn_context ctx, stage_config cfg,
   auto core = std::make_shared<stage_core>(ctx, std::move(cfg), window);
   core->set_logic(std::move(logic));
   ctx.declare(child_protocol{true, is_source});
-  auto fn = [core](caf::event_based_actor* self) {
+  // The core travels as a spawn argument: CAF 0.17 binds a reference to a
+  // null tuple when a spawned function takes no arguments (UBSan flags it).
+  auto fn = [](caf::event_based_actor* self, std::shared_ptr<stage_core> core) {
     self->attach_functor(
       [core](const caf::error& reason) { core->report_exit(reason); });
     return core->start(self);
   };
-  return ctx.system().spawn(fn);
+  return ctx.system().spawn(fn, std::move(core));
 }
 
 class function_stage final : public stage_logic {

@@ -680,12 +680,15 @@ caf::actor spawn_supervisor(spawn_context ctx, supervisor_spec spec) {
   validate(spec);
   auto core = std::make_shared<supervisor_core>(ctx, std::move(spec));
   ctx.declare(child_protocol{true, true});
-  return ctx.system().spawn([core](caf::event_based_actor* self) {
+  // The core is a spawn argument, not a capture: see spawn_core in stage.cpp.
+  auto fn = [](caf::event_based_actor* self,
+               std::shared_ptr<supervisor_core> core) {
     self->attach_functor([core](const caf::error& reason) {
       core->on_exit(reason);
     });
     return core->start(self);
-  });
+  };
+  return ctx.system().spawn(fn, std::move(core));
 }
 
 child_spec supervisor_child(supervisor_spec spec, restart_type restart,

@@ -15,7 +15,11 @@ child_spec noop_child(const std::string& name) {
   child_spec spec;
   spec.name = name;
   spec.start = [](const spawn_context& ctx) {
-    return ctx.system().spawn([]() -> caf::behavior { return {[](int) {}}; });
+    return ctx.system().spawn(
+      [](caf::event_based_actor*, std::string) -> caf::behavior {
+        return {[](int) {}};
+      },
+      ctx.name());
   };
   return spec;
 }

@@ -181,9 +181,11 @@ BOOST_AUTO_TEST_CASE(child_ignoring_the_drain_is_killed_at_its_deadline) {
   stubborn.shutdown = std::chrono::milliseconds(100);
   stubborn.start = [](const spawn_context& ctx) {
     ctx.declare(child_protocol{true, false});
-    return ctx.system().spawn([](caf::event_based_actor*) -> caf::behavior {
-      return {[](drain_atom, caf::timespan) { /* ignores it */ }};
-    });
+    return ctx.system().spawn(
+      [](caf::event_based_actor*, std::string) -> caf::behavior {
+        return {[](drain_atom, caf::timespan) { /* ignores it */ }};
+      },
+      ctx.name());
   };
   supervisor_spec spec;
   spec.children = {observed_child("polite", self), stubborn};

@@ -262,9 +262,11 @@ BOOST_AUTO_TEST_CASE(throwing_handler_is_a_crash_the_supervisor_handles) {
     auto restarts = ctx.restarts();
     caf::anon_send(observer, started_atom::value, std::string{"thrower"},
                    restarts, caf::actor{});
-    return ctx.system().spawn([](caf::event_based_actor*) -> caf::behavior {
-      return {[](crash_atom) -> int { throw std::logic_error("handler threw"); }};
-    });
+    return ctx.system().spawn(
+      [](caf::event_based_actor*, std::string) -> caf::behavior {
+        return {[](crash_atom) -> int { throw std::logic_error("handler threw"); }};
+      },
+      ctx.name());
   };
   supervisor_spec spec;
   spec.children = {thrower};

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Sets up, builds, runs and tests troupe on Debian 12. Every command first
+# installs the Debian packages that are missing (a no-op when all are there).
+#
+#   bash dev.sh run              build and run the main job: samples/supervised_pipeline
+#   bash dev.sh test             build and run the whole test suite (build/)
+#   bash dev.sh test --sanitize  the same under AddressSanitizer and
+#                                UndefinedBehaviorSanitizer (build-sanitize/)
+#   bash dev.sh setup            only install what is missing
+#
+# Builds treat warnings as errors.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+packages=(g++ meson ninja-build pkg-config python3 libcaf-dev libboost-test-dev
+          libtomlplusplus-dev libssl-dev)
+
+setup() {
+  local missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+      || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "dev.sh: installing ${missing[*]}" >&2
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+    --no-install-recommends "${missing[@]}" >&2
+}
+
+# build DIR [meson options...]
+build() {
+  local dir=$1
+  shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" --buildtype=release -Dwerror=true "$@" >&2
+  fi
+  ninja -C "$dir" >&2
+}
+
+# Prints the closing line: test cases passed and failed, over all suites.
+summarize() {
+  python3 - "$1/meson-logs/testlog.json" <<'PY'
+import json, re, sys
+passed = failed = 0
+for line in open(sys.argv[1]):
+    t = json.loads(line)
+    out = t.get("stdout", "") + t.get("stderr", "")
+    m = re.search(r"(\d+) test cases? out of (\d+) (passed|failed)", out)
+    if m:
+        n, total = int(m.group(1)), int(m.group(2))
+        if m.group(3) == "passed":
+            passed += n; failed += total - n
+        else:
+            failed += n; passed += total - n
+    elif t.get("result") == "OK":
+        passed += 1
+    else:
+        failed += 1
+print(f"{passed} passed, {failed} failed")
+PY
+}
+
+run_tests() {
+  local dir=$1
+  shift
+  build "$dir" "$@"
+  local status=0
+  meson test -C "$dir" --print-errorlogs || status=$?
+  summarize "$dir"
+  return $status
+}
+
+cmd=${1:-}
+case "$cmd" in
+  setup)
+    setup
+    ;;
+  run)
+    setup
+    build build
+    exec build/samples/supervised_pipeline "${@:2}"
+    ;;
+  test)
+    setup
+    if [ "${2:-}" = "--sanitize" ]; then
+      export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+      export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+      run_tests build-sanitize --buildtype=debugoptimized \
+        -Db_sanitize=address,undefined -Db_lundef=false
+    else
+      run_tests build
+    fi
+    ;;
+  *)
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac
