@@ -30,8 +30,13 @@ struct relay_state {
 
 using relay_actor = caf::stateful_actor<relay_state>;
 
-// Answers a request that cannot be delivered; counts it either way.
+// Answers a request that cannot be delivered; counts it either way. Credit and
+// stream items are not counted: the link protocol accounts for them (an
+// upstream reports what it still holds as dropped).
 void give_up(relay_actor* self, caf::mailbox_element& x) {
+  auto& content = x.content();
+  if (content.match_elements<demand>() || content.match_elements<link_items>())
+    return;
   ++self->state.lost;
   if (x.mid.is_request() && x.sender) {
     auto err = make_error(errc::child_unavailable, self->state.child);
