@@ -30,6 +30,11 @@ void source_logic::on_end(emitter&) {
 
 namespace {
 
+using crash_flush_atom = caf::atom_constant<caf::atom("trp_crashf")>;
+
+/// How long a stage whose logic threw may take to deliver what it had emitted.
+constexpr caf::timespan crash_flush_timeout = std::chrono::seconds(1);
+
 // The state of one stage incarnation, shared between its behavior and the
 // functor that reports its counters when it stops (also on crash or kill).
 class stage_core final : public emitter,
@@ -98,6 +103,7 @@ public:
         c->intake_stopped_ = true;
         c->pump();
       },
+      [c](crash_flush_atom) { c->exit_failed(); },
       [c](cancel_atom) {
         c->self_->quit(make_error(errc::cancelled));
       },
@@ -171,6 +177,10 @@ private:
   void pump() {
     if (finished_)
       return;
+    if (failure_) {
+      flush();
+      return;
+    }
     try {
       while (!ending_ && inputs_.has_item() && has_room()) {
         auto x = inputs_.take();
@@ -218,20 +228,33 @@ private:
     }
     inputs_.flush_acks(
       [this](const caf::actor& up, const demand& d) { self_->send(up, d); });
-    if (ending_ && all_ended) {
+    if (failure_) {
+      if (std::all_of(outputs_.begin(), outputs_.end(),
+                      [](const outbound_link& o) { return o.buffered() == 0; }))
+        exit_failed();
+    } else if (ending_ && all_ended) {
       finished_ = true;
       self_->quit();
     }
   }
 
-  // The logic threw: the item counts as an error and is acknowledged (so it is
-  // not sent again to the next incarnation); the stage exits with the error.
+  // The logic threw. The item counts as an error and is acknowledged, so it is
+  // not fed to the next incarnation again (no poison-pill loop); what is still
+  // queued is not acknowledged and goes to the next incarnation instead. What
+  // the logic emitted before it threw is valid data: the stage delivers it
+  // (within crash_flush_timeout) before it exits with the error.
   void fail(const std::string& what) {
     ++errors_;
+    failure_ = caf::make_error(caf::sec::runtime_error, what);
+    self_->delayed_send(self_, crash_flush_timeout, crash_flush_atom::value);
+    flush();
+  }
+
+  void exit_failed() {
+    if (finished_)
+      return;
     finished_ = true;
-    inputs_.flush_acks(
-      [this](const caf::actor& up, const demand& d) { self_->send(up, d); });
-    self_->quit(caf::make_error(caf::sec::runtime_error, what));
+    self_->quit(failure_);
   }
 
   spawn_context ctx_;
@@ -247,6 +270,7 @@ private:
   bool intake_stopped_ = false;
   bool ending_ = false;
   bool finished_ = false;
+  caf::error failure_;
   uint64_t in_ = 0;
   uint64_t out_ = 0;
   uint64_t flushed_ = 0;

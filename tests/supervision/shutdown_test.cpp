@@ -3,8 +3,8 @@
 // at its deadline, cancel stops everything, and signals reach the root.
 
 #include "supervision/children.hpp"
+#include "supervision/pipeline.hpp"
 
-#include <troupe/actors/stage.hpp>
 #include <troupe/supervision/shutdown.hpp>
 
 #include <csignal>
@@ -13,83 +13,6 @@ using namespace troupe;
 using namespace troupe::test;
 
 namespace {
-
-using progress_atom = caf::atom_constant<caf::atom("progress")>;
-using sink_done_atom = caf::atom_constant<caf::atom("sinkdone")>;
-
-// An endless source of 0, 1, 2, ... : only a shutdown ends it.
-child_spec counter_source(const std::string& next) {
-  child_spec spec;
-  spec.name = "source";
-  spec.restart = restart_type::transient;
-  spec.start = [next](const spawn_context& ctx) {
-    stage_config cfg;
-    cfg.next = {ctx.sibling(next)};
-    auto n = std::make_shared<uint64_t>(0);
-    return spawn_source(ctx, cfg, [n](emitter& out, size_t max) {
-      for (size_t k = 0; k < max; ++k)
-        out.push(caf::make_message((*n)++));
-      return true;
-    });
-  };
-  return spec;
-}
-
-child_spec transform_stage(const std::string& next) {
-  child_spec spec;
-  spec.name = "transform";
-  spec.restart = restart_type::transient;
-  spec.start = [next](const spawn_context& ctx) {
-    stage_config cfg;
-    cfg.next = {ctx.sibling(next)};
-    return spawn_stage(ctx, cfg, [](item& x, emitter& out) {
-      out.push(caf::make_message(x.get_as<uint64_t>(0) * 3 + 1));
-    });
-  };
-  return spec;
-}
-
-// Counts and sums; tells `observer` once `threshold` items arrived, and the
-// final count and sum at end of stream.
-class summing_sink final : public stage_logic {
-public:
-  summing_sink(caf::actor observer, uint64_t threshold)
-    : observer_(std::move(observer)), threshold_(threshold) {
-  }
-  void on_item(item& x, emitter&) override {
-    sum_ += x.get_as<uint64_t>(0);
-    if (++count_ == threshold_)
-      caf::anon_send(observer_, progress_atom::value);
-  }
-  void on_end(emitter&, const caf::error&) override {
-    caf::anon_send(observer_, sink_done_atom::value, count_, sum_);
-  }
-
-private:
-  caf::actor observer_;
-  uint64_t threshold_;
-  uint64_t count_ = 0;
-  uint64_t sum_ = 0;
-};
-
-child_spec summing_sink_child(caf::actor observer, uint64_t threshold) {
-  child_spec spec;
-  spec.name = "sink";
-  spec.restart = restart_type::transient;
-  spec.start = [observer, threshold](const spawn_context& ctx) {
-    return spawn_stage(ctx, stage_config{},
-                       std::make_unique<summing_sink>(observer, threshold));
-  };
-  return spec;
-}
-
-// Sum of 3i+1 for i in 0..n-1, wrapping like the sink's sum.
-uint64_t expected_sum(uint64_t n) {
-  uint64_t sum = 0;
-  for (uint64_t i = 0; i < n; ++i)
-    sum += i * 3 + 1;
-  return sum;
-}
 
 supervisor_spec pipeline_spec(caf::actor observer) {
   supervisor_spec spec;
@@ -124,7 +47,7 @@ BOOST_AUTO_TEST_CASE(graceful_shutdown_mid_stream_loses_nothing) {
   BOOST_CHECK_EQUAL(transform->out, source->out);
   BOOST_CHECK_EQUAL(sink->in, source->out);
   BOOST_CHECK_EQUAL(count, source->out);
-  BOOST_CHECK_EQUAL(sum, expected_sum(source->out));
+  BOOST_CHECK_EQUAL(sum, transformed_sum(source->out));
   for (auto r : {source, transform, sink}) {
     BOOST_CHECK_MESSAGE(r->stopped == stop_reason::drained,
                         r->name << " stopped " << to_string(r->stopped));

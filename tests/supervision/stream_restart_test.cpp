@@ -1,0 +1,115 @@
+// A stage that crashes mid-stream is restarted and rejoins its links by
+// itself; the stream goes on, and every item is accounted for.
+
+#include "supervision/pipeline.hpp"
+
+#include <troupe/supervision/shutdown.hpp>
+
+using namespace troupe;
+using namespace troupe::test;
+
+namespace {
+
+constexpr uint64_t items = 100000;
+constexpr uint64_t bad_item = 5000;
+
+// Sink that throws on the item with value `throw_at` in its first incarnation.
+child_spec throwing_sink_child(caf::actor observer, uint64_t throw_at) {
+  child_spec spec;
+  spec.name = "sink";
+  spec.restart = restart_type::transient;
+  spec.start = [observer, throw_at](const spawn_context& ctx) {
+    class logic final : public stage_logic {
+    public:
+      logic(caf::actor observer, bool first, uint64_t throw_at)
+        : inner_(std::move(observer), endless), first_(first), throw_at_(throw_at) {
+      }
+      void on_item(item& x, emitter& out) override {
+        if (first_ && x.get_as<uint64_t>(0) == throw_at_)
+          throw std::runtime_error("sink fails");
+        inner_.on_item(x, out);
+      }
+      void on_end(emitter& out, const caf::error& reason) override {
+        inner_.on_end(out, reason);
+      }
+
+    private:
+      summing_sink inner_;
+      bool first_;
+      uint64_t throw_at_;
+    };
+    return spawn_stage(ctx, stage_config{},
+                       std::make_unique<logic>(observer, ctx.restarts() == 0,
+                                               throw_at));
+  };
+  return spec;
+}
+
+actor_report run_to_end(system_fixture& f, supervisor_spec spec, uint64_t& count,
+                        uint64_t& sum) {
+  auto root = spawn_supervisor(f.sys, std::move(spec));
+  f.self->receive(
+    [&](sink_done_atom, uint64_t c, uint64_t s) {
+      count = c;
+      sum = s;
+    },
+    caf::after(patience) >> [] { BOOST_FAIL("stream never ended"); });
+  auto report = troupe::shutdown(f.sys, root);
+  BOOST_REQUIRE(report);
+  BOOST_TEST_MESSAGE(to_text(*report));
+  return *report;
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(stream_restart, system_fixture)
+
+BOOST_AUTO_TEST_CASE(stage_crash_mid_stream_loses_only_the_item_that_threw) {
+  supervisor_spec spec;
+  spec.name = "pipeline";
+  spec.children = {counter_source("transform", items),
+                   transform_stage("sink", bad_item),
+                   summing_sink_child(self, endless)};
+  uint64_t count = 0;
+  uint64_t sum = 0;
+  auto report = run_to_end(*this, spec, count, sum);
+  BOOST_CHECK_EQUAL(count, items - 1);
+  BOOST_CHECK_EQUAL(sum, transformed_sum(items) - (bad_item * 3 + 1));
+  auto source = find_report(report, "source");
+  auto transform = find_report(report, "transform");
+  auto sink = find_report(report, "sink");
+  BOOST_REQUIRE(source && transform && sink);
+  BOOST_CHECK_EQUAL(source->out, items);
+  BOOST_CHECK_EQUAL(transform->restarts, 1u);
+  BOOST_CHECK_EQUAL(transform->errors, 1u);
+  BOOST_CHECK_EQUAL(transform->dropped, 0u);
+  BOOST_CHECK_EQUAL(transform->in, items);
+  BOOST_CHECK_EQUAL(sink->in, items - 1);
+  BOOST_CHECK_EQUAL(totals(report).lost, 0u);
+}
+
+BOOST_AUTO_TEST_CASE(restarted_downstream_gets_unacknowledged_items_again) {
+  supervisor_spec spec;
+  spec.name = "pipeline";
+  spec.children = {counter_source("transform", items), transform_stage("sink"),
+                   throwing_sink_child(self, bad_item * 3 + 1)};
+  uint64_t count = 0;
+  uint64_t sum = 0;
+  auto report = run_to_end(*this, spec, count, sum);
+  auto transform = find_report(report, "transform");
+  auto sink = find_report(report, "sink");
+  BOOST_REQUIRE(transform && sink);
+  BOOST_CHECK_EQUAL(sink->restarts, 1u);
+  BOOST_CHECK_EQUAL(sink->errors, 1u);
+  // Every item reached the sink once: the one that threw in the first
+  // incarnation, the rest in one or the other.
+  BOOST_CHECK_EQUAL(sink->in, items);
+  BOOST_CHECK_EQUAL(transform->out, items);
+  BOOST_CHECK_EQUAL(transform->dropped, 0u);
+  BOOST_CHECK_EQUAL(totals(report).lost, 0u);
+  // The second incarnation saw everything after the bad item, in order.
+  BOOST_CHECK_EQUAL(count, items - bad_item - 1);
+  BOOST_CHECK_EQUAL(sum, transformed_sum(items) - transformed_sum(bad_item + 1));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
