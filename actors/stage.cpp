@@ -32,8 +32,14 @@ namespace {
 
 using crash_flush_atom = caf::atom_constant<caf::atom("trp_crashf")>;
 
+using source_poll_atom = caf::atom_constant<caf::atom("trp_spoll")>;
+
 /// How long a stage whose logic threw may take to deliver what it had emitted.
 constexpr caf::timespan crash_flush_timeout = std::chrono::seconds(1);
+
+/// How often a source that had nothing to emit is asked again.
+constexpr caf::timespan min_poll_delay = std::chrono::milliseconds(1);
+constexpr caf::timespan max_poll_delay = std::chrono::milliseconds(100);
 
 // The state of one stage incarnation, shared between its behavior and the
 // functor that reports its counters when it stops (also on crash or kill).
@@ -72,7 +78,8 @@ public:
     auto c = shared_from_this();
     return {
       [c](link_open& x) {
-        c->self_->send(x.upstream, c->inputs_.open(x));
+        if (auto first = c->inputs_.open(x))
+          c->self_->send(x.upstream, *first);
         c->pump();
       },
       [c](link_items& x) {
@@ -104,6 +111,10 @@ public:
         c->pump();
       },
       [c](crash_flush_atom) { c->exit_failed(); },
+      [c](source_poll_atom) {
+        c->poll_pending_ = false;
+        c->pump();
+      },
       [c](cancel_atom) {
         c->self_->quit(make_error(errc::cancelled));
       },
@@ -139,8 +150,10 @@ public:
     for (auto& o : outputs_) {
       r.resent += o.resent();
       r.max_in_flight = std::max(r.max_in_flight, o.max_in_flight());
+      // Sent, unacknowledged items are not counted: a surviving downstream
+      // still consumes them.
       if (how != stop_reason::running)
-        r.dropped += o.buffered();
+        r.dropped += o.pending();
     }
     return r;
   }
@@ -190,8 +203,8 @@ private:
       if (source_ && !ending_) {
         if (intake_stopped_)
           begin_end(caf::error{});
-        else if (has_room() && !source_->produce(*this, room()))
-          begin_end(caf::error{});
+        else if (has_room())
+          produce();
       } else if (stage_ && !ending_ && inputs_done()) {
         begin_end(inputs_.error());
       }
@@ -203,6 +216,27 @@ private:
       return;
     }
     flush();
+  }
+
+  void produce() {
+    auto before = out_;
+    if (!source_->produce(*this, room())) {
+      begin_end(caf::error{});
+      return;
+    }
+    if (out_ != before) {
+      poll_delay_ = min_poll_delay;
+      return;
+    }
+    // Nothing now and nothing in flight: no demand will come back to wake the
+    // source, so it asks again later, backing off while it stays empty.
+    bool idle = std::all_of(outputs_.begin(), outputs_.end(),
+                            [](const outbound_link& o) { return o.buffered() == 0; });
+    if (idle && !poll_pending_) {
+      poll_pending_ = true;
+      self_->delayed_send(self_, poll_delay_, source_poll_atom::value);
+      poll_delay_ = std::min(poll_delay_ * 2, max_poll_delay);
+    }
   }
 
   void begin_end(const caf::error& reason) {
@@ -271,6 +305,8 @@ private:
   bool ending_ = false;
   bool finished_ = false;
   caf::error failure_;
+  bool poll_pending_ = false;
+  caf::timespan poll_delay_ = min_poll_delay;
   uint64_t in_ = 0;
   uint64_t out_ = 0;
   uint64_t flushed_ = 0;

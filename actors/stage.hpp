@@ -53,6 +53,9 @@ class source_logic {
 public:
   virtual ~source_logic();
   /// Emit at most `max` items (fewer is fine); return false once exhausted.
+  /// Called again as credit comes back. A source with nothing to emit yet
+  /// (waiting for outside input) may emit nothing: it is asked again after a
+  /// delay that grows from 1 ms to 100 ms while it stays empty.
   virtual bool produce(emitter& out, size_t max) = 0;
   /// Called once when the source ends (exhausted or drained).
   virtual void on_end(emitter& out);

@@ -43,6 +43,11 @@ void outbound_link::push(item x) {
 bool outbound_link::on_demand(const demand& x) {
   bool restarted = x.epoch != epoch_;
   if (restarted) {
+    if (std::find(past_epochs_.begin(), past_epochs_.end(), x.epoch)
+        != past_epochs_.end())
+      return false; // overtaken by its successor's demand
+    if (epoch_ != 0)
+      past_epochs_.push_back(epoch_);
     epoch_ = x.epoch;
     if (next_send_ > base_) {
       resent_ += next_send_ - base_;
@@ -94,11 +99,14 @@ inbound_links::inbound_links(uint64_t epoch, uint32_t window)
   // nop
 }
 
-demand inbound_links::open(const link_open& x) {
+std::optional<demand> inbound_links::open(const link_open& x) {
+  if (retired_.count(x.link) != 0)
+    return std::nullopt;
   auto& cur = current_[x.upstream];
   if (cur != 0 && cur != x.link) {
     // A restarted upstream: its old link will never end by itself.
     links_[cur].ended = true;
+    retired_.insert(cur);
   }
   cur = x.link;
   auto& l = links_[x.link];

@@ -20,7 +20,9 @@
 
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace troupe {
@@ -58,6 +60,11 @@ public:
     return buffer_.size() < window_ ? window_ - buffer_.size() : 0;
   }
 
+  /// Items waiting for credit: never sent.
+  uint64_t pending() const noexcept {
+    return base_ + buffer_.size() - next_send_;
+  }
+
   /// Items sent and not yet acknowledged.
   uint64_t in_flight() const noexcept {
     return next_send_ - base_;
@@ -79,6 +86,7 @@ public:
 
   /// Applies credit. Returns true if the demand came from a new downstream
   /// incarnation, in which case unacknowledged items will be sent again.
+  /// Demand from an incarnation that was already replaced is ignored.
   bool on_demand(const demand& x);
 
   /// Moves the items that credit allows into `out`; false if there are none.
@@ -114,6 +122,7 @@ private:
   uint64_t next_send_ = 0;
   uint64_t limit_ = 0;
   uint64_t epoch_ = 0;
+  std::vector<uint64_t> past_epochs_; // replaced incarnations, never again
   uint32_t window_ = 0;
   uint64_t max_in_flight_ = 0;
   uint64_t resent_ = 0;
@@ -133,8 +142,9 @@ public:
   }
 
   /// Registers a link, replacing an earlier one from the same upstream (a
-  /// restarted upstream), and returns the first demand for it.
-  demand open(const link_open& x);
+  /// restarted upstream), and returns the first demand for it. Returns
+  /// nothing for a link that was already replaced (a late, stale open).
+  std::optional<demand> open(const link_open& x);
 
   /// Queues the items of `x` that are new; stale or duplicate ones are
   /// counted and dropped.
@@ -209,6 +219,7 @@ private:
   std::unordered_map<uint64_t, link_state> links_;
   // Current link per upstream; an upstream that reopens replaces its link.
   std::unordered_map<caf::actor, uint64_t> current_;
+  std::unordered_set<uint64_t> retired_; // links replaced by a newer one
   std::deque<chunk> queue_;
   size_t queued_ = 0;
   std::vector<uint64_t> dirty_;

@@ -24,6 +24,7 @@ struct relay_state {
   std::deque<caf::mailbox_element_ptr> held;
   std::map<caf::actor, caf::message> opens; // latest link_open per upstream
   std::map<uint64_t, caf::message> ends;    // end_of_stream per link
+  std::map<uint64_t, caf::actor> downstreams; // who sends credit, per link
   uint64_t lost = 0;
   static inline const char* name = "troupe.relay";
 };
@@ -66,13 +67,21 @@ void attach(relay_actor* self, caf::actor target) {
   }
 }
 
-void close(relay_actor* self) {
+// `notify_downstream`: the child failed for good, so the links it fed will
+// never end by themselves: end them with an error instead.
+void close(relay_actor* self, bool notify_downstream) {
   auto& st = self->state;
   st.closed = true;
   st.target = nullptr;
   for (auto& x : st.held)
     give_up(self, *x);
   st.held.clear();
+  if (notify_downstream)
+    for (auto& [link, downstream] : st.downstreams)
+      self->send(downstream, end_of_stream{link, make_error(
+                                                   errc::child_unavailable,
+                                                   st.child)});
+  st.downstreams.clear();
 }
 
 caf::result<caf::message> on_message(caf::scheduled_actor* ptr,
@@ -81,10 +90,19 @@ caf::result<caf::message> on_message(caf::scheduled_actor* ptr,
   auto& st = self->state;
   auto& current = *self->current_mailbox_element();
   auto msg = view.move_content_to_message();
-  if (msg.match_elements<link_open>())
+  // Link openings and ends are recorded, and replayed to each incarnation
+  // instead of being held (a held copy would arrive after the replay).
+  bool replayed = false;
+  if (msg.match_elements<link_open>()) {
     st.opens[msg.get_as<link_open>(0).upstream] = msg;
-  else if (msg.match_elements<end_of_stream>())
+    replayed = true;
+  } else if (msg.match_elements<end_of_stream>()) {
     st.ends[msg.get_as<end_of_stream>(0).link] = msg;
+    replayed = true;
+  } else if (msg.match_elements<demand>() && current.sender) {
+    st.downstreams[msg.get_as<demand>(0).link]
+      = caf::actor_cast<caf::actor>(current.sender);
+  }
   auto element = caf::make_mailbox_element(std::move(current.sender),
                                            current.mid,
                                            std::move(current.stages), msg);
@@ -93,8 +111,8 @@ caf::result<caf::message> on_message(caf::scheduled_actor* ptr,
     forward(self, std::move(element));
   } else if (st.closed) {
     give_up(self, *element);
-  } else if (msg.match_elements<link_items>()) {
-    // Not lost: the upstream keeps unacknowledged items and resends them.
+  } else if (replayed || msg.match_elements<link_items>()) {
+    // Not lost: replayed on attach, or kept and resent by the upstream.
   } else if (st.held.size() < st.capacity) {
     st.held.emplace_back(std::move(element));
   } else {
@@ -116,9 +134,13 @@ caf::behavior relay(relay_actor* self, std::string child, size_t capacity) {
       if (!self->state.closed)
         attach(self, std::move(target));
     },
-    [self](relay_close_atom) {
-      close(self);
+    [self](relay_close_atom, bool notify_downstream) {
+      close(self, notify_downstream);
       return self->state.lost;
+    },
+    [self](relay_stop_atom) {
+      close(self, false);
+      self->quit();
     },
     [self](relay_lost_atom) { return self->state.lost; },
   };

@@ -25,8 +25,14 @@ namespace troupe {
 /// (relay_attach_atom, caf::actor): forward to this incarnation from now on.
 using relay_attach_atom = caf::atom_constant<caf::atom("trp_rattch")>;
 
-/// (relay_close_atom) -> uint64_t lost: the child will not come back.
+/// (relay_close_atom, bool notify_downstream) -> uint64_t lost: the child
+/// will not come back. With notify_downstream (it failed), the stream links
+/// it fed get end_of_stream with errc::child_unavailable, so that its
+/// downstream stages end instead of waiting for it forever.
 using relay_close_atom = caf::atom_constant<caf::atom("trp_rclose")>;
+
+/// (relay_stop_atom): close, then exit (the supervisor is going away).
+using relay_stop_atom = caf::atom_constant<caf::atom("trp_rstop")>;
 
 /// (relay_lost_atom) -> uint64_t lost so far.
 using relay_lost_atom = caf::atom_constant<caf::atom("trp_rlost")>;

@@ -28,7 +28,7 @@ using start_failed_atom = caf::atom_constant<caf::atom("trp_sfail")>;
 /// How long a killed child gets to go before the supervisor stops waiting.
 constexpr caf::timespan kill_grace = std::chrono::seconds(1);
 
-/// How long status and relay requests may take.
+/// How long status and relay requests, and late final reports, may take.
 constexpr caf::timespan query_timeout = std::chrono::seconds(1);
 
 using clock_type = std::chrono::steady_clock;
@@ -44,23 +44,35 @@ enum class mode {
   restarting,    // stopping siblings before a group restart
   shutting_down, // drain or cancel requested
   escalating,    // intensity exceeded: stopping everything, then failing
-  finished,
+  finished,      // children stopped; collecting the last counts
 };
+
+// Adds the counters of `from` (one incarnation) to `into` (all of them).
+void add_counters(actor_report& into, const actor_report& from) {
+  into.in += from.in;
+  into.out += from.out;
+  into.flushed += from.flushed;
+  into.dropped += from.dropped;
+  into.errors += from.errors;
+  into.lost += from.lost;
+  into.resent += from.resent;
+  into.max_in_flight = std::max(into.max_in_flight, from.max_in_flight);
+  if (!from.kind.empty())
+    into.kind = from.kind;
+  into.children = from.children;
+}
 
 class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
 public:
   supervisor_core(spawn_context ctx, supervisor_spec spec)
     : ctx_(std::move(ctx)), spec_(std::move(spec)) {
-    if (!ctx_.name().empty())
-      name_ = ctx_.name();
-    else
-      name_ = spec_.name;
+    name_ = ctx_.name().empty() ? spec_.name : ctx_.name();
   }
 
   caf::behavior start(caf::event_based_actor* self);
 
-  // Runs as the supervisor exits, whatever the reason: stops what is left and
-  // reports the subtree to the parent.
+  // Runs as the supervisor exits, whatever the reason: stops what is left,
+  // answers whoever still waits, and reports the subtree to the parent.
   void on_exit(const caf::error& reason);
 
 private:
@@ -72,8 +84,12 @@ private:
     bool done = false;
     uint32_t restarts = 0;
     std::deque<clock_type::time_point> restart_times;
-    actor_report totals;
-    std::optional<actor_report> last;  // final report of `current`
+    actor_report totals; // counters summed over incarnations; last stop
+    // A troupe child's final report and its down message come in either
+    // order: `early` holds a report that came first, `reports_due` counts
+    // downs whose report is still to come.
+    std::optional<actor_report> early;
+    uint32_t reports_due = 0;
     std::optional<stop_reason> forced; // set when the supervisor stopped it
     uint64_t relay_lost = 0;           // messages its address could not deliver
   };
@@ -91,9 +107,8 @@ private:
 
   void start_child(size_t i) {
     auto& c = children_[i];
-    auto self_handle = caf::actor_cast<caf::actor>(self_);
-    spawn_context ctx{self_->system(), c.spec.name, c.relay, self_handle,
-                      c.restarts, lookup_};
+    spawn_context ctx{self_->system(), c.spec.name, c.relay,
+                      caf::actor_cast<caf::actor>(self_), c.restarts, lookup_};
     caf::actor handle;
     std::string failure;
     try {
@@ -106,6 +121,7 @@ private:
       failure = "factory threw an unknown exception";
     }
     if (!failure.empty()) {
+      c.protocol = child_protocol{}; // no report will come from this start
       // Handled as a message, not in place: the failure may restart siblings
       // while a start loop is still running.
       self_->send(self_, start_failed_atom::value, static_cast<uint64_t>(i),
@@ -118,6 +134,9 @@ private:
     c.done = false;
     self_->monitor(handle);
     self_->send(c.relay, relay_attach_atom::value, handle);
+    // A source restarted after intake stopped must not start producing.
+    if (intake_stopped_ && c.protocol.intake)
+      self_->send(handle, stop_intake_atom::value);
   }
 
   // -- child exits ------------------------------------------------------------
@@ -138,6 +157,7 @@ private:
     record_stop(c, x.reason);
     if (stopping_ && stopping_->pos < stopping_->order.size()
         && stopping_->order[stopping_->pos] == *idx) {
+      timers_.erase(stopping_->timer);
       ++stopping_->pos;
       advance();
       return;
@@ -145,47 +165,58 @@ private:
     child_exited(*idx, x.reason);
   }
 
+  void on_report(const actor_report& x) {
+    for (auto& c : children_) {
+      if (c.spec.name != x.name)
+        continue;
+      if (c.reports_due > 0) {
+        --c.reports_due;
+        add_counters(c.totals, x);
+        try_complete();
+      } else if (c.current) {
+        c.early = x;
+      }
+      return;
+    }
+  }
+
+  // Records how an incarnation stopped, and its counters if its report came.
   void record_stop(child& c, const caf::error& reason) {
-    actor_report r;
-    if (c.last) {
-      r = std::move(*c.last);
-      c.last.reset();
+    auto how = stop_reason_of(reason, false);
+    if (c.early) {
+      how = c.early->stopped;
+      add_counters(c.totals, *c.early);
+      c.early.reset();
+    } else if (c.protocol.troupe_aware) {
+      ++c.reports_due;
     } else {
-      r.name = c.spec.name;
-      r.kind = "actor";
-      r.stopped = stop_reason_of(reason, false);
-      if (reason)
-        r.error = self_->system().render(reason);
+      c.totals.kind = "actor";
     }
     if (c.forced)
-      r.stopped = *c.forced;
+      how = *c.forced;
+    // During a graceful shutdown, whatever ended normally (or by the exit a
+    // plain actor gets) ended because its intake stopped and its inputs
+    // drained.
+    if (!c.forced && mode_ == mode::shutting_down
+        && shutdown_kind_ == stop_kind::drain
+        && (how == stop_reason::completed || how == stop_reason::stopped))
+      how = stop_reason::drained;
     c.forced.reset();
-    // During a graceful shutdown, whatever ended normally ended because its
-    // intake stopped and its inputs drained.
-    if (r.stopped == stop_reason::completed && mode_ == mode::shutting_down
-        && shutdown_kind_ == stop_kind::drain)
-      r.stopped = stop_reason::drained;
-    auto& t = c.totals;
-    t.name = c.spec.name;
-    t.kind = r.kind;
-    t.in += r.in;
-    t.out += r.out;
-    t.flushed += r.flushed;
-    t.dropped += r.dropped;
-    t.errors += r.errors;
-    t.lost += r.lost;
-    t.resent += r.resent;
-    t.max_in_flight = std::max(t.max_in_flight, r.max_in_flight);
-    t.restarts = c.restarts;
-    t.stopped = r.stopped;
-    t.error = std::move(r.error);
-    t.children = std::move(r.children);
+    c.totals.stopped = how;
+    bool notable = how == stop_reason::crashed || how == stop_reason::killed;
+    c.totals.error = notable && reason ? self_->system().render(reason)
+                                       : std::string{};
+  }
+
+  static bool failed(const caf::error& reason) {
+    return reason && reason != caf::exit_reason::normal
+           && reason != caf::exit_reason::user_shutdown;
   }
 
   void child_exited(size_t i, const caf::error& reason) {
     if (mode_ == mode::shutting_down || mode_ == mode::escalating
         || mode_ == mode::finished) {
-      children_[i].done = true;
+      give_up(i, failed(reason));
       return;
     }
     if (mode_ == mode::restarting) {
@@ -194,7 +225,7 @@ private:
     }
     auto& c = children_[i];
     if (!wants_restart(c, reason)) {
-      give_up(i);
+      give_up(i, failed(reason));
       check_auto_shutdown();
       return;
     }
@@ -221,20 +252,20 @@ private:
       case restart_type::permanent:
         return true;
       case restart_type::transient:
-        return reason && reason != caf::exit_reason::normal
-               && reason != caf::exit_reason::user_shutdown;
+        return failed(reason);
       case restart_type::temporary:
         return false;
     }
     return false;
   }
 
-  // The child will not run again: its address stops holding messages.
-  void give_up(size_t i) {
+  // The child will not run again: its address stops holding messages and, if
+  // it failed, ends the stream links it fed.
+  void give_up(size_t i, bool failed) {
     auto& c = children_[i];
     c.done = true;
     auto core = shared_from_this();
-    self_->request(c.relay, query_timeout, relay_close_atom::value)
+    self_->request(c.relay, query_timeout, relay_close_atom::value, failed)
       .then([core, i](uint64_t lost) { core->note_relay_lost(i, lost); },
             [](caf::error&) {});
   }
@@ -296,7 +327,7 @@ private:
       if (c.current)
         continue;
       if (c.spec.restart == restart_type::temporary) {
-        give_up(i); // OTP: a temporary child is not restarted with its group
+        give_up(i, false); // OTP: a temporary child is not restarted with its group
         continue;
       }
       ++c.restarts;
@@ -350,8 +381,14 @@ private:
       auto& c = children_[seq.order[seq.pos]];
       if (c.current) {
         seq.killed = false;
-        signal(c, seq.kind);
-        seq.timer = after(c.spec.shutdown, [this] { stop_overdue(); });
+        if (deadline_passed_) {
+          kill(c);
+          seq.killed = true;
+          seq.timer = after(kill_grace, [this] { stop_overdue(); });
+        } else {
+          signal(c, seq.kind);
+          seq.timer = after(c.spec.shutdown, [this] { stop_overdue(); });
+        }
         return;
       }
       ++seq.pos;
@@ -377,16 +414,21 @@ private:
       self_->send_exit(c.current, caf::exit_reason::user_shutdown);
   }
 
+  void kill(child& c) {
+    c.forced = stop_reason::killed;
+    self_->send_exit(c.current, caf::exit_reason::kill);
+  }
+
   // The child being stopped missed its deadline: kill it, and after a grace
   // period move on even if it never answers (a handler that never returns).
   void stop_overdue() {
+    if (!stopping_ || stopping_->pos >= stopping_->order.size())
+      return;
     auto& seq = *stopping_;
-    auto i = seq.order[seq.pos];
-    auto& c = children_[i];
+    auto& c = children_[seq.order[seq.pos]];
     if (!seq.killed) {
       seq.killed = true;
-      c.forced = stop_reason::killed;
-      self_->send_exit(c.current, caf::exit_reason::kill);
+      kill(c);
       seq.timer = after(kill_grace, [this] { stop_overdue(); });
       return;
     }
@@ -398,14 +440,15 @@ private:
 
   // -- timers -----------------------------------------------------------------
 
+  // Runs `f` after `delay`, always from a later message (never in place, so
+  // callers never see their own state change under them).
   uint64_t after(caf::timespan delay, std::function<void()> f) {
-    if (delay <= caf::timespan{0}) {
-      f();
-      return 0;
-    }
     auto token = ++next_timer_;
     timers_.emplace(token, std::move(f));
-    self_->delayed_send(self_, delay, timer_atom::value, token);
+    if (delay <= caf::timespan{0})
+      self_->send(self_, timer_atom::value, token);
+    else
+      self_->delayed_send(self_, delay, timer_atom::value, token);
     return token;
   }
 
@@ -422,10 +465,10 @@ private:
 
   caf::result<actor_report> shutdown(stop_kind kind, caf::timespan deadline) {
     caf::response_promise rp;
-    if (self_->current_message_id().is_request())
+    if (self_->current_message_id().is_request()) {
       rp = self_->make_response_promise();
-    if (rp.pending())
       waiting_.push_back(rp);
+    }
     if (mode_ == mode::shutting_down) {
       if (kind == stop_kind::cancel && shutdown_kind_ == stop_kind::drain)
         upgrade_to_cancel();
@@ -438,20 +481,24 @@ private:
     timers_.clear(); // pending restarts and stop timers are void now
     deferred_.clear();
     stopping_.reset();
-    if (kind == stop_kind::drain) {
-      for (auto& c : children_)
-        if (c.current && c.protocol.intake)
-          self_->send(c.current, stop_intake_atom::value);
-      // Leave a margin so that a nested supervisor can still report before
-      // its parent's deadline for it runs out.
-      after(deadline - deadline / 10, [this] { deadline_passed(); });
-    }
+    if (kind == stop_kind::drain)
+      stop_intake();
+    // Every supervisor keeps a margin, so that a nested one still reports
+    // before its parent's deadline for it runs out.
+    after(deadline - deadline / 10, [this] { deadline_passes(); });
     stop_children(reverse_start_order(), kind, [this] {
       finish(shutdown_kind_ == stop_kind::drain ? stop_reason::drained
                                                 : stop_reason::cancelled,
              caf::error{});
     });
     return rp;
+  }
+
+  void stop_intake() {
+    intake_stopped_ = true;
+    for (auto& c : children_)
+      if (c.current && c.protocol.intake)
+        self_->send(c.current, stop_intake_atom::value);
   }
 
   void upgrade_to_cancel() {
@@ -466,18 +513,18 @@ private:
     }
   }
 
-  // The shutdown deadline passed: every child still running is killed.
-  void deadline_passed() {
+  // The shutdown deadline passed: every child still running is killed, and
+  // those still to come in the stop order are killed without waiting.
+  void deadline_passes() {
+    deadline_passed_ = true;
     if (!stopping_)
       return;
     for (size_t k = stopping_->pos; k < stopping_->order.size(); ++k) {
       auto& c = children_[stopping_->order[k]];
-      if (c.current) {
-        c.forced = stop_reason::killed;
-        self_->send_exit(c.current, caf::exit_reason::kill);
-      }
+      if (c.current)
+        kill(c);
     }
-    if (stopping_->pos < stopping_->order.size()) {
+    if (stopping_->pos < stopping_->order.size() && !stopping_->killed) {
       stopping_->killed = true;
       timers_.erase(stopping_->timer);
       stopping_->timer = after(kill_grace, [this] { stop_overdue(); });
@@ -485,35 +532,49 @@ private:
   }
 
   // Closes the children's addresses (their lost counts go into the report),
-  // answers the shutdown requests and stops.
+  // waits for the final reports still on their way, answers the shutdown
+  // requests and stops.
   void finish(stop_reason how, caf::error reason) {
     mode_ = mode::finished;
     timers_.clear();
-    auto pending = std::make_shared<size_t>(children_.size());
+    stopping_.reset();
+    finish_how_ = how;
+    finish_reason_ = reason ? std::move(reason) : exit_reason_;
+    pending_closes_ = children_.size();
     auto core = shared_from_this();
-    auto done = [core, pending, how, reason] {
-      if (--*pending > 0)
-        return;
-      auto report = core->subtree_report(how);
-      for (auto& rp : core->waiting_)
-        rp.deliver(report);
-      core->waiting_.clear();
-      core->final_how_ = how;
-      core->self_->quit(reason);
-    };
-    if (children_.empty()) {
-      ++*pending;
-      done();
-      return;
-    }
     for (size_t i = 0; i < children_.size(); ++i)
-      self_->request(children_[i].relay, query_timeout, relay_close_atom::value)
+      self_->request(children_[i].relay, query_timeout, relay_close_atom::value,
+                     false)
         .then(
-          [core, i, done](uint64_t lost) {
+          [core, i](uint64_t lost) {
             core->note_relay_lost(i, lost);
-            done();
+            --core->pending_closes_;
+            core->try_complete();
           },
-          [done](caf::error&) { done(); });
+          [core](caf::error&) {
+            --core->pending_closes_;
+            core->try_complete();
+          });
+    after(query_timeout, [this] {
+      reports_overdue_ = true;
+      try_complete();
+    });
+    try_complete();
+  }
+
+  void try_complete() {
+    if (mode_ != mode::finished || completed_ || pending_closes_ > 0)
+      return;
+    if (!reports_overdue_)
+      for (auto& c : children_)
+        if (c.reports_due > 0)
+          return;
+    completed_ = true;
+    auto report = subtree_report(finish_how_);
+    for (auto& rp : waiting_)
+      rp.deliver(report);
+    waiting_.clear();
+    self_->quit(finish_reason_);
   }
 
   actor_report subtree_report(stop_reason how) const {
@@ -552,19 +613,8 @@ private:
       ++*pending;
       self_->request(c.current, query_timeout, status_atom::value)
         .then(
-          [report, i, done, totals = c.totals](actor_report& live) mutable {
-            auto& slot = report->children[i];
-            slot.in = totals.in + live.in;
-            slot.out = totals.out + live.out;
-            slot.flushed = totals.flushed + live.flushed;
-            slot.dropped = totals.dropped + live.dropped;
-            slot.errors = totals.errors + live.errors;
-            slot.lost = totals.lost + live.lost;
-            slot.resent = totals.resent + live.resent;
-            slot.max_in_flight = std::max(totals.max_in_flight,
-                                          live.max_in_flight);
-            slot.kind = live.kind;
-            slot.children = std::move(live.children);
+          [report, i, done](actor_report& live) mutable {
+            add_counters(report->children[i], live);
             done();
           },
           [done](caf::error&) mutable { done(); });
@@ -581,13 +631,20 @@ private:
   spawn_context::lookup_function lookup_;
   mode mode_ = mode::running;
   stop_kind shutdown_kind_ = stop_kind::drain;
+  bool intake_stopped_ = false;
+  bool deadline_passed_ = false;
   std::optional<stop_sequence> stopping_;
   std::deque<clock_type::time_point> restart_times_;
   std::vector<std::pair<size_t, caf::error>> deferred_;
   std::unordered_map<uint64_t, std::function<void()>> timers_;
   uint64_t next_timer_ = 0;
   std::vector<caf::response_promise> waiting_;
-  std::optional<stop_reason> final_how_;
+  stop_reason finish_how_ = stop_reason::running;
+  caf::error finish_reason_;
+  caf::error exit_reason_; // an exit message from outside asked us to stop
+  size_t pending_closes_ = 0;
+  bool reports_overdue_ = false;
+  bool completed_ = false;
 };
 
 caf::behavior supervisor_core::start(caf::event_based_actor* self) {
@@ -610,27 +667,21 @@ caf::behavior supervisor_core::start(caf::event_based_actor* self) {
   for (size_t i = 0; i < children_.size(); ++i)
     start_child(i);
   auto core = shared_from_this();
-  self->set_down_handler(
-    [core](caf::down_msg& x) { core->on_down(x); });
+  self->set_down_handler([core](caf::down_msg& x) { core->on_down(x); });
+  // An exit from outside (a parent that is not a troupe supervisor, say)
+  // stops the subtree in order rather than abandoning it.
+  self->set_exit_handler([core](caf::exit_msg& x) {
+    core->exit_reason_ = x.reason;
+    core->shutdown(stop_kind::stop, shutdown_deadline(core->self_->system()));
+  });
   return {
     [core](timer_atom, uint64_t token) { core->on_timer(token); },
     [core](start_failed_atom, uint64_t i, caf::error& reason) {
       auto& c = core->children_[static_cast<size_t>(i)];
-      actor_report r;
-      r.name = c.spec.name;
-      r.kind = "actor";
-      r.stopped = stop_reason::crashed;
-      r.error = core->self_->system().render(reason);
-      c.last = std::move(r);
       core->record_stop(c, reason);
       core->child_exited(static_cast<size_t>(i), reason);
     },
-    [core](const actor_report& x) {
-      // A child's final report; its down_msg follows.
-      for (auto& c : core->children_)
-        if (c.spec.name == x.name && c.current)
-          c.last = x;
-    },
+    [core](const actor_report& x) { core->on_report(x); },
     [core](drain_atom) {
       return core->shutdown(stop_kind::drain,
                             shutdown_deadline(core->self_->system()));
@@ -642,11 +693,7 @@ caf::behavior supervisor_core::start(caf::event_based_actor* self) {
       return core->shutdown(stop_kind::cancel,
                             shutdown_deadline(core->self_->system()));
     },
-    [core](stop_intake_atom) {
-      for (auto& c : core->children_)
-        if (c.current && c.protocol.intake)
-          core->self_->send(c.current, stop_intake_atom::value);
-    },
+    [core](stop_intake_atom) { core->stop_intake(); },
     [core](status_atom) { return core->status(); },
     [core](caf::get_atom, const std::string& name) -> caf::result<caf::actor> {
       for (auto& c : core->children_)
@@ -659,19 +706,22 @@ caf::behavior supervisor_core::start(caf::event_based_actor* self) {
 }
 
 void supervisor_core::on_exit(const caf::error& reason) {
-  for (auto& c : children_) {
-    if (c.current)
-      caf::anon_send_exit(c.current, caf::exit_reason::kill);
-    caf::anon_send(c.relay, relay_close_atom::value);
-    caf::anon_send_exit(c.relay, caf::exit_reason::user_shutdown);
-  }
-  if (!ctx_.supervisor())
-    return;
-  auto how = final_how_ ? *final_how_ : stop_reason_of(reason, false);
+  auto how = completed_ ? finish_how_ : stop_reason_of(reason, false);
   auto report = subtree_report(how);
+  for (size_t i = 0; i < children_.size(); ++i) {
+    auto& c = children_[i];
+    if (c.current) {
+      caf::anon_send_exit(c.current, caf::exit_reason::kill);
+      report.children[i].stopped = stop_reason::killed;
+    }
+    caf::anon_send(c.relay, relay_stop_atom::value);
+  }
   if (reason && reason != caf::exit_reason::normal)
     report.error = self_->system().render(reason);
-  caf::anon_send(ctx_.supervisor(), std::move(report));
+  for (auto& rp : waiting_)
+    rp.deliver(report);
+  if (ctx_.supervisor())
+    caf::anon_send(ctx_.supervisor(), std::move(report));
 }
 
 } // namespace

@@ -94,10 +94,35 @@ BOOST_AUTO_TEST_CASE(outbound_ends_only_when_everything_is_acknowledged) {
   BOOST_CHECK(out.end_due());
 }
 
+BOOST_AUTO_TEST_CASE(outbound_ignores_demand_from_a_replaced_incarnation) {
+  outbound_link out{caf::actor{}, 7};
+  for (uint64_t i = 0; i < 4; ++i)
+    out.push(make_item(i));
+  out.on_demand(demand{7, 1, 0, 8});
+  BOOST_CHECK(out.on_demand(demand{7, 2, 0, 8}));
+  // A late demand of incarnation 1 must not switch the link back to it.
+  BOOST_CHECK(!out.on_demand(demand{7, 1, 0, 8}));
+  link_items chunk;
+  BOOST_REQUIRE(out.take_sendable(chunk));
+  BOOST_CHECK_EQUAL(chunk.epoch, 2u);
+}
+
+BOOST_AUTO_TEST_CASE(inbound_ignores_a_late_open_of_a_replaced_link) {
+  inbound_links in{5, 8};
+  caf::actor up;
+  BOOST_CHECK(in.open(open_from(up, 1)));
+  BOOST_CHECK(in.open(open_from(up, 2))); // the upstream restarted
+  BOOST_CHECK(!in.open(open_from(up, 1))); // a stale replay of the first
+  in.end(end_of_stream{1, caf::error{}});
+  BOOST_CHECK(!in.all_ended()); // link 2 is the upstream's link, still open
+  in.end(end_of_stream{2, caf::error{}});
+  BOOST_CHECK(in.all_ended());
+}
+
 BOOST_AUTO_TEST_CASE(inbound_acknowledges_what_was_consumed) {
   inbound_links in{5, 8};
   caf::actor up; // a null handle is fine as a map key here
-  auto first = in.open(open_from(up, 9));
+  auto first = *in.open(open_from(up, 9));
   BOOST_CHECK_EQUAL(first.epoch, 5u);
   BOOST_CHECK_EQUAL(first.window, 8u);
   BOOST_CHECK_EQUAL(first.acked, 0u);

@@ -121,6 +121,96 @@ BOOST_AUTO_TEST_CASE(child_ignoring_the_drain_is_killed_at_its_deadline) {
   BOOST_CHECK_EQUAL(totals(*report).killed, 1u);
 }
 
+BOOST_AUTO_TEST_CASE(child_stopping_in_time_leaves_no_timer_behind) {
+  // "slow" takes 300 ms to drain, within its 5 s; "fast", stopped first,
+  // has a 100 ms timeout that must not carry over to "slow".
+  child_spec slow;
+  slow.name = "slow";
+  slow.shutdown = std::chrono::seconds(5);
+  slow.start = [](const spawn_context& ctx) {
+    ctx.declare(child_protocol{true, false});
+    return ctx.system().spawn(
+      [](caf::event_based_actor* self, std::string) -> caf::behavior {
+        return {
+          [self](drain_atom, caf::timespan) {
+            self->delayed_send(self, std::chrono::milliseconds(300),
+                               finish_atom::value);
+          },
+          [self](finish_atom) { self->quit(); },
+        };
+      },
+      ctx.name());
+  };
+  auto fast = observed_child("fast", self);
+  fast.shutdown = std::chrono::milliseconds(100);
+  supervisor_spec spec;
+  spec.children = {slow, fast};
+  auto sup = spawn_supervisor(sys, spec);
+  next_event();
+  auto report = troupe::shutdown(sys, sup);
+  BOOST_REQUIRE(report);
+  BOOST_CHECK(find_report(*report, "slow")->stopped == stop_reason::drained);
+  BOOST_CHECK(find_report(*report, "fast")->stopped == stop_reason::drained);
+  BOOST_CHECK_EQUAL(totals(*report).killed, 0u);
+  next_event();
+}
+
+BOOST_AUTO_TEST_CASE(source_restarted_after_intake_stopped_does_not_produce) {
+  // The source lives in a nested supervisor; its first incarnation fails as
+  // intake stops, and the nested supervisor restarts it while the root is
+  // already draining. The restarted source must end at once, or the sink
+  // would never see the end of its stream.
+  class failing_end final : public source_logic {
+  public:
+    explicit failing_end(bool first) : first_(first) {
+    }
+    bool produce(emitter& out, size_t max) override {
+      for (size_t k = 0; k < max; ++k)
+        out.push(caf::make_message(n_++));
+      return true;
+    }
+    void on_end(emitter&) override {
+      if (first_)
+        throw std::runtime_error("source fails while ending");
+    }
+
+  private:
+    bool first_;
+    uint64_t n_ = 0;
+  };
+  child_spec source;
+  source.name = "source";
+  source.restart = restart_type::transient;
+  source.start = [](const spawn_context& ctx) {
+    stage_config cfg;
+    cfg.next = {ctx.sibling("sink")}; // found in the parent
+    return spawn_source(ctx, cfg, std::make_unique<failing_end>(ctx.restarts() == 0));
+  };
+  supervisor_spec inner;
+  inner.name = "inner";
+  inner.children = {source};
+  supervisor_spec root;
+  root.name = "root";
+  auto sink = summing_sink_child(self, 1000);
+  sink.shutdown = std::chrono::seconds(20);
+  root.children = {supervisor_child(inner), sink};
+  auto sup = spawn_supervisor(sys, root);
+  self->receive([](progress_atom) {},
+                caf::after(patience) >> [] { BOOST_FAIL("pipeline never ran"); });
+  auto report = troupe::shutdown(sys, sup);
+  BOOST_REQUIRE(report);
+  BOOST_TEST_MESSAGE(to_text(*report));
+  auto src = find_report(*report, "source");
+  auto snk = find_report(*report, "sink");
+  BOOST_REQUIRE(src && snk);
+  BOOST_CHECK_EQUAL(src->restarts, 1u);
+  BOOST_CHECK_EQUAL(src->errors, 1u);
+  BOOST_CHECK(snk->stopped == stop_reason::drained);
+  BOOST_CHECK_EQUAL(snk->in, src->out);
+  self->receive([](sink_done_atom, uint64_t, uint64_t) {},
+                caf::after(patience) >> [] { BOOST_FAIL("sink never ended"); });
+}
+
 BOOST_AUTO_TEST_CASE(sigterm_starts_the_graceful_shutdown) {
   auto root = spawn_supervisor(sys, pipeline_spec(self));
   self->monitor(root);

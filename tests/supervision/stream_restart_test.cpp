@@ -3,6 +3,7 @@
 
 #include "supervision/pipeline.hpp"
 
+#include <troupe/actors/errors.hpp>
 #include <troupe/supervision/shutdown.hpp>
 
 using namespace troupe;
@@ -110,6 +111,86 @@ BOOST_AUTO_TEST_CASE(restarted_downstream_gets_unacknowledged_items_again) {
   // The second incarnation saw everything after the bad item, in order.
   BOOST_CHECK_EQUAL(count, items - bad_item - 1);
   BOOST_CHECK_EQUAL(sum, transformed_sum(items) - transformed_sum(bad_item + 1));
+}
+
+BOOST_AUTO_TEST_CASE(upstream_that_fails_for_good_ends_its_downstream_with_an_error) {
+  child_spec source;
+  source.name = "source";
+  source.restart = restart_type::temporary;
+  source.start = [](const spawn_context& ctx) {
+    stage_config cfg;
+    cfg.next = {ctx.sibling("sink")};
+    auto n = std::make_shared<uint64_t>(0);
+    return spawn_source(ctx, cfg, [n](emitter& out, size_t max) {
+      for (size_t k = 0; k < max; ++k) {
+        if (*n == 500)
+          throw std::runtime_error("source fails");
+        out.push(caf::make_message((*n)++));
+      }
+      return true;
+    });
+  };
+  class error_sink final : public stage_logic {
+  public:
+    explicit error_sink(caf::actor observer) : observer_(std::move(observer)) {
+    }
+    void on_item(item&, emitter&) override {
+      ++count_;
+    }
+    void on_end(emitter&, const caf::error& reason) override {
+      caf::anon_send(observer_, sink_done_atom::value, count_, reason);
+    }
+
+  private:
+    caf::actor observer_;
+    uint64_t count_ = 0;
+  };
+  child_spec sink;
+  sink.name = "sink";
+  sink.restart = restart_type::transient;
+  sink.start = [observer = caf::actor{self}](const spawn_context& ctx) {
+    return spawn_stage(ctx, stage_config{}, std::make_unique<error_sink>(observer));
+  };
+  supervisor_spec spec;
+  spec.auto_shutdown = auto_shutdown::all_children_done;
+  spec.children = {source, sink};
+  auto sup = spawn_supervisor(sys, spec);
+  self->monitor(sup);
+  self->receive(
+    [](sink_done_atom, uint64_t count, const caf::error& reason) {
+      // What the source emitted before it failed was delivered.
+      BOOST_CHECK_EQUAL(count, 500u);
+      BOOST_CHECK(reason == errc::child_unavailable);
+    },
+    caf::after(patience) >> [] { BOOST_FAIL("sink waits for an end forever"); });
+  BOOST_CHECK(!wait_down(sup)); // both children are done
+}
+
+BOOST_AUTO_TEST_CASE(final_report_counts_even_when_it_arrives_after_the_down) {
+  // The factory makes sure the stage has run its start-up (and attached its
+  // reporting) before the supervisor monitors it, so the down message is sent
+  // before the report when the stage stops.
+  auto started_before_monitor = [](child_spec spec) {
+    auto start = spec.start;
+    spec.start = [start](const spawn_context& ctx) {
+      auto handle = start(ctx);
+      caf::scoped_actor probe{ctx.system(), true};
+      probe->request(handle, patience, status_atom::value)
+        .receive([](actor_report&) {}, [](caf::error&) {});
+      return handle;
+    };
+    return spec;
+  };
+  supervisor_spec spec;
+  spec.children = {started_before_monitor(counter_source("sink", 1000)),
+                   started_before_monitor(summing_sink_child(self, endless))};
+  uint64_t count = 0;
+  uint64_t sum = 0;
+  auto report = run_to_end(*this, spec, count, sum);
+  BOOST_CHECK_EQUAL(count, 1000u);
+  BOOST_CHECK_EQUAL(find_report(report, "source")->out, 1000u);
+  BOOST_CHECK_EQUAL(find_report(report, "sink")->in, 1000u);
+  BOOST_CHECK_EQUAL(find_report(report, "sink")->kind, "sink");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -187,10 +187,7 @@ BOOST_AUTO_TEST_CASE(restarted_child_keeps_its_address_and_gets_held_messages) {
   auto sup = spawn_supervisor(sys, spec);
   auto first = expect_start("w", 0);
   auto w = address_of(sup, "w");
-  self->send(w, crash_atom::value);
-  BOOST_CHECK_EQUAL(next_event(), "-w");
-  // The relay saw the child go down before this test did (it monitored it
-  // first), so these are held for the next incarnation.
+  crash_and_wait(w, first, "w");
   for (int i = 0; i < 5; ++i)
     self->send(w, note_atom::value);
   self->request(w, patience, whoami_atom::value)
@@ -211,11 +208,9 @@ BOOST_AUTO_TEST_CASE(messages_to_a_child_that_will_not_return_are_counted_lost) 
   supervisor_spec spec;
   spec.children = {observed_child("gone", self, restart_type::temporary)};
   auto sup = spawn_supervisor(sys, spec);
-  next_event();
+  auto incarnation = expect_start("gone", 0);
   auto gone = address_of(sup, "gone");
-  self->send(gone, crash_atom::value);
-  BOOST_CHECK_EQUAL(next_event(), "-gone");
-  expect_quiet(sup);
+  crash_and_wait(gone, incarnation, "gone");
   for (int i = 0; i < 3; ++i)
     self->send(gone, note_atom::value);
   self->request(gone, patience, whoami_atom::value)
