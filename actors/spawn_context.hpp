@@ -62,6 +62,13 @@ public:
     return supervisor_;
   }
 
+  /// Sends the actor's final actor_report to `observer` when it stops: how a
+  /// program gets the report of a root supervisor, whoever shut it down.
+  spawn_context& report_to(caf::actor observer) {
+    supervisor_ = std::move(observer);
+    return *this;
+  }
+
   /// How many times this child was restarted before this start.
   uint32_t restarts() const noexcept {
     return restarts_;

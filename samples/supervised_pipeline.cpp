@@ -6,7 +6,7 @@
 // --items-before-shutdown items, the program asks the supervisor for a
 // graceful shutdown: the source stops, what is in flight drains through the
 // stages, and the report shows every item the source emitted reaching the
-// sink. Ctrl-C does the same at any time (twice: cancel).
+// sink. SIGINT or SIGTERM does the same at any time (a second one cancels).
 //
 // Exit status: 0 when nothing was lost and the checksum matches, 1 otherwise.
 
@@ -119,44 +119,48 @@ int main(int argc, char** argv) {
   spec.strategy = restart_strategy::rest_for_one;
   spec.children = {sink_child(self, threshold), transform_child(),
                    source_child()};
-  auto root = spawn_supervisor(sys, spec);
+  // The root reports to this program when it stops, whoever stopped it.
+  auto root = spawn_supervisor(spawn_context{sys}.report_to(self), spec);
   signal_hook signals{root};
   std::cout << "pipeline running on " << sys.actors().scheduler().num_workers()
-            << " scheduler threads: source -> transform -> sink\n";
-  bool shut_down_early = false;
-  self->receive(
-    [&](progress_atom, uint64_t n) {
-      std::cout << "sink has " << n << " items; asking for a graceful shutdown\n";
-    },
-    [&](sink_done_atom, uint64_t, uint64_t) { shut_down_early = true; });
-  auto report = troupe::shutdown(sys, root, shutdown_mode::graceful);
-  if (!report) {
-    std::cerr << "shutdown failed: " << sys.actors().render(report.error())
-              << "\n";
-    return 1;
-  }
+            << " scheduler threads: source -> transform -> sink" << std::endl;
   uint64_t count = 0;
   uint64_t sum = 0;
-  if (!shut_down_early)
-    self->receive([&](sink_done_atom, uint64_t c, uint64_t s) {
-      count = c;
-      sum = s;
-    });
-  std::cout << "\nreport:\n" << to_text(*report);
+  actor_report report;
+  bool sink_done = false;
+  bool root_done = false;
+  while (!sink_done || !root_done)
+    self->receive(
+      [&](progress_atom, uint64_t n) {
+        std::cout << "sink has " << n << " items; asking for a graceful shutdown"
+                  << std::endl;
+        self->send(root, drain_atom::value);
+      },
+      [&](sink_done_atom, uint64_t c, uint64_t s) {
+        count = c;
+        sum = s;
+        sink_done = true;
+      },
+      [&](actor_report& r) {
+        report = std::move(r);
+        root_done = true;
+        sink_done = sink_done || report.stopped != stop_reason::drained;
+      });
+  std::cout << "\nreport:\n" << to_text(report);
   uint64_t emitted = 0;
-  for (auto& child : report->children)
+  for (auto& child : report.children)
     if (child.name == "source")
       emitted = child.out;
   uint64_t expected = 0;
   for (uint64_t i = 0; i < emitted; ++i)
     expected += i * 3 + 1;
-  auto t = totals(*report);
+  auto t = totals(report);
   std::cout << "\nsource emitted " << emitted << " items; sink received "
             << count << "; checksum " << (sum == expected ? "ok" : "MISMATCH")
             << "; lost " << (emitted - count) + t.lost << "; dropped "
-            << t.dropped << "\n";
-  return !shut_down_early && count == emitted && sum == expected && t.lost == 0
-             && t.dropped == 0
+            << t.dropped << std::endl;
+  return report.stopped == stop_reason::drained && count == emitted
+             && sum == expected && t.lost == 0 && t.dropped == 0
            ? 0
            : 1;
 }
