@@ -62,10 +62,6 @@ public:
     source_ = std::move(x);
   }
 
-  const std::string& kind() const {
-    return cfg_.kind;
-  }
-
   caf::behavior start(caf::event_based_actor* self) {
     self_ = self;
     if (cfg_.kind.empty())
@@ -96,16 +92,9 @@ public:
         c->inputs_.end(x);
         c->pump();
       },
-      [c](drain_atom) {
-        c->draining_ = true;
-        c->intake_stopped_ = true;
-        c->pump();
-      },
-      [c](drain_atom, caf::timespan) {
-        c->draining_ = true;
-        c->intake_stopped_ = true;
-        c->pump();
-      },
+      [c](drain_atom) { c->drain(); },
+      // The deadline is for supervisors; a stage simply finishes its stream.
+      [c](drain_atom, caf::timespan) { c->drain(); },
       [c](stop_intake_atom) {
         c->intake_stopped_ = true;
         c->pump();
@@ -120,6 +109,14 @@ public:
       },
       [c](status_atom) { return c->report(stop_reason::running); },
     };
+  }
+
+  // A source stops producing; a stage ends once its inputs have ended (at
+  // once if it never had any).
+  void drain() {
+    draining_ = true;
+    intake_stopped_ = true;
+    pump();
   }
 
   void push(item x) override {

@@ -79,11 +79,6 @@ public:
     return resent_;
   }
 
-  /// Items acknowledged by the downstream.
-  uint64_t acked() const noexcept {
-    return base_;
-  }
-
   /// Applies credit. Returns true if the demand came from a new downstream
   /// incarnation, in which case unacknowledged items will be sent again.
   /// Demand from an incarnation that was already replaced is ignored.
@@ -94,10 +89,6 @@ public:
 
   /// No more items will be pushed.
   void close(caf::error reason = caf::error{});
-
-  bool closed() const noexcept {
-    return closed_;
-  }
 
   /// True when the link is closed, everything was acknowledged and
   /// end_of_stream is yet to be sent (again, after a downstream restart).
@@ -136,10 +127,6 @@ private:
 class inbound_links {
 public:
   inbound_links(uint64_t epoch, uint32_t window);
-
-  uint64_t epoch() const noexcept {
-    return epoch_;
-  }
 
   /// Registers a link, replacing an earlier one from the same upstream (a
   /// restarted upstream), and returns the first demand for it. Returns
