@@ -125,15 +125,17 @@ caf::behavior relay(relay_actor* self, std::string child, size_t capacity) {
   self->state.child = std::move(child);
   self->state.capacity = capacity;
   self->set_default_handler(on_message);
-  self->set_down_handler([self](caf::down_msg& x) {
-    if (self->state.target && x.source == self->state.target.address())
+  auto detach = [self](const caf::actor_addr& gone) {
+    if (self->state.target && gone == self->state.target.address())
       self->state.target = nullptr;
-  });
+  };
+  self->set_down_handler([detach](caf::down_msg& x) { detach(x.source); });
   return {
     [self](relay_attach_atom, caf::actor& target) {
       if (!self->state.closed)
         attach(self, std::move(target));
     },
+    [detach](relay_detach_atom, const caf::actor_addr& gone) { detach(gone); },
     [self](relay_close_atom, bool notify_downstream) {
       close(self, notify_downstream);
       return self->state.lost;

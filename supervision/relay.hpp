@@ -25,6 +25,11 @@ namespace troupe {
 /// (relay_attach_atom, caf::actor): forward to this incarnation from now on.
 using relay_attach_atom = caf::atom_constant<caf::atom("trp_rattch")>;
 
+/// (relay_detach_atom, caf::actor_addr): that incarnation is gone; hold
+/// messages from now on. The relay also monitors each incarnation itself and
+/// acts on whichever news comes first.
+using relay_detach_atom = caf::atom_constant<caf::atom("trp_rdetch")>;
+
 /// (relay_close_atom, bool notify_downstream) -> uint64_t lost: the child
 /// will not come back. With notify_downstream (it failed), the stream links
 /// it fed get end_of_stream with errc::child_unavailable, so that its

@@ -154,6 +154,9 @@ private:
       return;
     auto& c = children_[*idx];
     c.current = nullptr;
+    // Whoever hears from the supervisor after this can rely on the address
+    // holding messages for the next incarnation.
+    self_->send(c.relay, relay_detach_atom::value, x.source);
     record_stop(c, x.reason);
     if (stopping_ && stopping_->pos < stopping_->order.size()
         && stopping_->order[stopping_->pos] == *idx) {

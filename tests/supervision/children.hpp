@@ -113,21 +113,20 @@ struct event_log : system_fixture {
       caf::after(std::chrono::seconds(0)) >> [] {});
   }
 
-  /// Crashes the child behind `address` and returns once its relay knows the
-  /// incarnation is down, so that what the test sends next is held for the
-  /// next incarnation (or counted as lost), never sent into the dead one.
-  void crash_and_wait(const caf::actor& address, const caf::actor& incarnation,
-                      const std::string& name) {
-    // A round trip through the address proves the relay has attached to (and
-    // monitors) this incarnation; monitoring it only now puts the test's down
-    // message after the relay's.
-    self->request(address, patience, whoami_atom::value)
-      .receive([](const std::string&, uint32_t, uint64_t) {},
-               [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
-    self->monitor(incarnation);
-    self->send(address, crash_atom::value);
+  /// Crashes the child `name` of `sup` and returns once the supervisor has
+  /// handled its exit, which it tells the child's address first: what the
+  /// test sends next is held for the next incarnation (or counted as lost),
+  /// never sent into the dead one.
+  void crash_and_wait(const caf::actor& sup, const std::string& name) {
+    self->send(address_of(sup, name), crash_atom::value);
     BOOST_CHECK_EQUAL(next_event(), "-" + name);
-    wait_down(incarnation);
+    for (int i = 0; i < 1000; ++i) {
+      auto report = request_report(sup, caf::make_message(status_atom::value));
+      if (auto child = find_report(report, name);
+          child && child->stopped != stop_reason::running)
+        return;
+    }
+    BOOST_FAIL("the supervisor never saw " + name + " stop");
   }
 
   caf::actor address_of(const caf::actor& sup, const std::string& name) {
