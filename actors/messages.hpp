@@ -140,6 +140,9 @@ struct actor_report {
   uint64_t errors = 0;   ///< items whose processing failed
   uint64_t lost = 0;     ///< messages to it that could not be delivered
   uint64_t resent = 0;   ///< items sent again to a restarted downstream
+  /// Items sent but not acknowledged when it stopped: its downstream may
+  /// still have consumed them (then they are in its `in`), or not.
+  uint64_t unconfirmed = 0;
   uint64_t max_in_flight = 0; ///< most items unacknowledged on one output link
   uint32_t restarts = 0;
   stop_reason stopped = stop_reason::running;
@@ -151,7 +154,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, actor_report& x) {
   return f(caf::meta::type_name("troupe::actor_report"), x.name, x.kind, x.in,
            x.out, x.flushed, x.dropped, x.errors, x.lost, x.resent,
-           x.max_in_flight, x.restarts, x.stopped, x.error, x.children);
+           x.unconfirmed, x.max_in_flight, x.restarts, x.stopped, x.error, x.children);
 }
 
 } // namespace troupe

@@ -74,8 +74,7 @@ public:
     auto c = shared_from_this();
     return {
       [c](link_open& x) {
-        if (auto first = c->inputs_.open(x))
-          c->self_->send(x.upstream, *first);
+        c->inputs_.open(x);
         c->pump();
       },
       [c](link_items& x) {
@@ -147,12 +146,26 @@ public:
     for (auto& o : outputs_) {
       r.resent += o.resent();
       r.max_in_flight = std::max(r.max_in_flight, o.max_in_flight());
-      // Sent, unacknowledged items are not counted: a surviving downstream
-      // still consumes them.
-      if (how != stop_reason::running)
+      // Sent, unacknowledged items may yet be consumed by a surviving
+      // downstream: they are reported apart from what was never sent.
+      if (how != stop_reason::running) {
         r.dropped += o.pending();
+        r.unconfirmed += o.in_flight();
+      }
     }
     return r;
+  }
+
+  // Credit goes out as if from the stable address, so that the upstream's
+  // address knows where to end the link should the upstream fail for good,
+  // and that notice reaches this stage's next incarnation too.
+  void send_acks() {
+    inputs_.flush_acks([this](const caf::actor& up, const demand& d) {
+      if (ctx_.address())
+        caf::send_as(ctx_.address(), up, d);
+      else
+        self_->send(up, d);
+    });
   }
 
   // Sends the final report to the supervisor; runs as the actor exits.
@@ -257,8 +270,7 @@ private:
         self_->send(o.downstream(), o.take_end());
       all_ended = all_ended && o.end_sent();
     }
-    inputs_.flush_acks(
-      [this](const caf::actor& up, const demand& d) { self_->send(up, d); });
+    send_acks();
     if (failure_) {
       if (std::all_of(outputs_.begin(), outputs_.end(),
                       [](const outbound_link& o) { return o.buffered() == 0; }))

@@ -111,6 +111,10 @@ std::optional<demand> inbound_links::open(const link_open& x) {
   cur = x.link;
   auto& l = links_[x.link];
   l.upstream = x.upstream;
+  if (!l.dirty) {
+    l.dirty = true; // the first demand goes out with the next acknowledgements
+    dirty_.push_back(x.link);
+  }
   return demand{x.link, epoch_, l.consumed, window_};
 }
 

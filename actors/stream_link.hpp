@@ -129,8 +129,9 @@ public:
   inbound_links(uint64_t epoch, uint32_t window);
 
   /// Registers a link, replacing an earlier one from the same upstream (a
-  /// restarted upstream), and returns the first demand for it. Returns
-  /// nothing for a link that was already replaced (a late, stale open).
+  /// restarted upstream), and returns the first demand for it, which the next
+  /// flush_acks sends too. Returns nothing for a link that was already
+  /// replaced (a late, stale open).
   std::optional<demand> open(const link_open& x);
 
   /// Queues the items of `x` that are new; stale or duplicate ones are
@@ -150,7 +151,8 @@ public:
   /// Takes the next item and counts it as consumed.
   item take();
 
-  /// Calls `send(upstream, demand)` for each link with newly consumed items.
+  /// Calls `send(upstream, demand)` for each link with newly consumed items
+  /// or newly opened.
   template <class F>
   void flush_acks(F&& send) {
     for (auto id : dirty_) {

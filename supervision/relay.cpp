@@ -25,6 +25,7 @@ struct relay_state {
   std::map<caf::actor, caf::message> opens; // latest link_open per upstream
   std::map<uint64_t, caf::message> ends;    // end_of_stream per link
   std::map<uint64_t, caf::actor> downstreams; // who sends credit, per link
+  bool failed = false; // closed because the child failed for good
   uint64_t lost = 0;
   static inline const char* name = "troupe.relay";
 };
@@ -67,20 +68,27 @@ void attach(relay_actor* self, caf::actor target) {
   }
 }
 
+// Ends a link the child fed, for a child that failed for good. It goes to the
+// downstream's stable address (demand is sent as from there), so it queues
+// behind the child's last items and reaches a restarted downstream too.
+void end_link(relay_actor* self, const caf::actor& downstream, uint64_t link) {
+  self->send(downstream, end_of_stream{link, make_error(errc::child_unavailable,
+                                                        self->state.child)});
+}
+
 // `notify_downstream`: the child failed for good, so the links it fed will
 // never end by themselves: end them with an error instead.
 void close(relay_actor* self, bool notify_downstream) {
   auto& st = self->state;
   st.closed = true;
+  st.failed = st.failed || notify_downstream;
   st.target = nullptr;
   for (auto& x : st.held)
     give_up(self, *x);
   st.held.clear();
   if (notify_downstream)
     for (auto& [link, downstream] : st.downstreams)
-      self->send(downstream, end_of_stream{link, make_error(
-                                                   errc::child_unavailable,
-                                                   st.child)});
+      end_link(self, downstream, link);
   st.downstreams.clear();
 }
 
@@ -99,10 +107,10 @@ caf::result<caf::message> on_message(caf::scheduled_actor* ptr,
   } else if (msg.match_elements<end_of_stream>()) {
     st.ends[msg.get_as<end_of_stream>(0).link] = msg;
     replayed = true;
-  } else if (msg.match_elements<demand>() && current.sender) {
-    st.downstreams[msg.get_as<demand>(0).link]
-      = caf::actor_cast<caf::actor>(current.sender);
   }
+  auto current_sender = caf::actor_cast<caf::actor>(current.sender);
+  if (msg.match_elements<demand>() && current_sender)
+    st.downstreams[msg.get_as<demand>(0).link] = current_sender;
   auto element = caf::make_mailbox_element(std::move(current.sender),
                                            current.mid,
                                            std::move(current.stages), msg);
@@ -110,6 +118,10 @@ caf::result<caf::message> on_message(caf::scheduled_actor* ptr,
   if (st.target) {
     forward(self, std::move(element));
   } else if (st.closed) {
+    // Credit for a link of a child that failed for good: a downstream that
+    // missed the end (it was restarting) learns of it now.
+    if (st.failed && msg.match_elements<demand>() && current_sender)
+      end_link(self, current_sender, msg.get_as<demand>(0).link);
     give_up(self, *element);
   } else if (replayed || msg.match_elements<link_items>()) {
     // Not lost: replayed on attach, or kept and resent by the upstream.

@@ -115,6 +115,7 @@ void add(report_totals& t, const actor_report& r) {
   t.dropped += r.dropped;
   t.errors += r.errors;
   t.lost += r.lost;
+  t.unconfirmed += r.unconfirmed;
   t.restarts += r.restarts;
   if (r.stopped == stop_reason::crashed)
     ++t.crashed;
@@ -129,6 +130,8 @@ void print(std::ostringstream& out, const actor_report& r, int depth) {
     out << ": in " << r.in << ", out " << r.out << " (flushed " << r.flushed
         << "), dropped " << r.dropped << ", errors " << r.errors << ", lost "
         << r.lost;
+  if (r.unconfirmed > 0)
+    out << ", unconfirmed " << r.unconfirmed;
   if (r.restarts > 0)
     out << ", restarts " << r.restarts;
   if (!r.error.empty())

@@ -55,6 +55,7 @@ struct report_totals {
   uint64_t dropped = 0;
   uint64_t errors = 0;
   uint64_t lost = 0;
+  uint64_t unconfirmed = 0;
   uint64_t restarts = 0;
   uint64_t crashed = 0;
   uint64_t killed = 0;

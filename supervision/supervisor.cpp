@@ -47,7 +47,10 @@ enum class mode {
   finished,      // children stopped; collecting the last counts
 };
 
-// Adds the counters of `from` (one incarnation) to `into` (all of them).
+// Adds the counters of `from` (one incarnation) to `into` (all of them). The
+// subtree of a nested supervisor is merged by name, so that the counts of
+// its earlier incarnations' children stay in the totals; for those, the
+// latest incarnation says how they stopped.
 void add_counters(actor_report& into, const actor_report& from) {
   into.in += from.in;
   into.out += from.out;
@@ -56,10 +59,22 @@ void add_counters(actor_report& into, const actor_report& from) {
   into.errors += from.errors;
   into.lost += from.lost;
   into.resent += from.resent;
+  into.unconfirmed += from.unconfirmed;
   into.max_in_flight = std::max(into.max_in_flight, from.max_in_flight);
   if (!from.kind.empty())
     into.kind = from.kind;
-  into.children = from.children;
+  for (auto& child : from.children) {
+    auto same_name = [&](const actor_report& x) { return x.name == child.name; };
+    auto i = std::find_if(into.children.begin(), into.children.end(), same_name);
+    if (i == into.children.end()) {
+      into.children.push_back(child);
+      continue;
+    }
+    add_counters(*i, child);
+    i->restarts += child.restarts;
+    i->stopped = child.stopped;
+    i->error = child.error;
+  }
 }
 
 class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
@@ -160,6 +175,11 @@ private:
     record_stop(c, x.reason);
     if (stopping_ && stopping_->pos < stopping_->order.size()
         && stopping_->order[stopping_->pos] == *idx) {
+      // Gone for good unless a group restart brings it back; if it failed
+      // (killed at its deadline, say), the links it fed end now rather than
+      // leaving their downstream to wait for its own deadline.
+      if (mode_ != mode::restarting)
+        give_up(*idx, failed(x.reason));
       timers_.erase(stopping_->timer);
       ++stopping_->pos;
       advance();
@@ -200,8 +220,10 @@ private:
     // During a graceful shutdown, whatever ended normally (or by the exit a
     // plain actor gets) ended because its intake stopped and its inputs
     // drained.
-    if (!c.forced && mode_ == mode::shutting_down
-        && shutdown_kind_ == stop_kind::drain
+    bool draining = (mode_ == mode::shutting_down
+                     && shutdown_kind_ == stop_kind::drain)
+                    || (intake_stopped_ && c.protocol.intake);
+    if (!c.forced && draining
         && (how == stop_reason::completed || how == stop_reason::stopped))
       how = stop_reason::drained;
     c.forced.reset();
@@ -227,7 +249,9 @@ private:
       return;
     }
     auto& c = children_[i];
-    if (!wants_restart(c, reason)) {
+    // A source that ended because intake stopped did what it was asked.
+    bool drained_source = intake_stopped_ && c.protocol.intake && !failed(reason);
+    if (drained_source || !wants_restart(c, reason)) {
       give_up(i, failed(reason));
       check_auto_shutdown();
       return;
@@ -330,7 +354,9 @@ private:
       if (c.current)
         continue;
       if (c.spec.restart == restart_type::temporary) {
-        give_up(i, false); // OTP: a temporary child is not restarted with its group
+        // OTP: a temporary child is not restarted with its group. It was
+        // stopped, not finished: the links it fed end with an error.
+        give_up(i, true);
         continue;
       }
       ++c.restarts;
@@ -486,6 +512,20 @@ private:
     stopping_.reset();
     if (kind == stop_kind::drain)
       stop_intake();
+    // Children waiting for a restart (backoff, a group restart) would never
+    // come back: a drain starts them so that they drain what was meant for
+    // them; a cancel gives them up.
+    for (size_t i = 0; i < children_.size(); ++i) {
+      auto& c = children_[i];
+      if (c.current || c.done)
+        continue;
+      if (kind == stop_kind::drain) {
+        ++c.restarts;
+        start_child(i);
+      } else {
+        give_up(i, true);
+      }
+    }
     // Every supervisor keeps a margin, so that a nested one still reports
     // before its parent's deadline for it runs out.
     after(deadline - deadline / 10, [this] { deadline_passes(); });
@@ -674,6 +714,8 @@ caf::behavior supervisor_core::start(caf::event_based_actor* self) {
   // An exit from outside (a parent that is not a troupe supervisor, say)
   // stops the subtree in order rather than abandoning it.
   self->set_exit_handler([core](caf::exit_msg& x) {
+    if (x.reason == caf::exit_reason::normal)
+      return; // a linked actor ended normally: nothing to do (CAF's default)
     core->exit_reason_ = x.reason;
     core->shutdown(stop_kind::stop, shutdown_deadline(core->self_->system()));
   });
@@ -681,6 +723,8 @@ caf::behavior supervisor_core::start(caf::event_based_actor* self) {
     [core](timer_atom, uint64_t token) { core->on_timer(token); },
     [core](start_failed_atom, uint64_t i, caf::error& reason) {
       auto& c = core->children_[static_cast<size_t>(i)];
+      if (c.current)
+        return; // started since (a shutdown starts children due a restart)
       core->record_stop(c, reason);
       core->child_exited(static_cast<size_t>(i), reason);
     },

@@ -211,6 +211,33 @@ BOOST_AUTO_TEST_CASE(source_restarted_after_intake_stopped_does_not_produce) {
                 caf::after(patience) >> [] { BOOST_FAIL("sink never ended"); });
 }
 
+BOOST_AUTO_TEST_CASE(source_that_drained_is_not_restarted) {
+  // A permanent source in a nested supervisor ends normally once intake
+  // stops; restarting it would only end it again until the nested
+  // supervisor gave up.
+  auto source = counter_source("sink");
+  source.restart = restart_type::permanent;
+  supervisor_spec inner;
+  inner.name = "inner";
+  inner.children = {source};
+  supervisor_spec root;
+  root.name = "root";
+  root.children = {supervisor_child(inner), summing_sink_child(self, 1000)};
+  auto sup = spawn_supervisor(sys, root);
+  self->receive([](progress_atom) {},
+                caf::after(patience) >> [] { BOOST_FAIL("pipeline never ran"); });
+  auto report = troupe::shutdown(sys, sup);
+  BOOST_REQUIRE(report);
+  BOOST_TEST_MESSAGE(to_text(*report));
+  BOOST_CHECK(find_report(*report, "inner")->stopped == stop_reason::drained);
+  auto src = find_report(*report, "source");
+  BOOST_CHECK_EQUAL(src->restarts, 0u);
+  BOOST_CHECK(src->stopped == stop_reason::drained);
+  BOOST_CHECK_EQUAL(find_report(*report, "sink")->in, src->out);
+  self->receive([](sink_done_atom, uint64_t, uint64_t) {},
+                caf::after(patience) >> [] { BOOST_FAIL("sink never ended"); });
+}
+
 BOOST_AUTO_TEST_CASE(sigterm_starts_the_graceful_shutdown) {
   auto root = spawn_supervisor(sys, pipeline_spec(self));
   self->monitor(root);

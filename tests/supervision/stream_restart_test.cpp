@@ -6,6 +6,8 @@
 #include <troupe/actors/errors.hpp>
 #include <troupe/supervision/shutdown.hpp>
 
+#include <thread>
+
 using namespace troupe;
 using namespace troupe::test;
 
@@ -44,6 +46,52 @@ child_spec throwing_sink_child(caf::actor observer, uint64_t throw_at) {
                                                throw_at));
   };
   return spec;
+}
+
+// A sink that tells `observer` (sink_done_atom, count, end reason) at the end
+// of its stream. Its first incarnation throws on the `throw_at`th item.
+class reporting_sink final : public stage_logic {
+public:
+  reporting_sink(caf::actor observer, uint64_t throw_at)
+    : observer_(std::move(observer)), throw_at_(throw_at) {
+  }
+  void on_item(item&, emitter&) override {
+    if (++count_ == throw_at_)
+      throw std::runtime_error("sink fails");
+  }
+  void on_end(emitter&, const caf::error& reason) override {
+    caf::anon_send(observer_, sink_done_atom::value, count_, reason);
+  }
+
+private:
+  caf::actor observer_;
+  uint64_t throw_at_;
+  uint64_t count_ = 0;
+};
+
+child_spec reporting_sink_child(caf::actor observer, uint64_t throw_at = endless) {
+  child_spec spec;
+  spec.name = "sink";
+  spec.restart = restart_type::transient;
+  spec.start = [observer, throw_at](const spawn_context& ctx) {
+    auto first = ctx.restarts() == 0;
+    return spawn_stage(ctx, stage_config{},
+                       std::make_unique<reporting_sink>(observer,
+                                                        first ? throw_at : endless));
+  };
+  return spec;
+}
+
+// Asks `sup` for its status until its child `name` is not running.
+void wait_until_down(system_fixture& f, const caf::actor& sup,
+                     const std::string& name) {
+  for (int i = 0; i < 10000; ++i) {
+    auto report = f.request_report(sup, caf::make_message(status_atom::value));
+    if (auto child = find_report(report, name);
+        child && child->stopped != stop_reason::running)
+      return;
+  }
+  BOOST_FAIL(name + " never stopped");
 }
 
 actor_report run_to_end(system_fixture& f, supervisor_spec spec, uint64_t& count,
@@ -130,27 +178,7 @@ BOOST_AUTO_TEST_CASE(upstream_that_fails_for_good_ends_its_downstream_with_an_er
       return true;
     });
   };
-  class error_sink final : public stage_logic {
-  public:
-    explicit error_sink(caf::actor observer) : observer_(std::move(observer)) {
-    }
-    void on_item(item&, emitter&) override {
-      ++count_;
-    }
-    void on_end(emitter&, const caf::error& reason) override {
-      caf::anon_send(observer_, sink_done_atom::value, count_, reason);
-    }
-
-  private:
-    caf::actor observer_;
-    uint64_t count_ = 0;
-  };
-  child_spec sink;
-  sink.name = "sink";
-  sink.restart = restart_type::transient;
-  sink.start = [observer = caf::actor{self}](const spawn_context& ctx) {
-    return spawn_stage(ctx, stage_config{}, std::make_unique<error_sink>(observer));
-  };
+  auto sink = reporting_sink_child(self);
   supervisor_spec spec;
   spec.auto_shutdown = auto_shutdown::all_children_done;
   spec.children = {source, sink};
@@ -164,6 +192,98 @@ BOOST_AUTO_TEST_CASE(upstream_that_fails_for_good_ends_its_downstream_with_an_er
     },
     caf::after(patience) >> [] { BOOST_FAIL("sink waits for an end forever"); });
   BOOST_CHECK(!wait_down(sup)); // both children are done
+}
+
+BOOST_AUTO_TEST_CASE(drain_brings_back_a_stage_waiting_for_its_restart) {
+  supervisor_spec spec;
+  spec.name = "pipeline";
+  // The transform fails early and would only come back after 10 s.
+  spec.backoff = {std::chrono::seconds(10), std::chrono::seconds(10), 2.0};
+  spec.children = {counter_source("transform"), transform_stage("sink", bad_item),
+                   summing_sink_child(self, endless)};
+  auto sup = spawn_supervisor(sys, spec);
+  wait_until_down(*this, sup, "transform");
+  auto report = troupe::shutdown(sys, sup);
+  BOOST_REQUIRE(report);
+  BOOST_TEST_MESSAGE(to_text(*report));
+  uint64_t count = 0;
+  uint64_t sum = 0;
+  self->receive([&](sink_done_atom, uint64_t c, uint64_t s) { count = c; sum = s; },
+                caf::after(patience) >> [] { BOOST_FAIL("sink never ended"); });
+  auto source = find_report(*report, "source");
+  auto transform = find_report(*report, "transform");
+  BOOST_REQUIRE(source && transform);
+  // The drain started the transform again, and it drained what was left.
+  BOOST_CHECK_EQUAL(transform->restarts, 1u);
+  BOOST_CHECK(transform->stopped == stop_reason::drained);
+  BOOST_CHECK_EQUAL(count, source->out - 1);
+  BOOST_CHECK_EQUAL(sum, transformed_sum(source->out) - (bad_item * 3 + 1));
+}
+
+BOOST_AUTO_TEST_CASE(restarting_downstream_learns_its_upstream_failed_for_good) {
+  auto source = counter_source("sink");
+  source.restart = restart_type::temporary;
+  supervisor_spec spec;
+  spec.backoff = {std::chrono::milliseconds(300), std::chrono::seconds(1), 2.0};
+  spec.children = {source, reporting_sink_child(self, 40)};
+  auto sup = spawn_supervisor(sys, spec);
+  wait_until_down(*this, sup, "sink");
+  // While the sink waits for its restart, its upstream goes for good.
+  caf::actor source_address;
+  self->request(sup, patience, caf::get_atom::value, std::string{"source"})
+    .receive([&](caf::actor& a) { source_address = a; },
+             [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+  self->send(source_address, cancel_atom::value);
+  self->receive(
+    [](sink_done_atom, uint64_t, const caf::error& reason) {
+      BOOST_CHECK(reason == errc::child_unavailable);
+    },
+    caf::after(patience) >> [] { BOOST_FAIL("restarted sink never ended"); });
+  auto report = troupe::shutdown(sys, sup);
+  BOOST_REQUIRE(report);
+  BOOST_CHECK(find_report(*report, "source")->stopped == stop_reason::cancelled);
+  BOOST_CHECK_EQUAL(find_report(*report, "sink")->restarts, 1u);
+}
+
+BOOST_AUTO_TEST_CASE(stage_killed_at_its_deadline_ends_its_downstream_link) {
+  // The source and the slow stage get 100 ms each to stop, far less than the
+  // stage's queued work takes; the sink gets 30 s.
+  auto source = counter_source("transform");
+  source.shutdown = std::chrono::milliseconds(100);
+  child_spec slow;
+  slow.name = "transform";
+  slow.shutdown = std::chrono::milliseconds(100);
+  slow.start = [](const spawn_context& ctx) {
+    stage_config cfg;
+    cfg.next = {ctx.sibling("sink")};
+    return spawn_stage(ctx, cfg, [](item& x, emitter& out) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10)); // slow work
+      out.push(x);
+    });
+  };
+  auto sink = reporting_sink_child(self);
+  sink.shutdown = std::chrono::seconds(30);
+  supervisor_spec spec;
+  spec.children = {sink, slow, source};
+  auto sup = spawn_supervisor(sys, spec);
+  // Shut down once the slow stage has work queued that outlasts its 100 ms.
+  for (int i = 0; i < 10000; ++i) {
+    auto status = request_report(sup, caf::make_message(status_atom::value));
+    if (find_report(status, "transform")->in > 0)
+      break;
+  }
+  auto report = troupe::shutdown(sys, sup);
+  BOOST_REQUIRE(report);
+  BOOST_TEST_MESSAGE(to_text(*report));
+  BOOST_CHECK(find_report(*report, "transform")->stopped == stop_reason::killed);
+  // The sink did not wait for its own deadline: the killed stage's link
+  // ended with an error, and the sink flushed and stopped.
+  BOOST_CHECK(find_report(*report, "sink")->stopped == stop_reason::drained);
+  self->receive(
+    [](sink_done_atom, uint64_t, const caf::error& reason) {
+      BOOST_CHECK(reason == errc::child_unavailable);
+    },
+    caf::after(patience) >> [] { BOOST_FAIL("sink never ended"); });
 }
 
 BOOST_AUTO_TEST_CASE(final_report_counts_even_when_it_arrives_after_the_down) {
