@@ -49,7 +49,6 @@ public:
   stage_core(spawn_context ctx, stage_config cfg, uint32_t window)
     : ctx_(std::move(ctx)),
       cfg_(std::move(cfg)),
-      window_(window),
       inputs_(new_epoch(), window) {
     // nop
   }
@@ -302,7 +301,6 @@ private:
 
   spawn_context ctx_;
   stage_config cfg_;
-  uint32_t window_;
   caf::event_based_actor* self_ = nullptr;
   std::unique_ptr<stage_logic> stage_;
   std::unique_ptr<source_logic> source_;

@@ -25,6 +25,22 @@ inline system_settings test_settings() {
   return s;
 }
 
+/// Finds a child report by name in a supervisor's report (depth first).
+inline const actor_report* find_report(const actor_report& root,
+                                       const std::string& name) {
+  if (root.name == name)
+    return &root;
+  for (auto& child : root.children)
+    if (auto found = find_report(child, name))
+      return found;
+  return nullptr;
+}
+
+/// Predicate for system_fixture::await_child: the child is not running.
+inline bool stopped(const actor_report& child) {
+  return child.stopped != stop_reason::running;
+}
+
 struct system_fixture {
   troupe::system sys{test_settings()};
   caf::scoped_actor self{sys.actors()};
@@ -58,6 +74,19 @@ struct system_fixture {
     return reason;
   }
 
+  /// Asks supervisor `sup` for its status until `holds` is true of its child
+  /// `name`: a bounded number of round trips, each a point of sync.
+  template <class Predicate>
+  void await_child(const caf::actor& sup, const std::string& name,
+                   Predicate holds, const std::string& what) {
+    for (int i = 0; i < 10000; ++i) {
+      auto report = request_report(sup, caf::make_message(status_atom::value));
+      if (auto child = find_report(report, name); child && holds(*child))
+        return;
+    }
+    BOOST_FAIL(name + " never " + what);
+  }
+
   actor_report request_report(const caf::actor& who, caf::message msg) {
     actor_report result;
     self->request(who, patience, std::move(msg))
@@ -68,16 +97,5 @@ struct system_fixture {
     return result;
   }
 };
-
-/// Finds a child report by name in a supervisor's report (depth first).
-inline const actor_report* find_report(const actor_report& root,
-                                       const std::string& name) {
-  if (root.name == name)
-    return &root;
-  for (auto& child : root.children)
-    if (auto found = find_report(child, name))
-      return found;
-  return nullptr;
-}
 
 } // namespace troupe::test

@@ -120,13 +120,7 @@ struct event_log : system_fixture {
   void crash_and_wait(const caf::actor& sup, const std::string& name) {
     self->send(address_of(sup, name), crash_atom::value);
     BOOST_CHECK_EQUAL(next_event(), "-" + name);
-    for (int i = 0; i < 1000; ++i) {
-      auto report = request_report(sup, caf::make_message(status_atom::value));
-      if (auto child = find_report(report, name);
-          child && child->stopped != stop_reason::running)
-        return;
-    }
-    BOOST_FAIL("the supervisor never saw " + name + " stop");
+    await_child(sup, name, stopped, "stopped");
   }
 
   caf::actor address_of(const caf::actor& sup, const std::string& name) {

@@ -91,6 +91,12 @@ inline child_spec summing_sink_child(caf::actor observer, uint64_t threshold) {
   return spec;
 }
 
+/// Waits for the summing sink's (progress_atom): the pipeline is running.
+inline void await_progress(system_fixture& f) {
+  f.self->receive([](progress_atom) {},
+                  caf::after(patience) >> [] { BOOST_FAIL("pipeline never ran"); });
+}
+
 /// Sum of 3i+1 over i in 0..n-1, wrapping like the sink's sum.
 inline uint64_t transformed_sum(uint64_t n) {
   uint64_t sum = 0;

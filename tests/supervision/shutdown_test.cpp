@@ -29,8 +29,7 @@ BOOST_FIXTURE_TEST_SUITE(shutdown, event_log)
 
 BOOST_AUTO_TEST_CASE(graceful_shutdown_mid_stream_loses_nothing) {
   auto root = spawn_supervisor(sys, pipeline_spec(self));
-  self->receive([](progress_atom) {},
-                caf::after(patience) >> [] { BOOST_FAIL("pipeline never ran"); });
+  await_progress(*this);
   auto report = troupe::shutdown(sys, root, shutdown_mode::graceful);
   BOOST_REQUIRE(report);
   uint64_t count = 0;
@@ -63,8 +62,7 @@ BOOST_AUTO_TEST_CASE(graceful_shutdown_mid_stream_loses_nothing) {
 
 BOOST_AUTO_TEST_CASE(cancel_stops_the_pipeline_now) {
   auto root = spawn_supervisor(sys, pipeline_spec(self));
-  self->receive([](progress_atom) {},
-                caf::after(patience) >> [] { BOOST_FAIL("pipeline never ran"); });
+  await_progress(*this);
   auto report = troupe::shutdown(sys, root, shutdown_mode::cancel);
   BOOST_REQUIRE(report);
   BOOST_CHECK(report->stopped == stop_reason::cancelled);
@@ -195,8 +193,7 @@ BOOST_AUTO_TEST_CASE(source_restarted_after_intake_stopped_does_not_produce) {
   sink.shutdown = std::chrono::seconds(20);
   root.children = {supervisor_child(inner), sink};
   auto sup = spawn_supervisor(sys, root);
-  self->receive([](progress_atom) {},
-                caf::after(patience) >> [] { BOOST_FAIL("pipeline never ran"); });
+  await_progress(*this);
   auto report = troupe::shutdown(sys, sup);
   BOOST_REQUIRE(report);
   BOOST_TEST_MESSAGE(to_text(*report));
@@ -224,8 +221,7 @@ BOOST_AUTO_TEST_CASE(source_that_drained_is_not_restarted) {
   root.name = "root";
   root.children = {supervisor_child(inner), summing_sink_child(self, 1000)};
   auto sup = spawn_supervisor(sys, root);
-  self->receive([](progress_atom) {},
-                caf::after(patience) >> [] { BOOST_FAIL("pipeline never ran"); });
+  await_progress(*this);
   auto report = troupe::shutdown(sys, sup);
   BOOST_REQUIRE(report);
   BOOST_TEST_MESSAGE(to_text(*report));
@@ -241,8 +237,7 @@ BOOST_AUTO_TEST_CASE(source_that_drained_is_not_restarted) {
 BOOST_AUTO_TEST_CASE(sigterm_starts_the_graceful_shutdown) {
   auto root = spawn_supervisor(sys, pipeline_spec(self));
   self->monitor(root);
-  self->receive([](progress_atom) {},
-                caf::after(patience) >> [] { BOOST_FAIL("pipeline never ran"); });
+  await_progress(*this);
   {
     signal_hook hook{root};
     std::raise(SIGTERM);

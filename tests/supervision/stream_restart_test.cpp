@@ -82,18 +82,6 @@ child_spec reporting_sink_child(caf::actor observer, uint64_t throw_at = endless
   return spec;
 }
 
-// Asks `sup` for its status until its child `name` is not running.
-void wait_until_down(system_fixture& f, const caf::actor& sup,
-                     const std::string& name) {
-  for (int i = 0; i < 10000; ++i) {
-    auto report = f.request_report(sup, caf::make_message(status_atom::value));
-    if (auto child = find_report(report, name);
-        child && child->stopped != stop_reason::running)
-      return;
-  }
-  BOOST_FAIL(name + " never stopped");
-}
-
 actor_report run_to_end(system_fixture& f, supervisor_spec spec, uint64_t& count,
                         uint64_t& sum) {
   auto root = spawn_supervisor(f.sys, std::move(spec));
@@ -202,7 +190,7 @@ BOOST_AUTO_TEST_CASE(drain_brings_back_a_stage_waiting_for_its_restart) {
   spec.children = {counter_source("transform"), transform_stage("sink", bad_item),
                    summing_sink_child(self, endless)};
   auto sup = spawn_supervisor(sys, spec);
-  wait_until_down(*this, sup, "transform");
+  await_child(sup, "transform", stopped, "stopped");
   auto report = troupe::shutdown(sys, sup);
   BOOST_REQUIRE(report);
   BOOST_TEST_MESSAGE(to_text(*report));
@@ -227,7 +215,7 @@ BOOST_AUTO_TEST_CASE(restarting_downstream_learns_its_upstream_failed_for_good) 
   spec.backoff = {std::chrono::milliseconds(300), std::chrono::seconds(1), 2.0};
   spec.children = {source, reporting_sink_child(self, 40)};
   auto sup = spawn_supervisor(sys, spec);
-  wait_until_down(*this, sup, "sink");
+  await_child(sup, "sink", stopped, "stopped");
   // While the sink waits for its restart, its upstream goes for good.
   caf::actor source_address;
   self->request(sup, patience, caf::get_atom::value, std::string{"source"})
@@ -267,11 +255,8 @@ BOOST_AUTO_TEST_CASE(stage_killed_at_its_deadline_ends_its_downstream_link) {
   spec.children = {sink, slow, source};
   auto sup = spawn_supervisor(sys, spec);
   // Shut down once the slow stage has work queued that outlasts its 100 ms.
-  for (int i = 0; i < 10000; ++i) {
-    auto status = request_report(sup, caf::make_message(status_atom::value));
-    if (find_report(status, "transform")->in > 0)
-      break;
-  }
+  await_child(sup, "transform", [](const actor_report& x) { return x.in > 0; },
+              "took an item");
   auto report = troupe::shutdown(sys, sup);
   BOOST_REQUIRE(report);
   BOOST_TEST_MESSAGE(to_text(*report));
