@@ -16,6 +16,18 @@ std::string to_string(errc x) {
       return "child_unavailable";
     case errc::child_start_failed:
       return "child_start_failed";
+    case errc::rate_limited:
+      return "rate_limited";
+    case errc::circuit_open:
+      return "circuit_open";
+    case errc::call_timeout:
+      return "call_timeout";
+    case errc::pool_full:
+      return "pool_full";
+    case errc::job_failed:
+      return "job_failed";
+    case errc::shutting_down:
+      return "shutting_down";
   }
   return "unknown troupe error";
 }

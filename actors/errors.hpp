@@ -26,6 +26,20 @@ enum class errc : uint8_t {
   child_unavailable,
   /// The factory of a child threw or returned no actor.
   child_start_failed,
+  /// A rate limiter in reject mode had no permit for the request.
+  rate_limited,
+  /// A circuit breaker is open (or half-open with all probes taken) and
+  /// rejected the call without making it.
+  circuit_open,
+  /// A call did not answer within the time a pattern allows it.
+  call_timeout,
+  /// A worker pool's queue is full: the request was not accepted.
+  pool_full,
+  /// A job failed on every attempt a worker pool allows it (its workers
+  /// crashed while holding it); the context names the last error.
+  job_failed,
+  /// The pattern is shutting down and takes no new requests.
+  shutting_down,
 };
 
 /// The CAF error category of errc.

@@ -12,6 +12,7 @@
 #include <caf/meta/type_name.hpp>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -147,6 +148,11 @@ struct actor_report {
   uint32_t restarts = 0;
   stop_reason stopped = stop_reason::running;
   std::string error;     ///< why it crashed or was killed, rendered
+  /// A pattern's own state in a word, e.g. a breaker's "open"; empty if none.
+  std::string state;
+  /// A pattern's own counters and gauges by name, e.g. a batcher's "batches"
+  /// or a limiter's "rejected"; what each kind reports is in its header.
+  std::map<std::string, int64_t> stats;
   std::vector<actor_report> children;
 };
 
@@ -154,7 +160,8 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, actor_report& x) {
   return f(caf::meta::type_name("troupe::actor_report"), x.name, x.kind, x.in,
            x.out, x.flushed, x.dropped, x.errors, x.lost, x.resent,
-           x.unconfirmed, x.max_in_flight, x.restarts, x.stopped, x.error, x.children);
+           x.unconfirmed, x.max_in_flight, x.restarts, x.stopped, x.error,
+           x.state, x.stats, x.children);
 }
 
 } // namespace troupe

@@ -16,9 +16,35 @@ namespace troupe {
 
 emitter::~emitter() = default;
 
+stage_control::~stage_control() = default;
+
 stage_logic::~stage_logic() = default;
 
+void stage_logic::on_start(stage_control&) {
+  // nop
+}
+
+bool stage_logic::ready() {
+  return true;
+}
+
+bool stage_logic::busy() const {
+  return false;
+}
+
+void stage_logic::on_timer(uint64_t, emitter&) {
+  // nop
+}
+
 void stage_logic::on_end(emitter&, const caf::error&) {
+  // nop
+}
+
+caf::result<caf::message> stage_logic::on_request(caf::message&) {
+  return caf::sec::unexpected_message;
+}
+
+void stage_logic::describe(actor_report&) const {
   // nop
 }
 
@@ -34,6 +60,8 @@ using crash_flush_atom = caf::atom_constant<caf::atom("trp_crashf")>;
 
 using source_poll_atom = caf::atom_constant<caf::atom("trp_spoll")>;
 
+using stage_timer_atom = caf::atom_constant<caf::atom("trp_stimer")>;
+
 /// How long a stage whose logic threw may take to deliver what it had emitted.
 constexpr caf::timespan crash_flush_timeout = std::chrono::seconds(1);
 
@@ -43,7 +71,7 @@ constexpr caf::timespan max_poll_delay = std::chrono::milliseconds(100);
 
 // The state of one stage incarnation, shared between its behavior and the
 // functor that reports its counters when it stops (also on crash or kill).
-class stage_core final : public emitter,
+class stage_core final : public stage_control,
                          public std::enable_shared_from_this<stage_core> {
 public:
   stage_core(spawn_context ctx, stage_config cfg, uint32_t window)
@@ -71,6 +99,12 @@ public:
       self->send(next, link_open{me, outputs_.back().id()});
     }
     auto c = shared_from_this();
+    self->set_default_handler(
+      [c](caf::scheduled_actor*, caf::message_view& x) -> caf::result<caf::message> {
+        return c->request(x);
+      });
+    if (stage_)
+      guarded([this] { stage_->on_start(*this); });
     return {
       [c](link_open& x) {
         c->inputs_.open(x);
@@ -102,6 +136,11 @@ public:
         c->poll_pending_ = false;
         c->pump();
       },
+      [c](stage_timer_atom, uint64_t token) {
+        if (c->stage_ && !c->finished_ && !c->failure_)
+          c->guarded([&] { c->stage_->on_timer(token, *c); });
+        c->pump();
+      },
       [c](cancel_atom) {
         c->self_->quit(make_error(errc::cancelled));
       },
@@ -117,11 +156,27 @@ public:
     pump();
   }
 
+  caf::event_based_actor* self() override {
+    return self_;
+  }
+
+  size_t outputs() const override {
+    return outputs_.size();
+  }
+
+  void schedule(caf::timespan delay, uint64_t token) override {
+    self_->delayed_send(self_, delay, stage_timer_atom::value, token);
+  }
+
+  void resume() override {
+    pump();
+  }
+
   void push(item x) override {
     ++out_;
     if (ending_)
       ++flushed_;
-    if (outputs_.empty()) {
+    if (outputs_.empty() || outputs_closed_) {
       ++dropped_;
       return;
     }
@@ -152,6 +207,10 @@ public:
         r.unconfirmed += o.in_flight();
       }
     }
+    if (unexpected_ > 0)
+      r.stats["unexpected"] = static_cast<int64_t>(unexpected_);
+    if (stage_)
+      stage_->describe(r);
     return r;
   }
 
@@ -192,19 +251,66 @@ private:
 
   bool inputs_done() const {
     return inputs_.all_ended()
-           && (draining_ || inputs_.upstreams() >= cfg_.inputs);
+           && (draining_ || inputs_.upstreams() >= cfg_.inputs)
+           && !stage_->busy();
   }
 
-  // Consumes and produces what credit and room allow, then sends.
+  // Runs logic code; what it throws is a crash of the stage. Returns false
+  // if it threw.
+  template <class F>
+  bool guarded(F&& f) {
+    try {
+      f();
+      return true;
+    } catch (const std::exception& e) {
+      fail(e.what());
+    } catch (...) {
+      fail("unknown exception");
+    }
+    return false;
+  }
+
+  // A message outside the stream protocol, for the logic to answer.
+  caf::result<caf::message> request(caf::message_view& x) {
+    if (!stage_ || finished_ || failure_) {
+      ++unexpected_;
+      return caf::sec::unexpected_message;
+    }
+    auto msg = x.move_content_to_message();
+    caf::result<caf::message> result{caf::sec::unexpected_message};
+    if (!guarded([&] { result = stage_->on_request(msg); }))
+      return failure_;
+    if (result.flag == caf::rt_error
+        && result.err == caf::sec::unexpected_message)
+      ++unexpected_;
+    pump();
+    return result;
+  }
+
+  // Consumes and produces what credit and room allow, then sends. Logic that
+  // wakes the stage from inside a round only asks for another round.
   void pump() {
+    if (pumping_) {
+      pump_again_ = true;
+      return;
+    }
+    pumping_ = true;
+    do {
+      pump_again_ = false;
+      pump_round();
+    } while (pump_again_ && !finished_);
+    pumping_ = false;
+  }
+
+  void pump_round() {
     if (finished_)
       return;
     if (failure_) {
       flush();
       return;
     }
-    try {
-      while (!ending_ && inputs_.has_item() && has_room()) {
+    auto ok = guarded([this] {
+      while (!ending_ && inputs_.has_item() && has_room() && stage_->ready()) {
         auto x = inputs_.take();
         ++in_;
         stage_->on_item(x, *this);
@@ -217,14 +323,9 @@ private:
       } else if (stage_ && !ending_ && inputs_done()) {
         begin_end(inputs_.error());
       }
-    } catch (const std::exception& e) {
-      fail(e.what());
-      return;
-    } catch (...) {
-      fail("unknown exception");
-      return;
-    }
-    flush();
+    });
+    if (ok)
+      flush();
   }
 
   void produce() {
@@ -256,6 +357,7 @@ private:
       source_->on_end(*this);
     for (auto& o : outputs_)
       o.close(reason);
+    outputs_closed_ = true;
   }
 
   void flush() {
@@ -274,7 +376,7 @@ private:
       if (std::all_of(outputs_.begin(), outputs_.end(),
                       [](const outbound_link& o) { return o.buffered() == 0; }))
         exit_failed();
-    } else if (ending_ && all_ended) {
+    } else if (ending_ && all_ended && !(stage_ && stage_->busy())) {
       finished_ = true;
       self_->quit();
     }
@@ -310,7 +412,10 @@ private:
   bool draining_ = false;
   bool intake_stopped_ = false;
   bool ending_ = false;
+  bool outputs_closed_ = false;
   bool finished_ = false;
+  bool pumping_ = false;
+  bool pump_again_ = false;
   caf::error failure_;
   bool poll_pending_ = false;
   caf::timespan poll_delay_ = min_poll_delay;
@@ -319,6 +424,7 @@ private:
   uint64_t flushed_ = 0;
   uint64_t dropped_ = 0;
   uint64_t errors_ = 0;
+  uint64_t unexpected_ = 0;
 };
 
 void validate(const stage_config& cfg, bool is_source, const std::string& name) {

@@ -6,10 +6,13 @@
 //
 // Messages a stage understands, besides the link protocol:
 //   drain_atom       graceful stop. A source stops producing; a stage or sink
-//                    ends when its inputs have ended (at once if it has none).
+//                    ends when its inputs have ended (at once if it has none)
+//                    and its logic is no longer busy.
 //   stop_intake_atom a source stops producing; others ignore it.
 //   cancel_atom      stop now; items held on output links count as dropped.
 //   status_atom      -> actor_report with the counters so far.
+//   anything else    goes to the logic's on_request (a pattern in front of a
+//                    service answers the service's requests).
 // When supervised, a stage sends its final actor_report to its supervisor as
 // it stops, whatever the reason (crash and kill included).
 
@@ -18,6 +21,8 @@
 
 #include <caf/actor.hpp>
 #include <caf/error.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/result.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -35,17 +40,52 @@ public:
   virtual void push(item x) = 0;
 };
 
+/// What a stage's logic may use besides emitting inside on_item: its actor
+/// (for requests to services), timers, and a way to wake the stage after
+/// emitting or becoming ready from a callback of its own (a response handler).
+class stage_control : public emitter {
+public:
+  ~stage_control() override;
+  virtual caf::event_based_actor* self() = 0;
+  /// Number of output links (0 for a sink: what it pushes is dropped).
+  virtual size_t outputs() const = 0;
+  /// Calls the logic's on_timer(token) after `delay`.
+  virtual void schedule(caf::timespan delay, uint64_t token) = 0;
+  /// Sends what was pushed and takes input again; for callbacks the stage did
+  /// not call itself (the stage resumes by itself after on_item, on_timer
+  /// and on_request).
+  virtual void resume() = 0;
+};
+
 /// The logic of a stage or sink. An exception thrown from it is a crash of the
 /// stage: the item counts as an error and is not sent again, and the
 /// supervisor decides what happens next.
 class stage_logic {
 public:
   virtual ~stage_logic();
+  /// Called once per incarnation, before anything else.
+  virtual void on_start(stage_control& ctl);
   /// Called for each input item, in order per link.
   virtual void on_item(item& x, emitter& out) = 0;
-  /// Called once after all inputs ended: emit what is still held.
-  /// `reason` is the first error an input ended with, if any.
+  /// Whether the logic takes another item now. Items it does not take stay
+  /// unacknowledged, so the upstream runs out of credit: this is how a
+  /// pattern pushes back. A logic that answers false must wake the stage
+  /// (a timer, or stage_control::resume) once it is ready again.
+  virtual bool ready();
+  /// Whether the logic still holds work that will emit later (requests in
+  /// flight). The stage does not end while it is busy.
+  virtual bool busy() const;
+  /// A timer set with stage_control::schedule fired.
+  virtual void on_timer(uint64_t token, emitter& out);
+  /// Called once after all inputs ended (and the logic is not busy): emit
+  /// what is still held. `reason` is the first error an input ended with.
   virtual void on_end(emitter& out, const caf::error& reason);
+  /// A message that is not part of the stream protocol: a request, when the
+  /// pattern also works in front of a service. The default answers
+  /// caf::sec::unexpected_message.
+  virtual caf::result<caf::message> on_request(caf::message& x);
+  /// Adds the pattern's own state and stats to a report.
+  virtual void describe(actor_report& r) const;
 };
 
 /// The logic of a source: a stage without inputs.

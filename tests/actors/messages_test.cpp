@@ -65,6 +65,8 @@ BOOST_AUTO_TEST_CASE(reports_survive_serialization) {
   child.name = "sink";
   child.in = 10;
   child.stopped = stop_reason::drained;
+  child.state = "open";
+  child.stats = {{"batches", 3}, {"tokens", -1}};
   actor_report root;
   root.name = "root";
   root.kind = "supervisor";
@@ -76,6 +78,8 @@ BOOST_AUTO_TEST_CASE(reports_survive_serialization) {
   BOOST_CHECK_EQUAL(r.children[0].name, "sink");
   BOOST_CHECK_EQUAL(r.children[0].in, 10u);
   BOOST_CHECK(r.children[0].stopped == stop_reason::drained);
+  BOOST_CHECK_EQUAL(r.children[0].state, "open");
+  BOOST_CHECK(r.children[0].stats == child.stats);
 }
 
 BOOST_AUTO_TEST_CASE(troupe_errors_render_with_their_names) {

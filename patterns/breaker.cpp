@@ -1,0 +1,1 @@
+#include "troupe/patterns/breaker.hpp"
