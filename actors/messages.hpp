@@ -35,6 +35,13 @@ using status_atom = caf::atom_constant<caf::atom("status")>;
 /// streams; everything else keeps working until its inputs end.
 using stop_intake_atom = caf::atom_constant<caf::atom("stopintake")>;
 
+/// Sent by an observer to a pattern with states (a circuit breaker): from now
+/// on, the observer receives a state_change for each transition.
+using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
+
+/// Ends a subscription; an observer that stops is removed by itself.
+using unsubscribe_atom = caf::atom_constant<caf::atom("unsubscr")>;
+
 /// A value on a stream. Type-erased so that stages of different kinds (and on
 /// different nodes) connect without sharing templates; any registered type fits.
 using item = caf::message;
@@ -110,6 +117,21 @@ struct end_of_stream {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, end_of_stream& x) {
   return f(caf::meta::type_name("troupe::end_of_stream"), x.link, x.reason);
+}
+
+/// A pattern changed state, e.g. a breaker from "closed" to "open"; sent to
+/// its subscribers. `at_ns` is the time on the sender's steady clock.
+struct state_change {
+  std::string name; ///< the pattern's name (its spawn_context name)
+  std::string from;
+  std::string to;
+  int64_t at_ns = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, state_change& x) {
+  return f(caf::meta::type_name("troupe::state_change"), x.name, x.from,
+           x.to, x.at_ns);
 }
 
 /// How an actor stopped, as shown in reports.

@@ -34,6 +34,7 @@ void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<link_items>("troupe::link_items");
   cfg.add_message_type<demand>("troupe::demand");
   cfg.add_message_type<end_of_stream>("troupe::end_of_stream");
+  cfg.add_message_type<state_change>("troupe::state_change");
   cfg.add_message_type<stop_reason>("troupe::stop_reason");
   cfg.add_message_type<actor_report>("troupe::actor_report");
   cfg.add_message_type<std::vector<actor_report>>(
