@@ -63,6 +63,10 @@ void add_counters(actor_report& into, const actor_report& from) {
   into.max_in_flight = std::max(into.max_in_flight, from.max_in_flight);
   if (!from.kind.empty())
     into.kind = from.kind;
+  // A pattern's state and stats describe its latest incarnation: gauges and
+  // counters share the map, and gauges do not add up.
+  into.state = from.state;
+  into.stats = from.stats;
   for (auto& child : from.children) {
     auto same_name = [&](const actor_report& x) { return x.name == child.name; };
     auto i = std::find_if(into.children.begin(), into.children.end(), same_name);
