@@ -50,6 +50,14 @@ void stage_logic::describe(actor_report&) const {
 
 source_logic::~source_logic() = default;
 
+void source_logic::on_start(stage_control&) {
+  // nop
+}
+
+void source_logic::on_timer(uint64_t, emitter&) {
+  // nop
+}
+
 void source_logic::on_end(emitter&) {
   // nop
 }
@@ -103,8 +111,12 @@ public:
       [c](caf::scheduled_actor*, caf::message_view& x) -> caf::result<caf::message> {
         return c->request(x);
       });
-    if (stage_)
-      guarded([this] { stage_->on_start(*this); });
+    guarded([this] {
+      if (stage_)
+        stage_->on_start(*this);
+      else
+        source_->on_start(*this);
+    });
     return {
       [c](link_open& x) {
         c->inputs_.open(x);
@@ -137,8 +149,14 @@ public:
         c->pump();
       },
       [c](stage_timer_atom, uint64_t token) {
-        if (c->stage_ && !c->finished_ && !c->failure_)
-          c->guarded([&] { c->stage_->on_timer(token, *c); });
+        // An ending source has closed its outputs: nothing is due any more.
+        if (!c->finished_ && !c->failure_ && (c->stage_ || !c->ending_))
+          c->guarded([&] {
+            if (c->stage_)
+              c->stage_->on_timer(token, *c);
+            else
+              c->source_->on_timer(token, *c);
+          });
         c->pump();
       },
       [c](cancel_atom) {

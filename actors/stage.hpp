@@ -92,6 +92,11 @@ public:
 class source_logic {
 public:
   virtual ~source_logic();
+  /// Called once per incarnation, before anything else. A source that emits
+  /// on its own schedule keeps the control and sets timers.
+  virtual void on_start(stage_control& ctl);
+  /// A timer set with stage_control::schedule fired: emit what is due.
+  virtual void on_timer(uint64_t token, emitter& out);
   /// Emit at most `max` items (fewer is fine); return false once exhausted.
   /// Called again as credit comes back. A source with nothing to emit yet
   /// (waiting for outside input) may emit nothing: it is asked again after a

@@ -111,7 +111,7 @@ public:
       return;
     }
     if (b->queue.empty() && b->tokens.try_take(now)) {
-      ++passed_;
+      pass(x);
       out.push(std::move(x));
       return;
     }
@@ -134,7 +134,7 @@ public:
       return make_error(errc::rate_limited, "no bucket left for a new key");
     }
     if (b->queue.empty() && b->tokens.try_take(now)) {
-      ++passed_;
+      pass(x);
       ++forwarded_;
       return ctl_->self()->delegate(service_, std::move(x));
     }
@@ -206,6 +206,12 @@ private:
     return buckets_.size() < before;
   }
 
+  void pass(const item& x) {
+    ++passed_;
+    if (cfg_.on_pass)
+      cfg_.on_pass(x);
+  }
+
   void hold(bucket& b, waiting w, clock_type::time_point now) {
     if (!w.is_request)
       ++held_items_;
@@ -222,8 +228,8 @@ private:
         auto w = std::move(b.queue.front());
         b.queue.pop_front();
         --held_;
-        ++passed_;
         ++delayed_;
+        pass(w.msg);
         if (w.is_request) {
           ++forwarded_;
           w.promise.delegate(service_, std::move(w.msg));

@@ -55,6 +55,9 @@ struct limiter_config {
   std::function<std::string(const item&)> key_of;
   /// Most buckets kept at once with key_of.
   size_t max_keys = 10000;
+  /// Called in the limiter as each item or request is let through, e.g. to
+  /// stamp or trace it. Empty: nothing.
+  std::function<void(const item&)> on_pass;
 
   /// Throws config_error naming the field if a value is invalid.
   void validate() const;

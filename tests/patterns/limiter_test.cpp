@@ -88,6 +88,39 @@ BOOST_AUTO_TEST_CASE(burst_passes_at_once_then_the_rate_holds) {
   BOOST_CHECK_EQUAL(receive_sink_end(*this), 30u);
 }
 
+BOOST_AUTO_TEST_CASE(no_10ms_window_lets_through_more_than_burst_plus_rate) {
+  limiter_config cfg;
+  cfg.rate = 4000;
+  cfg.burst = 20;
+  // Stamped in the limiter as each item passes; read after the sink ended.
+  auto stamps = std::make_shared<std::vector<int64_t>>();
+  cfg.on_pass = [stamps](const item&) { stamps->push_back(now_ns()); };
+  auto l = stream_limiter(cfg);
+  manual_upstream up{self, l};
+  const uint64_t n = 1000;
+  for (uint64_t k = 0; k < n; k += 100) {
+    up.push(numbers(k, k + 100));
+    up.await_credit(k + 100);
+  }
+  up.end();
+  BOOST_REQUIRE_EQUAL(receive_sink_end(*this), n);
+  BOOST_REQUIRE_EQUAL(stamps->size(), n);
+  // A bucket of `burst` gaining `rate` per second passes at most
+  // burst + rate * 10 ms in any 10 ms (one more for the clock being read
+  // twice: once by the bucket, once by the stamp).
+  size_t most = 0;
+  for (size_t lo = 0, hi = 0; hi < n; ++hi) {
+    while ((*stamps)[hi] - (*stamps)[lo] >= 10'000'000)
+      ++lo;
+    most = std::max(most, hi - lo + 1);
+  }
+  BOOST_CHECK_LE(most, static_cast<size_t>(cfg.burst + cfg.rate * 0.01) + 1);
+  // And the steady rate holds: the last item cannot pass before
+  // (n - burst) / rate after the first.
+  auto span = stamps->back() - stamps->front();
+  BOOST_CHECK_GE(span, static_cast<int64_t>((n - cfg.burst) / cfg.rate * 1e9) - 1'000'000);
+}
+
 BOOST_AUTO_TEST_CASE(reject_mode_drops_what_has_no_permit_and_counts_it) {
   limiter_config cfg;
   cfg.rate = 0.01;

@@ -1,0 +1,104 @@
+#pragma once
+
+// What the workloads of the benchmark program share: the definitions of
+// ../shared/bench/SPEC.md (splitmix64, checksums), one result line, and the
+// table of workloads. Each workload runs on troupe's public patterns, as a
+// user would write it.
+
+#include <troupe/actors/system.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace troupe::bench {
+
+inline uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+/// `rounds` times splitmix64, starting from x.
+inline uint64_t mix_rounds(uint64_t x, int rounds) {
+  for (int i = 0; i < rounds; ++i)
+    x = splitmix64(x);
+  return x;
+}
+
+using bench_clock = std::chrono::steady_clock;
+
+inline double seconds_between(bench_clock::time_point a, bench_clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+/// One line of output (one workload run).
+struct result {
+  std::string impl = "troupe";
+  std::string workload;
+  uint64_t items = 0;
+  double seconds = 0;
+  uint64_t checksum = 0;
+  uint64_t lost = 0;
+  /// Extra fields in order, values already formatted as JSON.
+  std::vector<std::pair<std::string, std::string>> extra;
+
+  void add(std::string key, double value);
+  void add(std::string key, uint64_t value);
+  void add(std::string key, std::string value); // a JSON string
+  std::string to_json() const;
+};
+
+struct options {
+  bool quick = false;
+  /// Item counts of SPEC.md, divided by 20 with --quick.
+  uint64_t scaled(uint64_t n) const {
+    return quick ? n / 20 : n;
+  }
+};
+
+/// A workload appends one or more results (e.g. pool and pool_skewed).
+using workload_function = std::function<void(const options&, std::vector<result>&)>;
+
+struct workload {
+  std::string name;
+  workload_function run;
+};
+
+/// Every workload, in the order of SPEC.md.
+std::vector<workload> all_workloads();
+
+void batcher_throughput(const options& opts, std::vector<result>& out);
+void batcher_latency(const options& opts, std::vector<result>& out);
+void limiter_accuracy(const options& opts, std::vector<result>& out);
+
+/// A troupe system that uses every core, as SPEC.md asks.
+system_settings bench_settings();
+
+/// Progress for people, on stderr.
+void progress(const std::string& line);
+
+} // namespace troupe::bench
+
+#include <troupe/actors/stage.hpp>
+
+#include <memory>
+
+namespace troupe::bench {
+
+/// Nanoseconds on the steady clock, as messages carry them.
+inline int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+           bench_clock::now().time_since_epoch())
+    .count();
+}
+
+/// A greedy source of the integers 0..n-1 (as uint64 items), as fast as
+/// credit allows; stores when the first one entered.
+produce_function count_to(uint64_t n, std::shared_ptr<int64_t> first_ns);
+
+} // namespace troupe::bench

@@ -1,0 +1,60 @@
+// The benchmark program of ../shared/bench/SPEC.md:
+//   troupe-bench [--quick] [WORKLOAD...]
+// One JSON line per workload run on stdout; progress on stderr.
+
+#include "bench.hpp"
+
+#include <iostream>
+#include <set>
+#include <string>
+
+using namespace troupe::bench;
+
+int main(int argc, char** argv) {
+  options opts;
+  std::set<std::string> wanted;
+  auto workloads = all_workloads();
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--quick") {
+      opts.quick = true;
+    } else if (arg == "--help" || arg == "-h") {
+      std::cout << "usage: troupe-bench [--quick] [WORKLOAD...]\nworkloads:";
+      for (auto& w : workloads)
+        std::cout << ' ' << w.name;
+      std::cout << "\n--quick divides item counts by 20 (a smoke run).\n";
+      return 0;
+    } else {
+      wanted.insert(arg);
+    }
+  }
+  for (auto& name : wanted) {
+    bool known = false;
+    for (auto& w : workloads)
+      known = known || w.name == name;
+    if (!known) {
+      std::cerr << "troupe-bench: unknown workload '" << name << "' (see --help)\n";
+      return 2;
+    }
+  }
+  int status = 0;
+  for (auto& w : workloads) {
+    if (!wanted.empty() && wanted.count(w.name) == 0)
+      continue;
+    progress("running " + w.name + (opts.quick ? " (quick)" : ""));
+    std::vector<result> results;
+    try {
+      w.run(opts, results);
+    } catch (const std::exception& e) {
+      std::cerr << "troupe-bench: " << w.name << " failed: " << e.what() << "\n";
+      status = 1;
+      continue;
+    }
+    for (auto& r : results) {
+      std::cout << r.to_json() << std::endl;
+      if (r.lost != 0)
+        status = 1;
+    }
+  }
+  return status;
+}
