@@ -43,6 +43,8 @@ std::vector<workload> all_workloads() {
     {"batcher", batcher_throughput},
     {"batcher_latency", batcher_latency},
     {"limiter", limiter_accuracy},
+    {"breaker", breaker_calls},
+    {"breaker_trip", breaker_trip},
   };
 }
 

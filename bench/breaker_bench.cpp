@@ -1,0 +1,162 @@
+// Workloads `breaker` (2,000,000 calls, one at a time, through a closed
+// breaker to a service actor answering splitmix64(i)) and `breaker_trip`
+// (calls fail until the breaker opens, then one call per ms until a probe
+// passes, then 100 calls that must pass).
+
+#include "bench.hpp"
+
+#include <troupe/actors/errors.hpp>
+#include <troupe/patterns/breaker.hpp>
+
+#include <caf/all.hpp>
+
+namespace troupe::bench {
+
+namespace {
+
+using done_atom = caf::atom_constant<caf::atom("benchdone")>;
+using failing_atom = caf::atom_constant<caf::atom("failing")>;
+
+constexpr uint32_t threshold = 5;
+constexpr auto open_timeout = std::chrono::milliseconds(50);
+
+breaker_config spec_breaker() {
+  breaker_config cfg;
+  cfg.consecutive_failures = threshold;
+  cfg.open_timeout = open_timeout;
+  return cfg;
+}
+
+// Answers k with splitmix64(k), or fails while told to.
+caf::behavior scripted_service(caf::event_based_actor*, std::shared_ptr<bool> failing) {
+  return {
+    [failing](uint64_t k) -> caf::result<uint64_t> {
+      if (*failing)
+        return caf::make_error(caf::sec::runtime_error, "scripted failure");
+      return splitmix64(k);
+    },
+    [failing](failing_atom, bool on) { *failing = on; },
+  };
+}
+
+// Makes `n` calls one after the other, then tells the driver the sum.
+caf::behavior sequential_caller(caf::event_based_actor* self, caf::actor target,
+                                uint64_t n, caf::actor driver) {
+  struct state {
+    uint64_t next = 0;
+    uint64_t answered = 0;
+    uint64_t sum = 0;
+  };
+  auto st = std::make_shared<state>();
+  auto call = std::make_shared<std::function<void()>>();
+  *call = [=] {
+    if (st->next == n) {
+      self->send(driver, done_atom::value, st->answered, st->sum);
+      self->quit();
+      return;
+    }
+    self->request(target, caf::infinite, st->next++)
+      .then(
+        [=](uint64_t x) {
+          ++st->answered;
+          st->sum += x;
+          (*call)();
+        },
+        [=](caf::error&) { (*call)(); });
+  };
+  (*call)();
+  // The recursion through `call` holds itself: break the cycle at the end.
+  self->attach_functor([call] { *call = nullptr; });
+  return {};
+}
+
+} // namespace
+
+void breaker_calls(const options& opts, std::vector<result>& out) {
+  auto n = opts.scaled(2'000'000);
+  troupe::system sys{bench_settings()};
+  caf::scoped_actor self{sys.actors()};
+  auto service = sys.actors().spawn(scripted_service, std::make_shared<bool>(false));
+  auto breaker = spawn_breaker(sys, spec_breaker(), service);
+  auto start = bench_clock::now();
+  sys.actors().spawn(sequential_caller, breaker, n, caf::actor{self});
+  result r;
+  r.workload = "breaker";
+  self->receive([&](done_atom, uint64_t answered, uint64_t sum) {
+    r.seconds = seconds_between(start, bench_clock::now());
+    r.items = answered;
+    r.checksum = sum;
+    r.lost = n - answered;
+  });
+  out.push_back(std::move(r));
+  self->send_exit(breaker, caf::exit_reason::user_shutdown);
+  self->send_exit(service, caf::exit_reason::user_shutdown);
+}
+
+void breaker_trip(const options&, std::vector<result>& out) {
+  troupe::system sys{bench_settings()};
+  caf::scoped_actor self{sys.actors()};
+  auto failing = std::make_shared<bool>(true);
+  auto service = sys.actors().spawn(scripted_service, failing);
+  auto breaker = spawn_breaker(sys, spec_breaker(), service);
+  self->send(breaker, subscribe_atom::value);
+  result r;
+  r.workload = "breaker_trip";
+  uint64_t calls = 0;
+  auto call = [&](uint64_t k, uint64_t& value) {
+    ++calls;
+    bool ok = false;
+    self->request(breaker, std::chrono::seconds(10), k)
+      .receive([&](uint64_t x) { ok = true; value = x; }, [](caf::error&) {});
+    return ok;
+  };
+  auto start = bench_clock::now();
+  // Fail until the breaker says it is open.
+  int64_t opened_at = 0;
+  uint64_t until_open = 0;
+  uint64_t ignored = 0;
+  while (opened_at == 0 && until_open < 100) {
+    call(until_open++, ignored);
+    for (bool more = true; more;)
+      self->receive([&](state_change& e) { if (e.to == "open") opened_at = e.at_ns; },
+                    caf::after(std::chrono::milliseconds(0)) >> [&] { more = false; });
+  }
+  self->send(service, failing_atom::value, false);
+  // One call per ms until one is let through (the half-open probe).
+  uint64_t rejected = 0;
+  uint64_t sum = 0;
+  uint64_t value = 0;
+  auto paced = bench_clock::now();
+  int64_t admitted_at = 0;
+  while (admitted_at == 0 && rejected < 10'000) {
+    auto at = now_ns();
+    if (call(0, value)) {
+      admitted_at = at;
+      sum += value;
+    } else {
+      ++rejected;
+      paced += std::chrono::milliseconds(1);
+      self->receive(caf::after(std::max(bench_clock::duration{0},
+                                        paced - bench_clock::now())) >> [] {});
+    }
+  }
+  // Closed again: 100 calls must pass.
+  uint64_t passed = 0;
+  for (uint64_t k = 1; k <= 100; ++k)
+    if (call(k, value)) {
+      ++passed;
+      sum += value;
+    }
+  r.seconds = seconds_between(start, bench_clock::now());
+  r.items = calls;
+  r.checksum = sum;
+  r.lost = 100 - passed;
+  r.add("calls_until_open", until_open);
+  r.add("rejected_while_open", rejected);
+  r.add("ms_to_half_open", static_cast<double>(admitted_at - opened_at) / 1e6);
+  out.push_back(std::move(r));
+  self->send_exit(breaker, caf::exit_reason::user_shutdown);
+  self->send_exit(service, caf::exit_reason::user_shutdown);
+}
+
+} // namespace troupe::bench
