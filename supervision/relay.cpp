@@ -32,12 +32,16 @@ struct relay_state {
 
 using relay_actor = caf::stateful_actor<relay_state>;
 
-// Answers a request that cannot be delivered; counts it either way. Credit and
-// stream items are not counted: the link protocol accounts for them (an
-// upstream reports what it still holds as dropped).
+// Answers a request that cannot be delivered; counts it either way. The link
+// protocol is not counted: it accounts for its items itself (an upstream
+// reports what it still holds as dropped), and an opening or end of a link
+// carries no data (a permanent stage restarted after its stream completed
+// opens links to sinks that are gone).
 void give_up(relay_actor* self, caf::mailbox_element& x) {
   auto& content = x.content();
-  if (content.match_elements<demand>() || content.match_elements<link_items>())
+  if (content.match_elements<demand>() || content.match_elements<link_items>()
+      || content.match_elements<link_open>()
+      || content.match_elements<end_of_stream>())
     return;
   ++self->state.lost;
   if (x.mid.is_request() && x.sender) {
