@@ -40,6 +40,7 @@ std::string result::to_json() const {
 
 std::vector<workload> all_workloads() {
   return {
+    {"pool", pool_jobs},
     {"batcher", batcher_throughput},
     {"batcher_latency", batcher_latency},
     {"limiter", limiter_accuracy},
