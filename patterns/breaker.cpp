@@ -2,11 +2,11 @@
 
 #include "troupe/actors/errors.hpp"
 #include "troupe/actors/messages.hpp"
+#include "troupe/actors/request.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/behavior.hpp>
 #include <caf/delegated.hpp>
-#include <caf/detail/behavior_impl.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/make_counted.hpp>
 #include <caf/response_promise.hpp>
@@ -83,39 +83,6 @@ int64_t to_ns(clock_type::time_point t) {
 }
 
 enum class outcome { success, failure, timeout };
-
-// CAF 0.17 has no catch-all for response handlers (a handler taking
-// caf::message& matches only a message holding a message), and the breaker
-// forwards answers of any type. This behavior matches every answer: an error
-// (from the service, or CAF's request_timeout) goes to `on_error`, anything
-// else to `on_value`.
-class any_answer final : public caf::detail::behavior_impl {
-public:
-  using value_handler = std::function<void(caf::message&)>;
-  using error_handler = std::function<void(caf::error&)>;
-
-  any_answer(value_handler on_value, error_handler on_error)
-    : on_value_(std::move(on_value)), on_error_(std::move(on_error)) {
-    // nop
-  }
-
-  caf::match_case::result invoke(caf::detail::invoke_result_visitor& f,
-                                 caf::type_erased_tuple& xs) override {
-    if (xs.size() == 1 && xs.match_element<caf::error>(0)) {
-      auto err = xs.get_as<caf::error>(0);
-      on_error_(err);
-    } else {
-      auto msg = caf::message::copy(xs);
-      on_value_(msg);
-    }
-    f();
-    return caf::match_case::match;
-  }
-
-private:
-  value_handler on_value_;
-  error_handler on_error_;
-};
 
 // The outcomes of the last `size` calls made while closed.
 class outcome_window {
@@ -315,7 +282,6 @@ private:
     ++calls_;
     ++in_flight_;
     auto epoch = epoch_;
-    auto handle = self_->request(service_, cfg_.call_timeout, std::move(msg));
     auto on_value = [this, epoch, done](caf::message& answer) {
       caf::error no_error;
       finish(outcome::success, epoch);
@@ -332,8 +298,8 @@ private:
       done(o, nothing, answer_err);
       ctl_->resume();
     };
-    caf::behavior::impl_ptr impl = caf::make_counted<any_answer>(on_value, on_error);
-    self_->add_multiplexed_response_handler(handle.id(), caf::behavior{impl});
+    request_any(self_, service_, cfg_.call_timeout, std::move(msg), on_value,
+                on_error);
   }
 
   // Counts the outcome of a call made in `epoch` and moves the state if the
