@@ -40,12 +40,15 @@ private:
 } // namespace
 
 void request_any(caf::event_based_actor* self, const caf::actor& dest,
-                 caf::timespan timeout, caf::message msg,
-                 answer_handler on_answer, failure_handler on_failure) {
-  auto handle = self->request(dest, timeout, std::move(msg));
+                 const caf::duration& timeout, caf::message msg,
+                 answer_handler on_answer, failure_handler on_failure,
+                 caf::message_priority priority) {
+  auto id = priority == caf::message_priority::high
+              ? self->request<caf::message_priority::high>(dest, timeout, std::move(msg)).id()
+              : self->request(dest, timeout, std::move(msg)).id();
   caf::behavior::impl_ptr impl{caf::make_counted<any_response>(
     std::move(on_answer), std::move(on_failure))};
-  self->add_multiplexed_response_handler(handle.id(), caf::behavior{impl});
+  self->add_multiplexed_response_handler(id, caf::behavior{impl});
 }
 
 } // namespace troupe

@@ -5,10 +5,11 @@
 // matches response handlers by type and has no catch-all for them.
 
 #include <caf/actor.hpp>
+#include <caf/duration.hpp>
 #include <caf/error.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/message.hpp>
-#include <caf/timespan.hpp>
+#include <caf/message_priority.hpp>
 
 #include <functional>
 
@@ -19,10 +20,12 @@ using failure_handler = std::function<void(caf::error& reason)>;
 
 /// Sends `msg` to `dest` as a request of `self` and calls `on_answer` with the
 /// answer, whatever its types, or `on_failure` with the error: one the
-/// receiver answered, caf::sec::request_timeout after `timeout` (infinite:
-/// none), or the receiver being down. Exactly one of the two is called.
+/// receiver answered, caf::sec::request_timeout after `timeout`
+/// (caf::infinite: none), or the receiver being down. Exactly one of the two
+/// is called.
 void request_any(caf::event_based_actor* self, const caf::actor& dest,
-                 caf::timespan timeout, caf::message msg,
-                 answer_handler on_answer, failure_handler on_failure);
+                 const caf::duration& timeout, caf::message msg,
+                 answer_handler on_answer, failure_handler on_failure,
+                 caf::message_priority priority = caf::message_priority::normal);
 
 } // namespace troupe

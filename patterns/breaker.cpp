@@ -298,7 +298,7 @@ private:
       done(o, nothing, answer_err);
       ctl_->resume();
     };
-    request_any(self_, service_, cfg_.call_timeout, std::move(msg), on_value,
+    request_any(self_, service_, caf::duration{cfg_.call_timeout}, std::move(msg), on_value,
                 on_error);
   }
 

@@ -1,1 +1,126 @@
 #pragma once
+
+// A worker pool: N workers, each an actor made by a factory and supervised by
+// the pool, share the jobs given to the pool. A job is a message; a worker
+// answers it (a request) with the job's result. The pool is a stage, so it
+// works in a stream (items in are jobs, results go out as items, in completion
+// order) and in front of callers as a service (a request to the pool is a job,
+// and the worker's answer goes to the requester). docs/patterns/pool.md has
+// the rules; in short:
+//
+//   - The pool holds at most queue_capacity jobs (queued and in flight).
+//     Beyond that it stops acknowledging stream items, so its upstream runs
+//     out of credit, and answers requests with errc::pool_full.
+//   - A worker that stops (crashes) is restarted in its place, and every job
+//     it held is dispatched again, up to max_attempts in all; then the job
+//     fails with errc::job_failed. Delivery to workers is at-least-once for
+//     those jobs; every job is answered (or emitted) exactly once.
+//   - An error a worker answers is the job's result: it goes to the
+//     requester (in a stream: counted in `errors`, nothing is emitted); it is
+//     not retried. An empty answer emits nothing in a stream.
+//
+// Messages it understands, besides those of a stage (actors/stage.hpp:
+// stream links, drain_atom, cancel_atom, status_atom, stop_intake_atom):
+//   (resize_atom, uint32_t n) -> uint32_t n
+//       Grows to or shrinks to n workers (n >= 1). Removed workers take no
+//       new jobs and are stopped once the jobs they hold are done.
+//   (actor_report)   a worker's final report (troupe workers send one to the
+//                    pool, their supervisor); ignored.
+//   anything else    a job. Answered with the worker's answer, or with
+//                    errc::pool_full (the pool holds queue_capacity jobs),
+//                    errc::job_failed (every attempt's worker crashed; the
+//                    context is the last crash reason), errc::call_timeout
+//                    (job_timeout passed), errc::shutting_down (the pool is
+//                    ending), or the reason the pool stopped while it held
+//                    the job.
+// A drain or end of stream ends the pool once it holds no jobs. However the
+// pool stops, its workers stop with it.
+//
+// Report: `state` is "running", or "resizing" while removed workers finish
+// their jobs. `stats`:
+//   workers          workers taking jobs (the target size)
+//   retiring         removed workers still finishing their jobs
+//   queued           jobs waiting for a worker
+//   in_flight        jobs held by workers
+//   max_held         most jobs held at once (queued + in flight)
+//   accepted         jobs taken (stream items and requests)
+//   completed        jobs answered with a result
+//   failed           jobs that ended in an error (answered, timed out, or
+//                    out of attempts)
+//   timed_out        of these, jobs that exceeded job_timeout
+//   retried          dispatches of a job again after its worker crashed
+//   worker_restarts  workers restarted after they stopped
+//   rejected         requests refused (pool full or shutting down)
+//   abandoned        jobs held when the pool stopped (final report only);
+//                    stream jobs among them are also counted as `dropped`
+// `children` has one entry per worker: in = jobs dispatched to it, out =
+// results, errors = error answers, restarts.
+
+#include "troupe/actors/spawn_context.hpp"
+#include "troupe/actors/stage.hpp"
+#include "troupe/supervision/child_spec.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/atom.hpp>
+#include <caf/timespan.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace troupe {
+
+/// How the pool picks a worker for a job.
+enum class dispatch_policy {
+  /// Each job to the next worker in turn, as soon as it arrives.
+  round_robin,
+  /// Each job to the worker with the fewest jobs outstanding, as soon as it
+  /// arrives.
+  least_loaded,
+  /// Jobs wait in the pool; a worker gets one when it holds fewer than
+  /// `prefetch`. Suits jobs of skewed cost: a slow job delays only itself.
+  pull,
+};
+
+/// Starts one worker: an actor that answers each job (a request carrying the
+/// job's message) with its result. The context names the worker, counts its
+/// restarts and names the pool as its supervisor.
+using worker_factory = child_factory;
+
+struct pool_config {
+  /// Number of workers; at least 1.
+  uint32_t workers = 4;
+  /// Required.
+  worker_factory worker;
+  dispatch_policy policy = dispatch_policy::round_robin;
+  /// Jobs the pool holds at once, queued and in flight; at least 1.
+  size_t queue_capacity = 1024;
+  /// Pull policy: jobs a worker holds at once; at least 1.
+  uint32_t prefetch = 1;
+  /// Attempts a job gets when its workers crash; at least 1 (1: no retry).
+  uint32_t max_attempts = 3;
+  /// How long a worker may take for one attempt; 0 means no limit. A late
+  /// job fails with errc::call_timeout and is not retried (the worker may
+  /// still be running it).
+  caf::timespan job_timeout{0};
+  /// Worker restarts allowed within a period; one more and the pool fails
+  /// with errc::restart_intensity_exceeded, for its supervisor to handle.
+  restart_intensity worker_restarts;
+
+  /// Throws config_error naming the field if the config is invalid.
+  void validate() const;
+};
+
+/// (resize_atom, uint32_t n) -> uint32_t: set the number of workers.
+using resize_atom = caf::atom_constant<caf::atom("resize")>;
+
+/// Validates `cfg` (throws config_error) and spawns the pool, which starts its
+/// workers at once. `links` wires it into a stream (`next`, `inputs`,
+/// `credit`); leave it empty for a pool used by requests only.
+caf::actor spawn_pool(spawn_context ctx, pool_config cfg,
+                      stage_config links = {});
+
+std::string to_string(dispatch_policy x);
+
+} // namespace troupe

@@ -1,1 +1,855 @@
-#include "streams.hpp"
+// The worker pool: each policy sends jobs where it should, results go back to
+// whoever asked, a crashed worker is restarted and its jobs retried (and
+// failed after max_attempts), resizing loses nothing, the pool holds at most
+// queue_capacity jobs, and it works as a stream stage under a supervisor.
+
+#include "patterns/streams.hpp"
+#include "supervision/pipeline.hpp"
+
+#include <troupe/actors/errors.hpp>
+#include <troupe/patterns/pool.hpp>
+#include <troupe/supervision/shutdown.hpp>
+#include <troupe/supervision/supervisor.hpp>
+
+#include <atomic>
+#include <limits>
+#include <map>
+#include <set>
+#include <thread>
+
+using namespace troupe;
+using namespace troupe::test;
+
+namespace {
+
+using started_atom = caf::atom_constant<caf::atom("started")>;
+using release_atom = caf::atom_constant<caf::atom("release")>;
+using crash_atom = caf::atom_constant<caf::atom("crash")>;
+using answer_atom = caf::atom_constant<caf::atom("answer")>;
+using failure_atom = caf::atom_constant<caf::atom("failure")>;
+
+constexpr uint64_t no_job = std::numeric_limits<uint64_t>::max();
+
+/// What a test worker does; every job x is answered with x * 10.
+struct worker_options {
+  /// Gets (started_atom, worker name, job, worker handle) as a job starts.
+  caf::actor observer;
+  /// Holds each answer until (release_atom, job) or (release_atom) arrives.
+  bool gated = false;
+  /// The worker throws on this job while `crashes` is above zero.
+  uint64_t poison = no_job;
+  std::shared_ptr<std::atomic<int>> crashes;
+  /// The worker answers this job with an error.
+  uint64_t unlucky = no_job;
+  /// Time each job takes (work, not waiting).
+  std::chrono::microseconds work{0};
+};
+
+struct worker_state {
+  std::map<uint64_t, caf::typed_response_promise<uint64_t>> held;
+  static inline const char* name = "test_worker";
+};
+
+caf::behavior test_worker(caf::stateful_actor<worker_state>* self,
+                          std::string name, worker_options opts) {
+  // A crash is the point of some tests: no "unhandled exception" noise.
+  self->set_exception_handler([](std::exception_ptr& ep) -> caf::error {
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      return caf::make_error(caf::sec::runtime_error, e.what());
+    }
+  });
+  return {
+    [=](uint64_t x) -> caf::result<uint64_t> {
+      if (opts.observer)
+        caf::anon_send(opts.observer, started_atom::value, name, x,
+                       caf::actor_cast<caf::actor>(self));
+      if (x == opts.poison && opts.crashes && opts.crashes->fetch_sub(1) > 0)
+        throw std::runtime_error("worker crashes on job " + std::to_string(x));
+      if (x == opts.unlucky)
+        return caf::make_error(caf::sec::invalid_argument, "unlucky job");
+      if (opts.work.count() > 0)
+        std::this_thread::sleep_for(opts.work);
+      if (!opts.gated)
+        return x * 10;
+      auto rp = self->make_response_promise<uint64_t>();
+      self->state.held.emplace(x, rp);
+      return rp;
+    },
+    [=](release_atom, uint64_t x) {
+      auto i = self->state.held.find(x);
+      if (i != self->state.held.end()) {
+        i->second.deliver(x * 10);
+        self->state.held.erase(i);
+      }
+    },
+    [=](release_atom) {
+      for (auto& [x, rp] : self->state.held)
+        rp.deliver(x * 10);
+      self->state.held.clear();
+    },
+    [=](crash_atom) {
+      self->quit(caf::make_error(caf::sec::runtime_error, "crash on request"));
+    },
+  };
+}
+
+worker_factory workers_with(worker_options opts) {
+  return [opts](const spawn_context& ctx) {
+    return ctx.system().spawn(test_worker, ctx.name(), opts);
+  };
+}
+
+/// Asks `pool` for job x and tells `observer` (answer_atom, x, result) or
+/// (failure_atom, x, error): many jobs can be outstanding at once.
+void client(caf::event_based_actor* self, caf::actor pool, uint64_t x,
+            caf::actor observer) {
+  self->request(pool, patience, x)
+    .then([=](uint64_t r) { self->send(observer, answer_atom::value, x, r); },
+          [=](caf::error& e) { self->send(observer, failure_atom::value, x, e); });
+}
+
+struct started {
+  std::string worker;
+  uint64_t job = 0;
+  caf::actor handle;
+};
+
+struct outcome {
+  bool ok = false;
+  uint64_t value = 0;
+  caf::error error;
+};
+
+int64_t stat(const actor_report& r, const std::string& key) {
+  auto i = r.stats.find(key);
+  if (i == r.stats.end()) {
+    BOOST_ERROR("no stat " + key);
+    return -1;
+  }
+  return i->second;
+}
+
+struct pool_fixture : system_fixture {
+  void ask(const caf::actor& pool, uint64_t x) {
+    sys.actors().spawn(client, pool, x, caf::actor{self});
+  }
+
+  started next_start() {
+    started result;
+    bool got = false;
+    self->receive(
+      [&](started_atom, std::string& worker, uint64_t job, caf::actor& handle) {
+        result = started{std::move(worker), job, std::move(handle)};
+        got = true;
+      },
+      caf::after(patience) >> [] { BOOST_FAIL("no job started"); });
+    BOOST_REQUIRE(got);
+    return result;
+  }
+
+  std::vector<started> next_starts(size_t n) {
+    std::vector<started> result;
+    for (size_t i = 0; i < n; ++i)
+      result.push_back(next_start());
+    return result;
+  }
+
+  /// Asks for job x and waits until a worker started it.
+  started ask_and_start(const caf::actor& pool, uint64_t x) {
+    ask(pool, x);
+    auto s = next_start();
+    BOOST_CHECK_EQUAL(s.job, x);
+    return s;
+  }
+
+  std::pair<uint64_t, outcome> next_outcome() {
+    std::pair<uint64_t, outcome> result;
+    self->receive(
+      [&](answer_atom, uint64_t x, uint64_t r) {
+        result = {x, outcome{true, r, caf::error{}}};
+      },
+      [&](failure_atom, uint64_t x, caf::error& e) {
+        result = {x, outcome{false, 0, std::move(e)}};
+      },
+      caf::after(patience) >> [] { BOOST_FAIL("no answer from the pool"); });
+    return result;
+  }
+
+  /// Waits for n answers; each job must be answered once, with x * 10.
+  void expect_answers(size_t n) {
+    std::set<uint64_t> seen;
+    for (size_t i = 0; i < n; ++i) {
+      auto [x, o] = next_outcome();
+      BOOST_CHECK_MESSAGE(o.ok, "job " << x << " failed: "
+                                       << sys.actors().render(o.error));
+      BOOST_CHECK_EQUAL(o.value, x * 10);
+      BOOST_CHECK_MESSAGE(seen.insert(x).second, "job " << x << " answered twice");
+    }
+  }
+
+  /// Started messages already in the mailbox (no waiting).
+  std::vector<started> pending_starts() {
+    std::vector<started> result;
+    for (bool more = true; more;) {
+      more = false;
+      self->receive(
+        [&](started_atom, std::string& worker, uint64_t job, caf::actor& h) {
+          result.push_back(started{std::move(worker), job, std::move(h)});
+          more = true;
+        },
+        caf::after(std::chrono::seconds(0)) >> [] {});
+    }
+    return result;
+  }
+
+  actor_report status(const caf::actor& pool) {
+    return request_report(pool, caf::make_message(status_atom::value));
+  }
+
+  /// Asks for the pool's status until its stat `key` is `value`: a bounded
+  /// number of round trips, each a point of sync.
+  actor_report await_stat(const caf::actor& pool, const std::string& key,
+                          int64_t value) {
+    for (int i = 0; i < 10000; ++i) {
+      auto r = status(pool);
+      if (auto j = r.stats.find(key); j != r.stats.end() && j->second == value)
+        return r;
+    }
+    BOOST_FAIL(key + " never reached " + std::to_string(value));
+    return actor_report{};
+  }
+
+  caf::error request_error(const caf::actor& pool, uint64_t x) {
+    caf::error result;
+    self->request(pool, patience, x)
+      .receive([&](uint64_t r) { BOOST_ERROR("job answered: " << r); },
+               [&](caf::error& e) { result = std::move(e); });
+    return result;
+  }
+
+  uint32_t resize(const caf::actor& pool, uint32_t n) {
+    uint32_t result = 0;
+    self->request(pool, patience, resize_atom::value, n)
+      .receive([&](uint32_t x) { result = x; },
+               [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+    return result;
+  }
+
+  pool_config config(worker_options opts, uint32_t workers,
+                     dispatch_policy policy) {
+    pool_config cfg;
+    cfg.workers = workers;
+    cfg.worker = workers_with(std::move(opts));
+    cfg.policy = policy;
+    return cfg;
+  }
+
+  worker_options observed(bool gated = false) {
+    worker_options opts;
+    opts.observer = self;
+    opts.gated = gated;
+    return opts;
+  }
+
+  void stop(const caf::actor& pool) {
+    self->monitor(pool);
+    self->send(pool, cancel_atom::value);
+    wait_down(pool);
+  }
+};
+
+child_spec pool_child(pool_config cfg, std::string next) {
+  child_spec spec;
+  spec.name = "pool";
+  spec.start = [cfg, next](const spawn_context& ctx) {
+    stage_config links;
+    if (!next.empty())
+      links.next = {ctx.sibling(next)};
+    return spawn_pool(ctx, cfg, links);
+  };
+  return spec;
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(pool, pool_fixture)
+
+BOOST_AUTO_TEST_CASE(round_robin_spreads_jobs_evenly_over_workers) {
+  auto pool = spawn_pool(sys, config(observed(), 3, dispatch_policy::round_robin));
+  for (uint64_t x = 0; x < 9; ++x)
+    ask(pool, x);
+  std::map<std::string, int> per_worker;
+  for (auto& s : next_starts(9))
+    ++per_worker[s.worker];
+  BOOST_CHECK_EQUAL(per_worker.size(), 3u);
+  for (auto& [worker, n] : per_worker)
+    BOOST_CHECK_MESSAGE(n == 3, worker << " got " << n << " jobs");
+  expect_answers(9);
+  auto r = status(pool);
+  BOOST_CHECK_EQUAL(stat(r, "completed"), 9);
+  BOOST_CHECK_EQUAL(r.children.size(), 3u);
+  for (auto& w : r.children)
+    BOOST_CHECK_EQUAL(w.in, 3u);
+  stop(pool);
+}
+
+BOOST_AUTO_TEST_CASE(least_loaded_sends_jobs_to_the_worker_with_fewest_outstanding) {
+  auto pool = spawn_pool(sys, config(observed(true), 2,
+                                     dispatch_policy::least_loaded));
+  auto busy = ask_and_start(pool, 0); // stays outstanding throughout
+  auto other = ask_and_start(pool, 1);
+  BOOST_CHECK_NE(other.worker, busy.worker);
+  self->send(other.handle, release_atom::value, uint64_t{1});
+  expect_answers(1);
+  // Round robin would alternate; least loaded keeps away from the busy one.
+  for (uint64_t x = 2; x < 6; ++x) {
+    auto s = ask_and_start(pool, x);
+    BOOST_CHECK_EQUAL(s.worker, other.worker);
+    self->send(s.handle, release_atom::value, x);
+    expect_answers(1);
+  }
+  self->send(busy.handle, release_atom::value, uint64_t{0});
+  expect_answers(1);
+  stop(pool);
+}
+
+BOOST_AUTO_TEST_CASE(pull_keeps_queued_jobs_away_from_a_worker_stuck_on_a_slow_job) {
+  auto pool = spawn_pool(sys, config(observed(true), 3, dispatch_policy::pull));
+  auto slow = ask_and_start(pool, 0); // never released until the end
+  for (uint64_t x = 1; x <= 8; ++x)
+    ask(pool, x);
+  auto first = next_starts(2);
+  // One job per worker (prefetch 1); the rest waits in the pool.
+  auto r = await_stat(pool, "accepted", 9);
+  BOOST_CHECK_EQUAL(stat(r, "in_flight"), 3);
+  BOOST_CHECK_EQUAL(stat(r, "queued"), 6);
+  std::vector<started> todo(first.begin(), first.end());
+  for (size_t done = 0; done < 8; ++done) {
+    if (todo.empty())
+      todo.push_back(next_start());
+    auto s = todo.front();
+    todo.erase(todo.begin());
+    BOOST_CHECK_NE(s.worker, slow.worker);
+    self->send(s.handle, release_atom::value, s.job);
+    expect_answers(1);
+  }
+  r = status(pool);
+  BOOST_CHECK_EQUAL(stat(r, "queued"), 0);
+  BOOST_CHECK_EQUAL(stat(r, "in_flight"), 1);
+  self->send(slow.handle, release_atom::value, uint64_t{0});
+  expect_answers(1);
+  stop(pool);
+}
+
+BOOST_AUTO_TEST_CASE(results_return_to_requesters) {
+  auto pool = spawn_pool(sys, config(worker_options{}, 2,
+                                     dispatch_policy::round_robin));
+  for (uint64_t x = 0; x < 20; ++x)
+    ask(pool, x);
+  expect_answers(20);
+  self->request(pool, patience, uint64_t{7})
+    .receive([](uint64_t r) { BOOST_CHECK_EQUAL(r, 70u); },
+             [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+  BOOST_CHECK_EQUAL(stat(status(pool), "completed"), 21);
+  stop(pool);
+}
+
+BOOST_AUTO_TEST_CASE(error_answered_by_a_worker_is_the_result_and_not_retried) {
+  auto opts = observed();
+  opts.unlucky = 13;
+  auto pool = spawn_pool(sys, config(opts, 2, dispatch_policy::round_robin));
+  auto err = request_error(pool, 13);
+  BOOST_CHECK(err == caf::sec::invalid_argument);
+  BOOST_CHECK_EQUAL(pending_starts().size(), 1u); // one attempt
+  auto r = status(pool);
+  BOOST_CHECK_EQUAL(stat(r, "failed"), 1);
+  BOOST_CHECK_EQUAL(stat(r, "retried"), 0);
+  BOOST_CHECK_EQUAL(stat(r, "worker_restarts"), 0);
+  stop(pool);
+}
+
+BOOST_AUTO_TEST_CASE(crashed_worker_is_restarted_and_its_job_retried_once_elsewhere) {
+  auto opts = observed();
+  opts.poison = 5;
+  opts.crashes = std::make_shared<std::atomic<int>>(1);
+  auto pool = spawn_pool(sys, config(opts, 2, dispatch_policy::round_robin));
+  ask(pool, 5);
+  auto crashed = next_start();
+  auto retry = next_start();
+  BOOST_CHECK_EQUAL(retry.job, 5u);
+  BOOST_CHECK_NE(retry.worker, crashed.worker); // the surviving worker
+  expect_answers(1);
+  BOOST_CHECK(pending_starts().empty()); // not run a third time
+  auto r = status(pool);
+  BOOST_CHECK_EQUAL(stat(r, "completed"), 1);
+  BOOST_CHECK_EQUAL(stat(r, "failed"), 0);
+  BOOST_CHECK_EQUAL(stat(r, "retried"), 1);
+  BOOST_CHECK_EQUAL(stat(r, "worker_restarts"), 1);
+  BOOST_CHECK_EQUAL(stat(r, "workers"), 2);
+  // The restarted worker takes jobs again.
+  for (uint64_t x = 10; x < 14; ++x)
+    ask(pool, x);
+  std::set<std::string> used;
+  for (auto& s : next_starts(4))
+    used.insert(s.worker);
+  BOOST_CHECK_EQUAL(used.size(), 2u);
+  expect_answers(4);
+  stop(pool);
+}
+
+BOOST_AUTO_TEST_CASE(jobs_held_by_a_crashed_worker_go_to_other_workers) {
+  auto pool = spawn_pool(sys, config(observed(true), 2,
+                                     dispatch_policy::round_robin));
+  for (uint64_t x = 0; x < 4; ++x)
+    ask(pool, x);
+  auto first = next_starts(4);
+  // The worker holding two answers back dies without giving them.
+  auto victim = first.front();
+  std::set<uint64_t> lost;
+  for (auto& s : first)
+    if (s.worker == victim.worker)
+      lost.insert(s.job);
+  BOOST_CHECK_EQUAL(lost.size(), 2u);
+  self->send(victim.handle, crash_atom::value);
+  std::set<uint64_t> rerun;
+  for (auto& s : next_starts(2)) {
+    rerun.insert(s.job);
+    self->send(s.handle, release_atom::value, s.job);
+  }
+  BOOST_CHECK(rerun == lost);
+  for (auto& s : first)
+    if (s.worker != victim.worker)
+      self->send(s.handle, release_atom::value, s.job);
+  expect_answers(4);
+  auto r = status(pool);
+  BOOST_CHECK_EQUAL(stat(r, "completed"), 4);
+  BOOST_CHECK_EQUAL(stat(r, "retried"), 2);
+  BOOST_CHECK_EQUAL(stat(r, "worker_restarts"), 1);
+  stop(pool);
+}
+
+BOOST_AUTO_TEST_CASE(jobs_queued_at_a_crashing_worker_are_each_answered_once) {
+  // Jobs wait in the workers' mailboxes: those behind the crash bounce with
+  // request_receiver_down, and go to a worker again with the held ones.
+  auto opts = observed();
+  opts.poison = 0;
+  opts.crashes = std::make_shared<std::atomic<int>>(1);
+  opts.work = std::chrono::milliseconds(1);
+  auto pool = spawn_pool(sys, config(opts, 2, dispatch_policy::round_robin));
+  for (uint64_t x = 0; x < 20; ++x)
+    ask(pool, x);
+  expect_answers(20);
+  // Every job ran once to its answer, plus the attempt that crashed.
+  BOOST_CHECK_EQUAL(pending_starts().size(), 21u);
+  auto r = status(pool);
+  BOOST_CHECK_EQUAL(stat(r, "completed"), 20);
+  BOOST_CHECK_EQUAL(stat(r, "failed"), 0);
+  BOOST_CHECK_EQUAL(stat(r, "worker_restarts"), 1);
+  BOOST_CHECK_GE(stat(r, "retried"), 1);
+  BOOST_TEST_MESSAGE("jobs dispatched again: " << stat(r, "retried"));
+  stop(pool);
+}
+
+BOOST_AUTO_TEST_CASE(job_whose_every_attempt_crashes_fails_after_max_attempts) {
+  auto opts = observed();
+  opts.poison = 66;
+  opts.crashes = std::make_shared<std::atomic<int>>(1000);
+  auto cfg = config(opts, 2, dispatch_policy::least_loaded);
+  cfg.max_attempts = 3;
+  auto pool = spawn_pool(sys, cfg);
+  auto err = request_error(pool, 66);
+  BOOST_CHECK(err == errc::job_failed);
+  BOOST_CHECK_NE(sys.actors().render(err).find("worker crashes on job 66"),
+                 std::string::npos);
+  BOOST_CHECK_EQUAL(pending_starts().size(), 3u);
+  auto r = status(pool);
+  BOOST_CHECK_EQUAL(stat(r, "failed"), 1);
+  BOOST_CHECK_EQUAL(stat(r, "retried"), 2);
+  BOOST_CHECK_EQUAL(stat(r, "worker_restarts"), 3);
+  // The pool itself carries on.
+  self->request(pool, patience, uint64_t{1})
+    .receive([](uint64_t x) { BOOST_CHECK_EQUAL(x, 10u); },
+             [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+  stop(pool);
+}
+
+BOOST_AUTO_TEST_CASE(worker_crashes_beyond_intensity_fail_the_pool) {
+  auto opts = observed();
+  opts.poison = 66;
+  opts.crashes = std::make_shared<std::atomic<int>>(1000);
+  auto cfg = config(opts, 3, dispatch_policy::round_robin);
+  cfg.max_attempts = 10;
+  cfg.worker_restarts = {1, std::chrono::seconds(30)};
+  auto pool = spawn_pool(sys, cfg);
+  self->monitor(pool);
+  auto healthy = ask_and_start(pool, 1);
+  expect_answers(1);
+  // The job crashes the next worker, then (after one restart) the third.
+  ask(pool, 66);
+  auto [x, o] = next_outcome();
+  BOOST_CHECK_EQUAL(x, 66u);
+  BOOST_CHECK(!o.ok);
+  BOOST_CHECK(o.error == errc::restart_intensity_exceeded);
+  BOOST_CHECK(wait_down(pool) == errc::restart_intensity_exceeded);
+  BOOST_CHECK_EQUAL(pending_starts().size(), 2u);
+  // The worker that never crashed went with the pool.
+  self->monitor(healthy.handle);
+  wait_down(healthy.handle);
+}
+
+BOOST_AUTO_TEST_CASE(failing_worker_factory_fails_the_pool) {
+  // At the first start: the pool cannot run at all.
+  auto cfg = config(worker_options{}, 2, dispatch_policy::round_robin);
+  cfg.worker = [](const spawn_context&) -> caf::actor {
+    throw std::runtime_error("no workers today");
+  };
+  auto pool = spawn_pool(sys, cfg);
+  self->monitor(pool);
+  auto reason = wait_down(pool);
+  BOOST_CHECK(reason == caf::sec::runtime_error);
+  BOOST_CHECK_NE(sys.actors().render(reason).find("no workers today"),
+                 std::string::npos);
+  // On a restart: each failed start counts against the intensity, while the
+  // job of the crashed worker goes to the other one.
+  auto opts = observed();
+  opts.poison = 5;
+  opts.crashes = std::make_shared<std::atomic<int>>(1);
+  auto starts = std::make_shared<std::atomic<int>>(0);
+  cfg = config(opts, 2, dispatch_policy::round_robin);
+  cfg.worker = [starts, inner = cfg.worker](const spawn_context& ctx) {
+    if (starts->fetch_add(1) >= 2)
+      throw std::runtime_error("factory broke");
+    return inner(ctx);
+  };
+  cfg.worker_restarts = {2, std::chrono::seconds(30)};
+  pool = spawn_pool(sys, cfg);
+  self->monitor(pool);
+  ask(pool, 5);
+  expect_answers(1);
+  BOOST_CHECK(wait_down(pool) == errc::restart_intensity_exceeded);
+  // Two workers and two failed restarts; a third restart is one too many.
+  BOOST_CHECK_EQUAL(starts->load(), 4);
+}
+
+BOOST_AUTO_TEST_CASE(resize_up_and_down_while_running_loses_no_job) {
+  auto pool = spawn_pool(sys, config(observed(true), 2,
+                                     dispatch_policy::round_robin));
+  for (uint64_t x = 0; x < 4; ++x)
+    ask(pool, x);
+  auto held = next_starts(4);
+  BOOST_CHECK_EQUAL(resize(pool, 4), 4u);
+  BOOST_CHECK_EQUAL(stat(status(pool), "workers"), 4);
+  for (uint64_t x = 4; x < 8; ++x)
+    ask(pool, x);
+  std::set<std::string> used;
+  for (auto& s : next_starts(4)) {
+    used.insert(s.worker);
+    held.push_back(s);
+  }
+  BOOST_CHECK_EQUAL(used.size(), 4u); // the new workers take jobs
+  // Shrinking to one: the other three finish what they hold, then stop.
+  BOOST_CHECK_EQUAL(resize(pool, 1), 1u);
+  auto r = status(pool);
+  BOOST_CHECK_EQUAL(r.state, "resizing");
+  BOOST_CHECK_EQUAL(stat(r, "workers"), 1);
+  BOOST_CHECK_EQUAL(stat(r, "retiring"), 3);
+  std::map<std::string, caf::actor> handles;
+  for (auto& s : held)
+    handles[s.worker] = s.handle;
+  BOOST_REQUIRE_EQUAL(handles.size(), 4u);
+  auto kept = r.children.front().name; // the oldest worker stays
+  for (auto& [name, h] : handles)
+    if (name != kept)
+      self->monitor(h);
+  for (uint64_t x = 8; x < 10; ++x) {
+    auto s = ask_and_start(pool, x);
+    BOOST_CHECK_EQUAL(s.worker, kept);
+    held.push_back(s);
+  }
+  for (auto& s : held)
+    self->send(s.handle, release_atom::value, s.job);
+  expect_answers(10);
+  for (int i = 0; i < 3; ++i)
+    self->receive(
+      [&](caf::down_msg& x) {
+        BOOST_CHECK(x.reason == caf::exit_reason::user_shutdown);
+      },
+      caf::after(patience) >> [] { BOOST_FAIL("removed worker never stopped"); });
+  r = status(pool);
+  BOOST_CHECK_EQUAL(r.state, "running");
+  BOOST_CHECK_EQUAL(stat(r, "retiring"), 0);
+  BOOST_CHECK_EQUAL(stat(r, "completed"), 10);
+  BOOST_CHECK_EQUAL(stat(r, "worker_restarts"), 0);
+  // Growing again brings fresh workers.
+  BOOST_CHECK_EQUAL(resize(pool, 3), 3u);
+  for (uint64_t x = 10; x < 13; ++x)
+    ask(pool, x);
+  used.clear();
+  for (auto& s : next_starts(3)) {
+    used.insert(s.worker);
+    self->send(s.handle, release_atom::value, s.job);
+  }
+  BOOST_CHECK_EQUAL(used.size(), 3u);
+  expect_answers(3);
+  self->request(pool, patience, resize_atom::value, uint32_t{0})
+    .receive([](uint32_t) { BOOST_ERROR("resized to 0 workers"); },
+             [](caf::error& e) { BOOST_CHECK(e == caf::sec::invalid_argument); });
+  stop(pool);
+}
+
+BOOST_AUTO_TEST_CASE(fast_stream_producer_never_gets_more_than_queue_capacity_into_the_pool) {
+  constexpr uint64_t items = 2000;
+  worker_options opts;
+  opts.work = std::chrono::microseconds(100); // slow workers
+  auto cfg = config(opts, 2, dispatch_policy::pull);
+  cfg.queue_capacity = 8;
+  auto sink = spawn_stage(sys, stage_config{},
+                          std::make_unique<summing_sink>(self, endless));
+  spawn_context ctx{sys};
+  ctx.report_to(self);
+  stage_config links;
+  links.next = {sink};
+  auto pool = spawn_pool(ctx, cfg, links);
+  stage_config src_cfg;
+  src_cfg.next = {pool};
+  auto n = std::make_shared<uint64_t>(0);
+  spawn_source(sys, src_cfg, [n](emitter& out, size_t max) {
+    for (size_t k = 0; k < max && *n < items; ++k)
+      out.push(caf::make_message((*n)++));
+    return *n < items;
+  });
+  self->receive(
+    [&](sink_done_atom, uint64_t count, uint64_t sum) {
+      BOOST_CHECK_EQUAL(count, items);
+      BOOST_CHECK_EQUAL(sum, 10 * (items * (items - 1) / 2));
+    },
+    caf::after(patience) >> [] { BOOST_FAIL("stream never ended"); });
+  auto r = receive_one<actor_report>("the pool's final report");
+  BOOST_TEST_MESSAGE(to_text(r));
+  BOOST_CHECK(r.stopped == stop_reason::completed);
+  BOOST_CHECK_EQUAL(r.in, items);
+  BOOST_CHECK_EQUAL(r.out, items);
+  BOOST_CHECK_EQUAL(r.dropped, 0u);
+  BOOST_CHECK_EQUAL(stat(r, "completed"), static_cast<int64_t>(items));
+  // The bound held, and the producer was made to wait at it.
+  BOOST_CHECK_EQUAL(stat(r, "max_held"), 8);
+  BOOST_CHECK_EQUAL(stat(r, "abandoned"), 0);
+}
+
+BOOST_AUTO_TEST_CASE(request_beyond_queue_capacity_gets_pool_full) {
+  auto cfg = config(observed(true), 1, dispatch_policy::round_robin);
+  cfg.queue_capacity = 2;
+  auto pool = spawn_pool(sys, cfg);
+  auto a = ask_and_start(pool, 0);
+  auto b = ask_and_start(pool, 1);
+  BOOST_CHECK(request_error(pool, 2) == errc::pool_full);
+  self->send(a.handle, release_atom::value);
+  expect_answers(2);
+  // Room again once jobs are done.
+  ask(pool, 3);
+  self->send(next_start().handle, release_atom::value);
+  expect_answers(1);
+  auto r = status(pool);
+  BOOST_CHECK_EQUAL(stat(r, "rejected"), 1);
+  BOOST_CHECK_EQUAL(stat(r, "max_held"), 2);
+  stop(pool);
+}
+
+BOOST_AUTO_TEST_CASE(invalid_configs_throw_config_error_naming_the_field) {
+  auto expect_invalid = [&](pool_config cfg, const std::string& field) {
+    try {
+      cfg.validate();
+      BOOST_ERROR("validate accepted a config with a bad " + field);
+    } catch (const config_error& e) {
+      BOOST_CHECK_MESSAGE(std::string{e.what()}.find("pool_config: " + field)
+                            == 0,
+                          e.what());
+    }
+    BOOST_CHECK_THROW(spawn_pool(sys, cfg), config_error);
+  };
+  auto good = config(worker_options{}, 2, dispatch_policy::pull);
+  BOOST_CHECK_NO_THROW(good.validate());
+  auto cfg = good;
+  cfg.workers = 0;
+  expect_invalid(cfg, "workers is 0");
+  cfg = good;
+  cfg.worker = nullptr;
+  expect_invalid(cfg, "worker is empty");
+  cfg = good;
+  cfg.queue_capacity = 0;
+  expect_invalid(cfg, "queue_capacity");
+  cfg = good;
+  cfg.prefetch = 0;
+  expect_invalid(cfg, "prefetch");
+  cfg = good;
+  cfg.max_attempts = 0;
+  expect_invalid(cfg, "max_attempts");
+  cfg = good;
+  cfg.job_timeout = std::chrono::seconds(-1);
+  expect_invalid(cfg, "job_timeout");
+  cfg = good;
+  cfg.worker_restarts.period = caf::timespan{0};
+  expect_invalid(cfg, "worker_restarts.period");
+  cfg = good;
+  cfg.worker_restarts.max_restarts = -1;
+  expect_invalid(cfg, "worker_restarts.max_restarts");
+}
+
+BOOST_AUTO_TEST_CASE(stream_items_reach_the_sink_and_end_of_stream_waits_for_jobs) {
+  auto sink = spawn_reporting_sink(sys, self);
+  stage_config links;
+  links.next = {sink};
+  spawn_context ctx{sys};
+  ctx.report_to(self);
+  auto opts = observed(true);
+  opts.unlucky = 2; // answered with an error: counted, not emitted
+  auto pool = spawn_pool(ctx, config(opts, 2, dispatch_policy::round_robin),
+                         links);
+  self->monitor(pool);
+  manual_upstream up{self, pool};
+  up.push({caf::make_message(uint64_t{1}), caf::make_message(uint64_t{2}),
+           caf::make_message(uint64_t{3})});
+  auto held = next_starts(3);
+  up.end();
+  // The input has ended, but two jobs are not done: the pool waits.
+  auto r = await_stat(pool, "failed", 1);
+  BOOST_CHECK_EQUAL(stat(r, "in_flight"), 2);
+  self->receive([](sink_end_atom, uint64_t) { BOOST_ERROR("sink ended early"); },
+                caf::after(std::chrono::seconds(0)) >> [] {});
+  for (auto& s : held)
+    self->send(s.handle, release_atom::value, s.job);
+  std::multiset<uint64_t> values;
+  for (int i = 0; i < 2; ++i)
+    values.insert(receive_sunk(*this).value.get_as<uint64_t>(0));
+  BOOST_CHECK(values == (std::multiset<uint64_t>{10, 30}));
+  BOOST_CHECK_EQUAL(receive_sink_end(*this), 2u);
+  BOOST_CHECK(!wait_down(pool));
+  auto report = receive_one<actor_report>("the pool's final report");
+  BOOST_CHECK_EQUAL(report.in, 3u);
+  BOOST_CHECK_EQUAL(report.out, 2u);
+  BOOST_CHECK_EQUAL(report.errors, 1u);
+  BOOST_CHECK_EQUAL(stat(report, "completed"), 2);
+  BOOST_CHECK_EQUAL(stat(report, "failed"), 1);
+  // Its workers stopped with it.
+  self->monitor(held.front().handle);
+  wait_down(held.front().handle);
+}
+
+BOOST_AUTO_TEST_CASE(cancel_answers_held_jobs_and_stops_the_workers) {
+  auto pool = spawn_pool(sys, config(observed(true), 2,
+                                     dispatch_policy::round_robin));
+  ask(pool, 0);
+  ask(pool, 1);
+  auto held = next_starts(2);
+  self->send(pool, cancel_atom::value);
+  for (int i = 0; i < 2; ++i) {
+    auto [x, o] = next_outcome();
+    BOOST_CHECK(!o.ok);
+    BOOST_CHECK(o.error == errc::cancelled);
+  }
+  for (auto& s : held) {
+    self->monitor(s.handle);
+    wait_down(s.handle);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(late_job_fails_with_call_timeout_and_is_not_retried) {
+  auto cfg = config(observed(true), 1, dispatch_policy::round_robin);
+  cfg.job_timeout = std::chrono::milliseconds(50);
+  auto pool = spawn_pool(sys, cfg);
+  auto err = request_error(pool, 4);
+  BOOST_CHECK(err == errc::call_timeout);
+  auto starts = pending_starts();
+  BOOST_REQUIRE_EQUAL(starts.size(), 1u);
+  // The worker's answer comes too late and is ignored.
+  self->send(starts.front().handle, release_atom::value);
+  auto r = status(pool);
+  BOOST_CHECK_EQUAL(stat(r, "timed_out"), 1);
+  BOOST_CHECK_EQUAL(stat(r, "failed"), 1);
+  BOOST_CHECK_EQUAL(stat(r, "retried"), 0);
+  stop(pool);
+}
+
+BOOST_AUTO_TEST_CASE(supervised_stream_shuts_down_gracefully_with_nothing_lost) {
+  worker_options opts;
+  opts.poison = 100;
+  opts.crashes = std::make_shared<std::atomic<int>>(1); // one crash mid-way
+  auto cfg = config(opts, 3, dispatch_policy::pull);
+  cfg.queue_capacity = 16;
+  supervisor_spec spec;
+  spec.name = "pipeline";
+  spec.children = {summing_sink_child(self, 500), pool_child(cfg, "sink"),
+                   counter_source("pool")};
+  auto root = spawn_supervisor(sys, spec);
+  await_progress(*this);
+  // Supervisor reports carry counters, not a pattern's stats: those come
+  // from the pool itself, through its address.
+  caf::actor address;
+  self->request(root, patience, caf::get_atom::value, std::string{"pool"})
+    .receive([&](caf::actor& a) { address = a; },
+             [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+  auto live = await_stat(address, "worker_restarts", 1);
+  live = await_stat(address, "retried", 1);
+  BOOST_CHECK_LE(stat(live, "max_held"), 16);
+  auto report = troupe::shutdown(sys, root);
+  BOOST_REQUIRE(report);
+  BOOST_TEST_MESSAGE(to_text(*report));
+  uint64_t count = 0;
+  uint64_t sum = 0;
+  self->receive([&](sink_done_atom, uint64_t c, uint64_t s) { count = c; sum = s; },
+                caf::after(patience) >> [] { BOOST_FAIL("sink never ended"); });
+  auto source = find_report(*report, "source");
+  auto pool = find_report(*report, "pool");
+  auto sink = find_report(*report, "sink");
+  BOOST_REQUIRE(source && pool && sink);
+  BOOST_CHECK(pool->stopped == stop_reason::drained);
+  BOOST_CHECK_EQUAL(pool->in, source->out);
+  BOOST_CHECK_EQUAL(pool->out, source->out);
+  BOOST_CHECK_EQUAL(sink->in, source->out);
+  BOOST_CHECK_EQUAL(count, source->out);
+  BOOST_CHECK_EQUAL(sum, 10 * (source->out * (source->out - 1) / 2));
+  BOOST_CHECK_EQUAL(pool->dropped, 0u);
+  auto t = totals(*report);
+  BOOST_CHECK_EQUAL(t.lost, 0u);
+  BOOST_CHECK_EQUAL(t.dropped, 0u);
+  BOOST_CHECK_EQUAL(t.errors, 0u);
+}
+
+BOOST_AUTO_TEST_CASE(pool_restarted_by_its_supervisor_answers_at_its_stable_address) {
+  auto opts = observed();
+  opts.poison = 99;
+  opts.crashes = std::make_shared<std::atomic<int>>(1);
+  auto cfg = config(opts, 2, dispatch_policy::round_robin);
+  cfg.worker_restarts = {0, std::chrono::seconds(30)}; // first crash fails it
+  supervisor_spec spec;
+  spec.children = {pool_child(cfg, "")};
+  auto sup = spawn_supervisor(sys, spec);
+  caf::actor address;
+  self->request(sup, patience, caf::get_atom::value, std::string{"pool"})
+    .receive([&](caf::actor& a) { address = a; },
+             [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+  auto ask_address = [&](uint64_t x) {
+    self->request(address, patience, x)
+      .receive([&](uint64_t r) { BOOST_CHECK_EQUAL(r, x * 10); },
+               [&](caf::error& e) { BOOST_ERROR(sys.actors().render(e)); });
+  };
+  ask_address(1);
+  BOOST_CHECK(request_error(address, 99) == errc::restart_intensity_exceeded);
+  await_child(sup, "pool",
+              [](const actor_report& x) {
+                return x.restarts == 1 && x.stopped == stop_reason::running;
+              },
+              "restarted");
+  ask_address(2);
+  ask_address(3);
+  auto report = troupe::shutdown(sys, sup);
+  BOOST_REQUIRE(report);
+  BOOST_TEST_MESSAGE(to_text(*report));
+  auto pool = find_report(*report, "pool");
+  BOOST_REQUIRE(pool);
+  BOOST_CHECK_EQUAL(pool->restarts, 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
