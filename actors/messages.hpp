@@ -147,6 +147,13 @@ enum class stop_reason : uint8_t {
 
 std::string to_string(stop_reason x);
 
+/// True if an actor that stopped so lost what it held (a cancel, crash, kill
+/// or stop by its supervisor), which its report counts as dropped.
+inline bool lost_what_it_held(stop_reason x) {
+  return x != stop_reason::running && x != stop_reason::completed
+         && x != stop_reason::drained;
+}
+
 /// How an actor that exited with `reason` stopped; `draining` says whether it
 /// had been asked to drain (so a normal exit counts as drained).
 stop_reason stop_reason_of(const caf::error& reason, bool draining);

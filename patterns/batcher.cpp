@@ -65,8 +65,7 @@ public:
     r.stats["byte_capped"] = static_cast<int64_t>(byte_capped_);
     r.stats["flushed_batches"] = static_cast<int64_t>(flushed_);
     // A cancelled or crashed batcher loses its partial batch: counted.
-    if (r.stopped != stop_reason::running && r.stopped != stop_reason::completed
-        && r.stopped != stop_reason::drained)
+    if (lost_what_it_held(r.stopped))
       r.dropped += held_.size();
   }
 

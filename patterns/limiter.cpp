@@ -168,8 +168,7 @@ public:
       r.stats["tokens"] = static_cast<int64_t>(buckets_.begin()->second.tokens.tokens());
     // Items still waiting when the limiter stops without draining are lost
     // to the stream: counted. (Held requests get a broken promise.)
-    if (r.stopped != stop_reason::running && r.stopped != stop_reason::completed
-        && r.stopped != stop_reason::drained)
+    if (lost_what_it_held(r.stopped))
       r.dropped += held_items_;
   }
 

@@ -265,7 +265,7 @@ private:
 
   // Starts the slot's next worker; false if the pool failed instead.
   bool restart(slot& s) {
-    if (!note_restart()) {
+    if (!restart_window_.note_restart()) {
       fail_pool();
       return false;
     }
@@ -276,16 +276,6 @@ private:
     return true;
   }
 
-  // Records a restart; false if that exceeds the restart intensity.
-  bool note_restart() {
-    auto now = clock_type::now();
-    restart_times_.push_back(now);
-    while (!restart_times_.empty()
-           && now - restart_times_.front() > cfg_.worker_restarts.period)
-      restart_times_.pop_front();
-    return restart_times_.size()
-           <= static_cast<size_t>(cfg_.worker_restarts.max_restarts);
-  }
 
   // Escalates: the pool's supervisor decides what happens next. The jobs held
   // are answered with this reason as the pool exits (on_exit).
@@ -577,7 +567,7 @@ private:
   std::unordered_map<uint64_t, job> jobs_; // queued and in flight
   std::deque<uint64_t> queue_;
   uint64_t next_job_ = 0;
-  std::deque<clock_type::time_point> restart_times_;
+  restart_window restart_window_{cfg_.worker_restarts};
   bool ended_ = false;
   bool failed_ = false;
   uint64_t max_held_ = 0;

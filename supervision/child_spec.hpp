@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <deque>
 #include <functional>
 #include <string>
 #include <vector>
@@ -53,6 +54,27 @@ struct child_spec {
 struct restart_intensity {
   int max_restarts = 3;
   caf::timespan period = std::chrono::seconds(5);
+};
+
+/// The restarts within the last `period` of a restart_intensity: whoever
+/// restarts things (a supervisor, a worker pool) asks it before each one.
+class restart_window {
+public:
+  explicit restart_window(restart_intensity limit) : limit_(limit) {
+  }
+
+  /// Records a restart now; false if it goes beyond the intensity.
+  bool note_restart() {
+    auto now = std::chrono::steady_clock::now();
+    times_.push_back(now);
+    while (!times_.empty() && now - times_.front() > limit_.period)
+      times_.pop_front();
+    return times_.size() <= static_cast<size_t>(limit_.max_restarts);
+  }
+
+private:
+  restart_intensity limit_;
+  std::deque<std::chrono::steady_clock::time_point> times_;
 };
 
 /// Delay before a restart: `initial`, times `multiplier` for each earlier

@@ -260,7 +260,7 @@ private:
       check_auto_shutdown();
       return;
     }
-    if (!note_restart()) {
+    if (!restart_window_.note_restart()) {
       escalate();
       return;
     }
@@ -307,16 +307,6 @@ private:
     c.relay_lost = std::max(c.relay_lost, lost);
   }
 
-  // Records a restart; false if that exceeds the restart intensity.
-  bool note_restart() {
-    auto now = clock_type::now();
-    restart_times_.push_back(now);
-    while (!restart_times_.empty()
-           && now - restart_times_.front() > spec_.intensity.period)
-      restart_times_.pop_front();
-    return restart_times_.size()
-           <= static_cast<size_t>(spec_.intensity.max_restarts);
-  }
 
   caf::timespan backoff_delay(child& c) {
     auto now = clock_type::now();
@@ -681,7 +671,7 @@ private:
   bool intake_stopped_ = false;
   bool deadline_passed_ = false;
   std::optional<stop_sequence> stopping_;
-  std::deque<clock_type::time_point> restart_times_;
+  restart_window restart_window_{spec_.intensity};
   std::vector<std::pair<size_t, caf::error>> deferred_;
   std::unordered_map<uint64_t, std::function<void()>> timers_;
   uint64_t next_timer_ = 0;

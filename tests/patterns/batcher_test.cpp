@@ -245,10 +245,7 @@ BOOST_AUTO_TEST_CASE(supervised_batcher_drains_its_partial_batch_on_shutdown) {
   await_progress(*this);
   auto report = troupe::shutdown(sys, root, shutdown_mode::graceful);
   BOOST_REQUIRE(report);
-  uint64_t count = 0;
-  uint64_t sum = 0;
-  self->receive([&](sink_done_atom, uint64_t c, uint64_t s) { count = c; sum = s; },
-                caf::after(patience) >> [] { BOOST_FAIL("sink never ended"); });
+  auto [count, sum] = receive_sink_done(*this);
   auto source = find_report(*report, "source");
   auto b = find_report(*report, "batcher");
   BOOST_REQUIRE(source && b);
@@ -287,9 +284,7 @@ BOOST_AUTO_TEST_CASE(restarted_batcher_keeps_its_place_in_the_stream) {
   };
   spec.children = {counter_source("batcher", 5000), crashing, batch_sink_child(self)};
   auto root = spawn_supervisor(sys, spec);
-  uint64_t count = 0;
-  self->receive([&](sink_done_atom, uint64_t c, uint64_t) { count = c; },
-                caf::after(patience) >> [] { BOOST_FAIL("sink never ended"); });
+  auto count = receive_sink_done(*this).count;
   auto report = troupe::shutdown(sys, root, shutdown_mode::graceful);
   BOOST_REQUIRE(report);
   BOOST_TEST_MESSAGE(to_text(*report));

@@ -320,10 +320,7 @@ BOOST_AUTO_TEST_CASE(supervised_limiter_drains_with_nothing_lost) {
   await_progress(*this);
   auto report = troupe::shutdown(sys, root, shutdown_mode::graceful);
   BOOST_REQUIRE(report);
-  uint64_t count = 0;
-  uint64_t sum = 0;
-  self->receive([&](sink_done_atom, uint64_t c, uint64_t s) { count = c; sum = s; },
-                caf::after(patience) >> [] { BOOST_FAIL("sink never ended"); });
+  auto [count, sum] = receive_sink_done(*this);
   BOOST_TEST_MESSAGE(to_text(*report));
   auto source = find_report(*report, "source");
   auto l = find_report(*report, "limiter");

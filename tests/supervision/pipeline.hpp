@@ -97,6 +97,20 @@ inline void await_progress(system_fixture& f) {
                   caf::after(patience) >> [] { BOOST_FAIL("pipeline never ran"); });
 }
 
+struct sink_totals {
+  uint64_t count = 0;
+  uint64_t sum = 0;
+};
+
+/// Waits for a sink's (sink_done_atom, count, sum): its stream ended.
+inline sink_totals receive_sink_done(system_fixture& f) {
+  sink_totals result;
+  f.self->receive(
+    [&](sink_done_atom, uint64_t count, uint64_t sum) { result = {count, sum}; },
+    caf::after(patience) >> [] { BOOST_FAIL("sink never ended"); });
+  return result;
+}
+
 /// Sum of 3i+1 over i in 0..n-1, wrapping like the sink's sum.
 inline uint64_t transformed_sum(uint64_t n) {
   uint64_t sum = 0;

@@ -32,10 +32,7 @@ BOOST_AUTO_TEST_CASE(graceful_shutdown_mid_stream_loses_nothing) {
   await_progress(*this);
   auto report = troupe::shutdown(sys, root, shutdown_mode::graceful);
   BOOST_REQUIRE(report);
-  uint64_t count = 0;
-  uint64_t sum = 0;
-  self->receive([&](sink_done_atom, uint64_t c, uint64_t s) { count = c; sum = s; },
-                caf::after(patience) >> [] { BOOST_FAIL("sink never ended"); });
+  auto [count, sum] = receive_sink_done(*this);
   auto source = find_report(*report, "source");
   auto transform = find_report(*report, "transform");
   auto sink = find_report(*report, "sink");
