@@ -10,7 +10,9 @@
 #include <troupe/supervision/shutdown.hpp>
 #include <troupe/supervision/supervisor.hpp>
 
+#include <optional>
 #include <set>
+#include <stdexcept>
 
 using namespace troupe;
 using namespace troupe::test;
@@ -332,6 +334,59 @@ BOOST_AUTO_TEST_CASE(supervised_limiter_drains_with_nothing_lost) {
   auto t = totals(*report);
   BOOST_CHECK_EQUAL(t.lost, 0u);
   BOOST_CHECK_EQUAL(t.dropped, 0u);
+}
+
+BOOST_AUTO_TEST_CASE(restarted_limiter_keeps_serving_at_its_stable_address) {
+  supervisor_spec spec;
+  spec.name = "limited";
+  child_spec service_child;
+  service_child.name = "service";
+  service_child.start = [](const spawn_context& ctx) {
+    return ctx.system().spawn(doubling_service, 0);
+  };
+  child_spec limiter_child;
+  limiter_child.name = "limiter";
+  limiter_child.start = [](const spawn_context& ctx) {
+    limiter_config cfg;
+    cfg.rate = 1000;
+    cfg.burst = 10;
+    // The first incarnation crashes on the request 13.
+    bool first = ctx.restarts() == 0;
+    cfg.key_of = [first](const item& x) {
+      if (first && x.match_elements<uint64_t>() && x.get_as<uint64_t>(0) == 13)
+        throw std::runtime_error("cannot key 13");
+      return std::string{};
+    };
+    return spawn_limiter(ctx, cfg, stage_config{}, ctx.sibling("service"));
+  };
+  spec.children = {service_child, limiter_child};
+  auto root = spawn_supervisor(sys, spec);
+  caf::actor address;
+  self->request(root, patience, caf::get_atom::value, std::string{"limiter"})
+    .receive([&](caf::actor& a) { address = a; },
+             [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+  auto ask = [&](uint64_t x) {
+    std::optional<uint64_t> result;
+    self->request(address, patience, x)
+      .receive([&](uint64_t y) { result = y; }, [](caf::error&) {});
+    return result;
+  };
+  BOOST_CHECK_EQUAL(ask(1).value_or(0), 2u);
+  BOOST_CHECK(!ask(13));
+  // A request sent before the relay learns of the crash bounces (the caller
+  // gets request_receiver_down); once the supervisor restarted the limiter,
+  // callers reach it at the same address.
+  await_child(root, "limiter",
+              [](const actor_report& r) { return r.restarts == 1 && !stopped(r); },
+              "restarted");
+  auto answer = ask(5);
+  BOOST_REQUIRE(answer);
+  BOOST_CHECK_EQUAL(*answer, 10u);
+  auto r = request_report(address, caf::make_message(status_atom::value));
+  BOOST_CHECK_EQUAL(r.restarts, 1u);
+  auto report = troupe::shutdown(sys, root, shutdown_mode::graceful);
+  BOOST_REQUIRE(report);
+  BOOST_CHECK_EQUAL(totals(*report).lost, 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
