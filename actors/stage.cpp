@@ -48,6 +48,10 @@ void stage_logic::describe(actor_report&) const {
   // nop
 }
 
+void stage_logic::on_stop(const caf::error&) {
+  // nop
+}
+
 source_logic::~source_logic() = default;
 
 void source_logic::on_start(stage_control&) {
@@ -244,8 +248,16 @@ public:
     });
   }
 
-  // Sends the final report to the supervisor; runs as the actor exits.
-  void report_exit(const caf::error& reason) const {
+  // Lets the logic answer what it holds, then sends the final report to the
+  // supervisor; runs as the actor exits.
+  void on_exit(const caf::error& reason) {
+    if (stage_) {
+      try {
+        stage_->on_stop(reason);
+      } catch (...) {
+        // The actor is gone already; its report still goes out.
+      }
+    }
     if (!ctx_.supervisor())
       return;
     auto r = report(stop_reason_of(reason, draining_));
@@ -254,15 +266,15 @@ public:
     caf::anon_send(ctx_.supervisor(), std::move(r));
   }
 
-private:
   // Items the logic may emit before an output link holds a full window.
-  size_t room() const {
+  size_t room() const override {
     size_t result = std::numeric_limits<size_t>::max();
     for (auto& o : outputs_)
       result = std::min(result, o.room());
     return result;
   }
 
+private:
   bool has_room() const {
     return outputs_.empty() || room() > 0;
   }
@@ -290,7 +302,9 @@ private:
 
   // A message outside the stream protocol, for the logic to answer.
   caf::result<caf::message> request(caf::message_view& x) {
-    if (!stage_ || finished_ || failure_) {
+    if (failure_)
+      return failure_;
+    if (!stage_ || finished_) {
       ++unexpected_;
       return caf::sec::unexpected_message;
     }
@@ -472,7 +486,7 @@ caf::actor spawn_core(spawn_context ctx, stage_config cfg,
   // null tuple when a spawned function takes no arguments (UBSan flags it).
   auto fn = [](caf::event_based_actor* self, std::shared_ptr<stage_core> core) {
     self->attach_functor(
-      [core](const caf::error& reason) { core->report_exit(reason); });
+      [core](const caf::error& reason) { core->on_exit(reason); });
     return core->start(self);
   };
   return ctx.system().spawn(fn, std::move(core));

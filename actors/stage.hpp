@@ -51,6 +51,10 @@ public:
   virtual size_t outputs() const = 0;
   /// Calls the logic's on_timer(token) after `delay`.
   virtual void schedule(caf::timespan delay, uint64_t token) = 0;
+  /// Items that may be pushed now without going beyond the credit of an
+  /// output link (unbounded for a sink). Logic that emits from its own
+  /// timers keeps within it, so that a stalled downstream stalls it too.
+  virtual size_t room() const = 0;
   /// Sends what was pushed and takes input again; for callbacks the stage did
   /// not call itself (the stage resumes by itself after on_item, on_timer
   /// and on_request).
@@ -86,6 +90,10 @@ public:
   virtual caf::result<caf::message> on_request(caf::message& x);
   /// Adds the pattern's own state and stats to a report.
   virtual void describe(actor_report& r) const;
+  /// The stage stops, for `reason` (empty: a normal end), and its final
+  /// report is taken next. Answer the requests still held here: CAF 0.17
+  /// tells a caller nothing when a promise dies unanswered.
+  virtual void on_stop(const caf::error& reason);
 };
 
 /// The logic of a source: a stage without inputs.

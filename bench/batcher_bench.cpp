@@ -67,6 +67,11 @@ public:
   void on_timer(uint64_t, emitter& out) override {
     if (next_ >= n_)
       return;
+    if (ctl_->room() == 0) {
+      // The downstream is behind: try again shortly, never beyond credit.
+      ctl_->schedule(std::chrono::microseconds(100), next_);
+      return;
+    }
     out.push(caf::make_message(next_, now_ns()));
     ++next_;
     auto due = start_ + std::chrono::milliseconds(next_);

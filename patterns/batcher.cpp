@@ -5,6 +5,7 @@
 #include <caf/binary_serializer.hpp>
 #include <caf/make_message.hpp>
 
+#include <algorithm>
 #include <vector>
 
 namespace troupe {
@@ -22,7 +23,7 @@ class batcher final : public stage_logic {
 public:
   batcher(caf::actor_system& sys, batcher_config cfg)
     : sys_(sys), cfg_(std::move(cfg)) {
-    held_.reserve(cfg_.size);
+    held_.reserve(reserve_size());
   }
 
   void on_start(stage_control& ctl) override {
@@ -70,6 +71,11 @@ public:
   }
 
 private:
+  // A batch closed mostly by timeout or bytes may have a huge `size`.
+  size_t reserve_size() const {
+    return std::min<size_t>(cfg_.size, 1024);
+  }
+
   size_t bytes_of(const item& x) {
     if (cfg_.bytes_of)
       return cfg_.bytes_of(x);
@@ -87,7 +93,7 @@ private:
     items_out_ += held_.size();
     batch b;
     b.items.swap(held_);
-    held_.reserve(cfg_.size);
+    held_.reserve(reserve_size());
     held_bytes_ = 0;
     out.push(caf::make_message(std::move(b)));
   }

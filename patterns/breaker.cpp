@@ -17,6 +17,7 @@
 #include <deque>
 #include <functional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 
 namespace troupe {
@@ -141,7 +142,7 @@ public:
     state_change initial{name_, "", to_string(state_), to_ns(clock_type::now())};
     for (auto& sub : cfg_.subscribers) {
       add_subscriber(sub);
-      self_->send(sub, initial);
+      caf::anon_send(sub, initial);
     }
   }
 
@@ -212,13 +213,29 @@ public:
       return own_error(errc::circuit_open);
     }
     auto rp = self_->make_response_promise();
-    call(std::move(x), [rp](outcome o, caf::message& answer, caf::error& err) mutable {
+    auto id = next_request_++;
+    open_requests_.emplace(id, rp);
+    call(std::move(x), [this, id](outcome o, caf::message& answer, caf::error& err) {
+      auto i = open_requests_.find(id);
+      if (i == open_requests_.end())
+        return;
       if (o == outcome::success)
-        rp.deliver(std::move(answer));
+        i->second.deliver(std::move(answer));
       else
-        rp.deliver(std::move(err));
+        i->second.deliver(std::move(err));
+      open_requests_.erase(i);
     });
     return rp;
+  }
+
+  // Calls still in flight get an answer: the reason the breaker stops.
+  void on_stop(const caf::error& reason) override {
+    auto answer = reason ? reason : make_error(errc::shutting_down);
+    for (auto& [id, rp] : open_requests_) {
+      ++abandoned_;
+      rp.deliver(answer);
+    }
+    open_requests_.clear();
   }
 
   void describe(actor_report& r) const override {
@@ -240,6 +257,8 @@ public:
     s["open_timeout_ms"]
       = std::chrono::duration_cast<std::chrono::milliseconds>(open_timeout_).count();
     s["subscribers"] = static_cast<int64_t>(subscribers_.size());
+    if (abandoned_ > 0)
+      s["abandoned"] = static_cast<int64_t>(abandoned_);
   }
 
 private:
@@ -363,7 +382,7 @@ private:
     }
     state_change event{name_, to_string(from), to_string(to), to_ns(now)};
     for (auto& sub : subscribers_)
-      self_->send(sub, event);
+      caf::anon_send(sub, event);
   }
 
   // Sends the answers (and counts the failures) of the finished calls at the
@@ -444,6 +463,11 @@ private:
   uint64_t successes_ = 0;
   uint64_t failures_ = 0;
   uint64_t timeouts_ = 0;
+  uint64_t abandoned_ = 0;
+  // Promises of request calls in flight, by call: answered by the call's
+  // outcome, or by on_stop.
+  std::unordered_map<uint64_t, caf::response_promise> open_requests_;
+  uint64_t next_request_ = 0;
   uint64_t rejected_ = 0;
   uint64_t rejected_items_ = 0;
   uint64_t failed_items_ = 0;

@@ -49,6 +49,8 @@
 //   in_flight        calls waiting for their answer
 //   open_timeout_ms  how long the next (or current) open state lasts
 //   subscribers      current subscribers
+//   abandoned        request calls in flight when it stopped, answered with
+//                    the reason (final report only)
 //
 // A supervised breaker is restarted like any stage; the new incarnation starts
 // closed, with its counters at zero. Subscriptions belong to an incarnation,

@@ -27,6 +27,9 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
+/// Longest a waiting item sleeps before the bucket is looked at again.
+constexpr double max_wait_seconds = 3600;
+
 /// Permits computed from the clock at the moment one is asked for.
 class token_bucket {
 public:
@@ -47,7 +50,8 @@ public:
     refill(now);
     if (tokens_ >= 1)
       return clock_type::duration{0};
-    auto seconds = (1 - tokens_) / rate_;
+    // Capped, so that a tiny rate cannot overflow the clock's duration.
+    auto seconds = std::min((1 - tokens_) / rate_, max_wait_seconds);
     return std::chrono::duration_cast<clock_type::duration>(
              std::chrono::duration<double>(seconds))
            + clock_type::duration{1};
@@ -154,8 +158,21 @@ public:
     release(out);
   }
 
+  // Requests still waiting get an answer: the reason the limiter stops.
+  void on_stop(const caf::error& reason) override {
+    auto answer = reason ? reason : make_error(errc::shutting_down);
+    for (auto& [key, b] : buckets_)
+      for (auto& w : b.queue)
+        if (w.is_request) {
+          ++abandoned_;
+          w.promise.deliver(answer);
+        }
+  }
+
   void describe(actor_report& r) const override {
     r.state = held_ > 0 ? "limiting" : "open";
+    if (abandoned_ > 0)
+      r.stats["abandoned"] = static_cast<int64_t>(abandoned_);
     r.in += requests_;
     r.out += forwarded_;
     r.dropped += dropped_;
@@ -167,7 +184,7 @@ public:
     if (!cfg_.key_of && !buckets_.empty())
       r.stats["tokens"] = static_cast<int64_t>(buckets_.begin()->second.tokens.tokens());
     // Items still waiting when the limiter stops without draining are lost
-    // to the stream: counted. (Held requests get a broken promise.)
+    // to the stream: counted. (Held requests were answered by on_stop.)
     if (lost_what_it_held(r.stopped))
       r.dropped += held_items_;
   }
@@ -242,17 +259,19 @@ private:
       arm_timer(now);
   }
 
-  // One timer at a time, for the earliest permit any waiting key gets.
+  // One live timer, for the earliest permit a waiting item gets. A new key
+  // whose permit comes sooner replaces it (the older one goes stale).
   void arm_timer(clock_type::time_point now) {
-    if (timer_pending_)
-      return;
     auto soonest = clock_type::duration::max();
     for (auto& [key, b] : buckets_)
       if (!b.queue.empty())
         soonest = std::min(soonest, b.tokens.wait(now));
     if (soonest == clock_type::duration::max())
       return;
+    if (timer_pending_ && now + soonest >= timer_due_)
+      return;
     timer_pending_ = true;
+    timer_due_ = now + soonest;
     ctl_->schedule(std::chrono::duration_cast<caf::timespan>(soonest),
                    ++timer_generation_);
   }
@@ -264,6 +283,7 @@ private:
   size_t held_ = 0;
   size_t held_items_ = 0;
   bool timer_pending_ = false;
+  clock_type::time_point timer_due_;
   uint64_t timer_generation_ = 0;
   uint64_t requests_ = 0;
   uint64_t forwarded_ = 0;
@@ -271,6 +291,7 @@ private:
   uint64_t rejected_ = 0;
   uint64_t dropped_ = 0;
   uint64_t delayed_ = 0;
+  uint64_t abandoned_ = 0;
 };
 
 } // namespace

@@ -24,7 +24,9 @@
 //
 // Report: state "limiting" while something waits for a permit, else "open".
 // Stats: "passed", "rejected", "delayed" (let through after waiting), "held"
-// (waiting now), "keys", "tokens" (whole permits in the single bucket).
+// (waiting now), "keys", "tokens" (whole permits in the single bucket when it
+// last gave one), "abandoned" (requests held when it stopped, answered with
+// the reason; final report only).
 
 #include "troupe/actors/messages.hpp"
 #include "troupe/actors/spawn_context.hpp"

@@ -741,4 +741,28 @@ BOOST_AUTO_TEST_CASE(restarted_breaker_keeps_serving_at_its_stable_address) {
   BOOST_CHECK_EQUAL(totals(*report).lost, 0u);
 }
 
+BOOST_AUTO_TEST_CASE(call_in_flight_is_answered_when_the_breaker_is_cancelled) {
+  // A service that takes calls and never answers them.
+  auto silent = sys.actors().spawn(
+    [](caf::event_based_actor* self, int) -> caf::behavior {
+      return {[self](uint64_t) -> caf::result<uint64_t> {
+        return self->make_response_promise<uint64_t>();
+      }};
+    },
+    0);
+  spawn_context ctx{sys.actors(), "brk", caf::actor{}, caf::actor{}, 0, {}};
+  auto b = spawn_breaker(ctx, breaker_config{}, silent);
+  auto pending = self->request(b, patience, uint64_t{1});
+  // The call is out once the breaker counts it.
+  for (int i = 0; i < 10000; ++i) {
+    auto r = request_report(b, caf::make_message(status_atom::value));
+    if (r.stats["in_flight"] == 1)
+      break;
+  }
+  self->send(b, cancel_atom::value);
+  pending.receive([](uint64_t) { BOOST_ERROR("a silent service answered"); },
+                  [](caf::error& e) { BOOST_CHECK(e == errc::cancelled); });
+  self->send_exit(silent, caf::exit_reason::user_shutdown);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -108,15 +108,15 @@ BOOST_AUTO_TEST_CASE(no_10ms_window_lets_through_more_than_burst_plus_rate) {
   BOOST_REQUIRE_EQUAL(receive_sink_end(*this), n);
   BOOST_REQUIRE_EQUAL(stamps->size(), n);
   // A bucket of `burst` gaining `rate` per second passes at most
-  // burst + rate * 10 ms in any 10 ms (one more for the clock being read
-  // twice: once by the bucket, once by the stamp).
+  // burst + rate * 10 ms in any 10 ms. The stamps are taken just after the
+  // bucket reads the clock: allow them 2 ms of scheduling jitter.
   size_t most = 0;
   for (size_t lo = 0, hi = 0; hi < n; ++hi) {
     while ((*stamps)[hi] - (*stamps)[lo] >= 10'000'000)
       ++lo;
     most = std::max(most, hi - lo + 1);
   }
-  BOOST_CHECK_LE(most, static_cast<size_t>(cfg.burst + cfg.rate * 0.01) + 1);
+  BOOST_CHECK_LE(most, static_cast<size_t>(cfg.burst + cfg.rate * 0.012));
   // And the steady rate holds: the last item cannot pass before
   // (n - burst) / rate after the first.
   auto span = stamps->back() - stamps->front();
@@ -156,7 +156,7 @@ BOOST_AUTO_TEST_CASE(rejected_items_show_in_the_report) {
 
 BOOST_AUTO_TEST_CASE(a_waiting_key_does_not_delay_another_key) {
   limiter_config cfg;
-  cfg.rate = 0.5;
+  cfg.rate = 0.01;
   cfg.burst = 3;
   cfg.key_of = key_of_parity;
   auto l = stream_limiter(cfg);
@@ -273,6 +273,19 @@ BOOST_AUTO_TEST_CASE(full_delay_queue_answers_rate_limited) {
   auto r = request_report(l, caf::make_message(status_atom::value));
   BOOST_CHECK_EQUAL(r.stats["held"], 2);
   BOOST_CHECK_EQUAL(r.stats["rejected"], 1);
+}
+
+BOOST_AUTO_TEST_CASE(held_request_is_answered_when_the_limiter_is_cancelled) {
+  limiter_config cfg;
+  cfg.rate = 0.01;
+  cfg.burst = 1;
+  auto l = service_limiter(cfg);
+  self->request(l, patience, uint64_t{1}).receive(
+    [](uint64_t) {}, [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+  auto held = self->request(l, patience, uint64_t{2});
+  self->send(l, cancel_atom::value);
+  held.receive([](uint64_t) { BOOST_ERROR("a held request passed"); },
+               [](caf::error& e) { BOOST_CHECK(e == errc::cancelled); });
 }
 
 BOOST_AUTO_TEST_CASE(invalid_limiter_config_names_the_field) {

@@ -784,8 +784,7 @@ BOOST_AUTO_TEST_CASE(supervised_stream_shuts_down_gracefully_with_nothing_lost) 
                    counter_source("pool")};
   auto root = spawn_supervisor(sys, spec);
   await_progress(*this);
-  // Supervisor reports carry counters, not a pattern's stats: those come
-  // from the pool itself, through its address.
+  // The running pool's own stats come through its address.
   caf::actor address;
   self->request(root, patience, caf::get_atom::value, std::string{"pool"})
     .receive([&](caf::actor& a) { address = a; },
