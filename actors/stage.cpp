@@ -10,6 +10,7 @@
 #include <caf/send.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <limits>
 
 namespace troupe {
@@ -73,6 +74,13 @@ using crash_flush_atom = caf::atom_constant<caf::atom("trp_crashf")>;
 using source_poll_atom = caf::atom_constant<caf::atom("trp_spoll")>;
 
 using stage_timer_atom = caf::atom_constant<caf::atom("trp_stimer")>;
+
+using pump_again_atom = caf::atom_constant<caf::atom("trp_pumpag")>;
+
+/// How long one round may take items before the stage lets its mailbox in
+/// (a kill at a shutdown deadline, a cancel, status): slow logic with a full
+/// window queued would otherwise hold the actor for the whole window.
+constexpr auto max_round = std::chrono::milliseconds(1);
 
 /// How long a stage whose logic threw may take to deliver what it had emitted.
 constexpr caf::timespan crash_flush_timeout = std::chrono::seconds(1);
@@ -150,6 +158,10 @@ public:
       [c](crash_flush_atom) { c->exit_failed(); },
       [c](source_poll_atom) {
         c->poll_pending_ = false;
+        c->pump();
+      },
+      [c](pump_again_atom) {
+        c->resume_pending_ = false;
         c->pump();
       },
       [c](stage_timer_atom, uint64_t token) {
@@ -342,10 +354,25 @@ private:
       return;
     }
     auto ok = guarded([this] {
+      auto round_end = std::chrono::steady_clock::now() + max_round;
+      // The clock is read after 1, 2, 4 ... 32 items, then every 32: slow
+      // logic is caught after its first item, fast logic pays next to nothing.
+      size_t taken = 0;
+      size_t next_check = 1;
       while (!ending_ && inputs_.has_item() && has_room() && stage_->ready()) {
         auto x = inputs_.take();
         ++in_;
         stage_->on_item(x, *this);
+        if (++taken < next_check)
+          continue;
+        next_check = taken < 32 ? taken * 2 : taken + 32;
+        if (inputs_.has_item() && std::chrono::steady_clock::now() > round_end) {
+          if (!resume_pending_) {
+            resume_pending_ = true;
+            self_->send(self_, pump_again_atom::value);
+          }
+          break;
+        }
       }
       if (source_ && !ending_) {
         if (intake_stopped_)
@@ -448,6 +475,7 @@ private:
   bool finished_ = false;
   bool pumping_ = false;
   bool pump_again_ = false;
+  bool resume_pending_ = false;
   caf::error failure_;
   bool poll_pending_ = false;
   caf::timespan poll_delay_ = min_poll_delay;

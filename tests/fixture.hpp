@@ -87,6 +87,15 @@ struct system_fixture {
     BOOST_FAIL(name + " never " + what);
   }
 
+  /// The stable address of the child `name` of supervisor `sup`.
+  caf::actor address_of(const caf::actor& sup, const std::string& name) {
+    caf::actor result;
+    self->request(sup, patience, caf::get_atom::value, name)
+      .receive([&](caf::actor& a) { result = a; },
+               [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+    return result;
+  }
+
   actor_report request_report(const caf::actor& who, caf::message msg) {
     actor_report result;
     self->request(who, patience, std::move(msg))

@@ -662,10 +662,7 @@ BOOST_AUTO_TEST_CASE(supervised_stream_through_the_breaker_drains_losing_nothing
   auto root = spawn_supervisor(sys, spec);
   await_progress(*this);
   // Live, at its stable address, it shows its state and counters.
-  caf::actor address;
-  self->request(root, patience, caf::get_atom::value, std::string{"breaker"})
-    .receive([&](caf::actor& a) { address = a; },
-             [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+  auto address = address_of(root, "breaker");
   auto live = status(address);
   BOOST_CHECK_EQUAL(live.kind, "breaker");
   BOOST_CHECK_EQUAL(live.state, "closed");
@@ -711,16 +708,10 @@ BOOST_AUTO_TEST_CASE(restarted_breaker_keeps_serving_at_its_stable_address) {
                 },
                 caf::after(patience) >> [] { BOOST_FAIL("breaker never started"); });
   expect_change("", "closed");
-  caf::actor address;
-  self->request(root, patience, caf::get_atom::value, std::string{"breaker"})
-    .receive([&](caf::actor& a) { address = a; },
-             [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+  auto address = address_of(root, "breaker");
   BOOST_CHECK_EQUAL(*call(address, 1), answer_to(1));
   // Trip it through its address, then crash it.
-  caf::actor svc;
-  self->request(root, patience, caf::get_atom::value, std::string{"service"})
-    .receive([&](caf::actor& a) { svc = a; },
-             [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+  auto svc = address_of(root, "service");
   self->request(svc, patience, fail_next_atom::value, uint64_t{1})
     .receive([](uint64_t) {}, [](caf::error&) { BOOST_ERROR("service not scripted"); });
   BOOST_CHECK(!call(address, 2));

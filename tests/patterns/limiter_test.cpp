@@ -374,10 +374,7 @@ BOOST_AUTO_TEST_CASE(restarted_limiter_keeps_serving_at_its_stable_address) {
   };
   spec.children = {service_child, limiter_child};
   auto root = spawn_supervisor(sys, spec);
-  caf::actor address;
-  self->request(root, patience, caf::get_atom::value, std::string{"limiter"})
-    .receive([&](caf::actor& a) { address = a; },
-             [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+  auto address = address_of(root, "limiter");
   auto ask = [&](uint64_t x) {
     std::optional<uint64_t> result;
     self->request(address, patience, x)

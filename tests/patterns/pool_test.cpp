@@ -785,10 +785,7 @@ BOOST_AUTO_TEST_CASE(supervised_stream_shuts_down_gracefully_with_nothing_lost) 
   auto root = spawn_supervisor(sys, spec);
   await_progress(*this);
   // The running pool's own stats come through its address.
-  caf::actor address;
-  self->request(root, patience, caf::get_atom::value, std::string{"pool"})
-    .receive([&](caf::actor& a) { address = a; },
-             [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+  auto address = address_of(root, "pool");
   auto live = await_stat(address, "worker_restarts", 1);
   live = await_stat(address, "retried", 1);
   BOOST_CHECK_LE(stat(live, "max_held"), 16);
@@ -825,10 +822,7 @@ BOOST_AUTO_TEST_CASE(pool_restarted_by_its_supervisor_answers_at_its_stable_addr
   supervisor_spec spec;
   spec.children = {pool_child(cfg, "")};
   auto sup = spawn_supervisor(sys, spec);
-  caf::actor address;
-  self->request(sup, patience, caf::get_atom::value, std::string{"pool"})
-    .receive([&](caf::actor& a) { address = a; },
-             [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+  auto address = address_of(sup, "pool");
   auto ask_address = [&](uint64_t x) {
     self->request(address, patience, x)
       .receive([&](uint64_t r) { BOOST_CHECK_EQUAL(r, x * 10); },

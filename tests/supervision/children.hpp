@@ -122,14 +122,6 @@ struct event_log : system_fixture {
     BOOST_CHECK_EQUAL(next_event(), "-" + name);
     await_child(sup, name, stopped, "stopped");
   }
-
-  caf::actor address_of(const caf::actor& sup, const std::string& name) {
-    caf::actor result;
-    self->request(sup, patience, caf::get_atom::value, name)
-      .receive([&](caf::actor& a) { result = a; },
-               [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
-    return result;
-  }
 };
 
 } // namespace troupe::test
