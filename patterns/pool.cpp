@@ -110,15 +110,31 @@ public:
     self_ = ctl.self();
     auto core = shared_from_this();
     self_->set_down_handler([core](caf::down_msg& x) { core->on_down(x); });
-    // Attached before any worker starts: whatever stops the pool (end of
-    // stream, drain, cancel, a crash, a kill) stops its workers too.
-    self_->attach_functor(
-      [core](const caf::error& reason) { core->on_exit(reason); });
     for (uint32_t i = 0; i < cfg_.workers; ++i) {
       auto failure = start_worker(add_slot());
       if (!failure.empty())
         throw std::runtime_error(name_ + ": cannot start a worker: " + failure);
     }
+  }
+
+  // Runs as the pool exits, whatever the reason (end of stream, drain,
+  // cancel, a crash, a kill; the stage calls on_stop): answers the requests
+  // it still holds and stops its workers. Workers are killed rather than asked:
+  // one that traps exits must not outlive the pool, and nothing it still
+  // does is owed to anyone once the pool is gone.
+  void on_exit(const caf::error& reason) {
+    auto err = reason && reason != caf::exit_reason::normal
+                 ? reason
+                 : make_error(errc::shutting_down, name_);
+    for (auto& [id, j] : jobs_) {
+      if (j.promise.pending())
+        j.promise.deliver(err);
+      // The promise refers to the pool: dropping it breaks the cycle.
+      j.promise = caf::response_promise{};
+    }
+    for (auto& [id, s] : slots_)
+      if (s.worker)
+        caf::anon_send_exit(s.worker, caf::exit_reason::kill);
   }
 
   void take_item(item x) {
@@ -278,7 +294,7 @@ private:
 
 
   // Escalates: the pool's supervisor decides what happens next. The jobs held
-  // are answered with this reason as the pool exits (on_exit).
+  // are answered with this reason as the pool exits (on_stop).
   void fail_pool() {
     failed_ = true;
     self_->quit(make_error(errc::restart_intensity_exceeded,
@@ -328,25 +344,6 @@ private:
       else
         queue_.push_front(*k);
     }
-  }
-
-  // Runs as the pool exits, whatever the reason: answers the requests it
-  // still holds and stops its workers. Workers are killed rather than asked:
-  // one that traps exits must not outlive the pool, and nothing it still
-  // does is owed to anyone once the pool is gone.
-  void on_exit(const caf::error& reason) {
-    auto err = reason && reason != caf::exit_reason::normal
-                 ? reason
-                 : make_error(errc::shutting_down, name_);
-    for (auto& [id, j] : jobs_) {
-      if (j.promise.pending())
-        j.promise.deliver(err);
-      // The promise refers to the pool: dropping it breaks the cycle.
-      j.promise = caf::response_promise{};
-    }
-    for (auto& [id, s] : slots_)
-      if (s.worker)
-        caf::anon_send_exit(s.worker, caf::exit_reason::kill);
   }
 
   void accept(caf::message msg, caf::response_promise rp, bool from_stream) {
@@ -595,6 +592,10 @@ public:
 
   void on_item(item& x, emitter&) override {
     core_->take_item(std::move(x));
+  }
+
+  void on_stop(const caf::error& reason) override {
+    core_->on_exit(reason);
   }
 
   bool ready() override {

@@ -4,6 +4,7 @@
 // threads and a scoped actor to talk to it. Tests synchronise on messages;
 // receive timeouts are failure bounds only.
 
+#include <troupe/actors/errors.hpp>
 #include <troupe/actors/messages.hpp>
 #include <troupe/actors/system.hpp>
 
@@ -34,6 +35,21 @@ inline const actor_report* find_report(const actor_report& root,
     if (auto found = find_report(child, name))
       return found;
   return nullptr;
+}
+
+/// The message of the config_error that `f` throws; "(accepted)" if none.
+template <class F>
+std::string config_rejection(F&& f) {
+  try {
+    f();
+  } catch (const config_error& e) {
+    return e.what();
+  }
+  return "(accepted)";
+}
+
+inline bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
 }
 
 /// Predicate for system_fixture::await_child: the child is not running.

@@ -10,6 +10,7 @@
 #include <troupe/actors/stream_link.hpp>
 
 #include <chrono>
+#include <initializer_list>
 #include <vector>
 
 namespace troupe::test {
@@ -24,6 +25,22 @@ inline int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
            steady::now().time_since_epoch())
     .count();
+}
+
+/// The integers from, from + step, ... below `to`, as items.
+inline std::vector<item> numbers(uint64_t from, uint64_t to, uint64_t step = 1) {
+  std::vector<item> result;
+  for (auto i = from; i < to; i += step)
+    result.push_back(caf::make_message(i));
+  return result;
+}
+
+/// The given integers, as items.
+inline std::vector<item> numbers(std::initializer_list<uint64_t> xs) {
+  std::vector<item> result;
+  for (auto x : xs)
+    result.push_back(caf::make_message(x));
+  return result;
 }
 
 /// Sends (sink_item_atom, item, now_ns()) to `observer` for each item, and

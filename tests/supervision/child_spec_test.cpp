@@ -26,12 +26,7 @@ child_spec noop_child(const std::string& name) {
 
 // The message of the config_error that validating `spec` throws.
 std::string rejection(const supervisor_spec& spec) {
-  try {
-    validate(spec);
-  } catch (const config_error& e) {
-    return e.what();
-  }
-  return "(accepted)";
+  return config_rejection([&] { validate(spec); });
 }
 
 bool mentions(const std::string& text, const std::string& part) {

@@ -194,10 +194,7 @@ BOOST_AUTO_TEST_CASE(drain_brings_back_a_stage_waiting_for_its_restart) {
   auto report = troupe::shutdown(sys, sup);
   BOOST_REQUIRE(report);
   BOOST_TEST_MESSAGE(to_text(*report));
-  uint64_t count = 0;
-  uint64_t sum = 0;
-  self->receive([&](sink_done_atom, uint64_t c, uint64_t s) { count = c; sum = s; },
-                caf::after(patience) >> [] { BOOST_FAIL("sink never ended"); });
+  auto [count, sum] = receive_sink_done(*this);
   auto source = find_report(*report, "source");
   auto transform = find_report(*report, "transform");
   BOOST_REQUIRE(source && transform);
