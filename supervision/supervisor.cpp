@@ -423,8 +423,12 @@ private:
 
   void signal(child& c, stop_kind kind) {
     if (kind == stop_kind::drain) {
+      // Through the relay: the drain then queues behind the messages sent to
+      // the child's address before it, which the child handles before it
+      // stops. Sent to the child directly, it could overtake them, and they
+      // would reach a child that is gone.
       if (c.protocol.troupe_aware)
-        self_->send(c.current, drain_atom::value, c.spec.shutdown);
+        self_->send(c.relay, drain_atom::value, c.spec.shutdown);
       else
         self_->send_exit(c.current, caf::exit_reason::user_shutdown);
       return;
