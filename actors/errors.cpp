@@ -28,6 +28,8 @@ std::string to_string(errc x) {
       return "job_failed";
     case errc::shutting_down:
       return "shutting_down";
+    case errc::job_threw:
+      return "job_threw";
   }
   return "unknown troupe error";
 }

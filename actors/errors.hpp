@@ -40,6 +40,8 @@ enum class errc : uint8_t {
   job_failed,
   /// The pattern is shutting down and takes no new requests.
   shutting_down,
+  /// A blocking job's function threw; the context is the exception's what().
+  job_threw,
 };
 
 /// The CAF error category of errc.

@@ -46,6 +46,8 @@ std::vector<workload> all_workloads() {
     {"limiter", limiter_accuracy},
     {"breaker", breaker_calls},
     {"breaker_trip", breaker_trip},
+    {"shutdown", shutdown_units},
+    {"spawn", spawn_idle},
   };
 }
 

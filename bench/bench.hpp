@@ -78,6 +78,8 @@ void limiter_accuracy(const options& opts, std::vector<result>& out);
 void breaker_calls(const options& opts, std::vector<result>& out);
 void breaker_trip(const options& opts, std::vector<result>& out);
 void pool_jobs(const options& opts, std::vector<result>& out);
+void shutdown_units(const options& opts, std::vector<result>& out);
+void spawn_idle(const options& opts, std::vector<result>& out);
 
 /// A troupe system that uses every core, as SPEC.md asks.
 system_settings bench_settings();

@@ -43,6 +43,11 @@ void give_up(relay_actor* self, caf::mailbox_element& x) {
       || content.match_elements<link_open>()
       || content.match_elements<end_of_stream>())
     return;
+  // Nor is a drain sent as a plain message: the supervisor's drain goes
+  // through the relay and may find the child already gone (it completed).
+  if (!x.mid.is_request() && content.size() > 0
+      && content.match_element<drain_atom>(0))
+    return;
   ++self->state.lost;
   if (x.mid.is_request() && x.sender) {
     auto err = make_error(errc::child_unavailable, self->state.child);

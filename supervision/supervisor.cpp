@@ -149,6 +149,7 @@ private:
       return;
     }
     c.current = handle;
+    by_address_[handle.address()] = i;
     c.protocol = ctx.declared();
     c.done = false;
     self_->monitor(handle);
@@ -160,11 +161,13 @@ private:
 
   // -- child exits ------------------------------------------------------------
 
+  // Looked up by address, not by a scan: a supervisor of thousands of
+  // children gets as many downs when it stops them.
   std::optional<size_t> index_of(const caf::actor_addr& addr) const {
-    for (size_t i = 0; i < children_.size(); ++i)
-      if (children_[i].current && children_[i].current.address() == addr)
-        return i;
-    return std::nullopt;
+    auto i = by_address_.find(addr);
+    if (i == by_address_.end())
+      return std::nullopt;
+    return i->second;
   }
 
   void on_down(const caf::down_msg& x) {
@@ -173,6 +176,7 @@ private:
       return;
     auto& c = children_[*idx];
     c.current = nullptr;
+    by_address_.erase(x.source);
     // Whoever hears from the supervisor after this can rely on the address
     // holding messages for the next incarnation.
     self_->send(c.relay, relay_detach_atom::value, x.source);
@@ -193,17 +197,16 @@ private:
   }
 
   void on_report(const actor_report& x) {
-    for (auto& c : children_) {
-      if (c.spec.name != x.name)
-        continue;
-      if (c.reports_due > 0) {
-        --c.reports_due;
-        add_counters(c.totals, x);
-        try_complete();
-      } else if (c.current) {
-        c.early = x;
-      }
+    auto i = by_name_.find(x.name);
+    if (i == by_name_.end())
       return;
+    auto& c = children_[i->second];
+    if (c.reports_due > 0) {
+      --c.reports_due;
+      add_counters(c.totals, x);
+      try_complete();
+    } else if (c.current) {
+      c.early = x;
     }
   }
 
@@ -423,8 +426,12 @@ private:
 
   void signal(child& c, stop_kind kind) {
     if (kind == stop_kind::drain) {
+      // Through the relay: the drain then queues behind the messages sent to
+      // the child's address before it, which the child handles before it
+      // stops. Sent to the child directly, it could overtake them, and they
+      // would reach a child that is gone.
       if (c.protocol.troupe_aware)
-        self_->send(c.current, drain_atom::value, c.spec.shutdown);
+        self_->send(c.relay, drain_atom::value, c.spec.shutdown);
       else
         self_->send_exit(c.current, caf::exit_reason::user_shutdown);
       return;
@@ -665,6 +672,8 @@ private:
   std::string name_;
   caf::event_based_actor* self_ = nullptr;
   std::vector<child> children_;
+  std::unordered_map<caf::actor_addr, size_t> by_address_; // running children
+  std::unordered_map<std::string, size_t> by_name_;
   spawn_context::lookup_function lookup_;
   mode mode_ = mode::running;
   stop_kind shutdown_kind_ = stop_kind::drain;
@@ -695,6 +704,7 @@ caf::behavior supervisor_core::start(caf::event_based_actor* self) {
     c.relay = spawn_relay(self->system(), spec.name, spec.restart_buffer);
     c.totals.name = spec.name;
     (*addresses)[spec.name] = c.relay;
+    by_name_[spec.name] = children_.size();
     children_.push_back(std::move(c));
   }
   lookup_ = [addresses, parent = ctx_](const std::string& name) {
@@ -737,9 +747,8 @@ caf::behavior supervisor_core::start(caf::event_based_actor* self) {
     [core](stop_intake_atom) { core->stop_intake(); },
     [core](status_atom) { return core->status(); },
     [core](caf::get_atom, const std::string& name) -> caf::result<caf::actor> {
-      for (auto& c : core->children_)
-        if (c.spec.name == name)
-          return c.relay;
+      if (auto i = core->by_name_.find(name); i != core->by_name_.end())
+        return core->children_[i->second].relay;
       return caf::make_error(caf::sec::invalid_argument,
                              "no child named " + name);
     },
