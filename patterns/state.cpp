@@ -390,6 +390,7 @@ public:
   }
 
   void on_start(stage_control& ctl) override {
+    ctl_ = &ctl;
     self_ = ctl.self();
     supervisor_spec spec;
     spec.name = name_ + "/shards";
@@ -524,8 +525,10 @@ private:
       positions[state_shard_of(ks[i], cfg_.shards)].push_back(i);
     if (positions.size() <= 1) {
       // One shard answers in one step: consistent by itself.
-      if (positions.empty())
+      if (positions.empty()) {
+        ++cross_reads_;
         return caf::make_message(std::vector<state_value>{});
+      }
       self_->delegate(relays_[positions.begin()->first], std::move(x));
       return caf::delegated<caf::message>{};
     }
@@ -571,6 +574,8 @@ private:
     r.promise.deliver(std::move(r.values));
     release(id, r);
     reads_.erase(i);
+    // A drain may be waiting for the last read.
+    ctl_->resume();
   }
 
   void on_hold_failed(uint64_t id, caf::error& err) {
@@ -585,6 +590,8 @@ private:
                         : err);
     release(id, r);
     reads_.erase(i);
+    // A drain may be waiting for the last read.
+    ctl_->resume();
   }
 
   // Every involved shard gets the release, also one whose hold is still on
@@ -596,6 +603,7 @@ private:
 
   std::string name_;
   state_config cfg_;
+  stage_control* ctl_ = nullptr;
   caf::event_based_actor* self_ = nullptr;
   caf::actor shards_sup_;
   std::vector<caf::actor> relays_;
