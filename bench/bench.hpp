@@ -78,6 +78,7 @@ void limiter_accuracy(const options& opts, std::vector<result>& out);
 void breaker_calls(const options& opts, std::vector<result>& out);
 void breaker_trip(const options& opts, std::vector<result>& out);
 void pool_jobs(const options& opts, std::vector<result>& out);
+void state_ops(const options& opts, std::vector<result>& out);
 
 /// A troupe system that uses every core, as SPEC.md asks.
 system_settings bench_settings();
