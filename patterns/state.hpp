@@ -38,7 +38,8 @@
 // LOADER, A RESTARTED SHARD STARTS EMPTY: the keys it held are lost, and the
 // report counts them (stats restarts_with_loss, keys_lost). With a loader,
 // writes made after the snapshot it returns are lost all the same: keeping
-// the snapshot current is the loader's business.
+// the snapshot current is the loader's business. A restarted front starts
+// new shards, under the same rule.
 //
 // Requests (answer after ->; a caller uses the helpers below to build them):
 //   (state_get_atom, std::string key) -> state_value
