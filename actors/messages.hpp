@@ -193,4 +193,16 @@ typename Inspector::result_type inspect(Inspector& f, actor_report& x) {
            x.state, x.stats, x.children);
 }
 
+/// The value of one key of a state actor (patterns/state.hpp), or its
+/// absence (`found` false, `value` empty).
+struct state_value {
+  bool found = false;
+  item value;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, state_value& x) {
+  return f(caf::meta::type_name("troupe::state_value"), x.found, x.value);
+}
+
 } // namespace troupe

@@ -46,6 +46,7 @@ std::vector<workload> all_workloads() {
     {"limiter", limiter_accuracy},
     {"breaker", breaker_calls},
     {"breaker_trip", breaker_trip},
+    {"state", state_ops},
     {"shutdown", shutdown_units},
     {"spawn", spawn_idle},
   };

@@ -78,6 +78,7 @@ void limiter_accuracy(const options& opts, std::vector<result>& out);
 void breaker_calls(const options& opts, std::vector<result>& out);
 void breaker_trip(const options& opts, std::vector<result>& out);
 void pool_jobs(const options& opts, std::vector<result>& out);
+void state_ops(const options& opts, std::vector<result>& out);
 void shutdown_units(const options& opts, std::vector<result>& out);
 void spawn_idle(const options& opts, std::vector<result>& out);
 

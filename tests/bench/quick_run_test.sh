@@ -10,7 +10,7 @@ trap 'rm -f "$out"' EXIT
 python3 - "$out" <<'PY'
 import json, sys
 expected = {"pool", "pool_skewed", "batcher", "batcher_latency", "limiter",
-            "breaker", "breaker_trip", "shutdown", "spawn"}
+            "breaker", "breaker_trip", "state", "shutdown", "spawn"}
 seen = set()
 for n, line in enumerate(open(sys.argv[1]), 1):
     r = json.loads(line)
