@@ -125,7 +125,8 @@ private:
       }
       results_[i] = caf::make_message(err);
       if (cfg_.mode == join_mode::first_error) {
-        finish(with_branch(err, i));
+        finish(with_context(err, "join: branch " + std::to_string(i) + " of "
+                                       + std::to_string(branches_.size()) + " failed"));
         return;
       }
     } else {
@@ -199,15 +200,6 @@ private:
         rp.deliver(batch{results_});
     }
     waiting_.clear();
-  }
-
-  // The error of branch `i`, with its code kept, saying which branch failed.
-  caf::error with_branch(const caf::error& err, size_t i) const {
-    std::string text = "join: branch " + std::to_string(i) + " of "
-                       + std::to_string(branches_.size()) + " failed";
-    if (!err.context().empty())
-      text += "; " + caf::to_string(err.context());
-    return caf::error{err.code(), err.category(), caf::make_message(std::move(text))};
   }
 
 public:

@@ -123,15 +123,6 @@ std::string attempts_text(uint32_t n) {
   return std::to_string(n) + (n == 1 ? " attempt" : " attempts");
 }
 
-// The last error of a call, with its code kept and a context saying why the
-// retrying stopped (and what the error said).
-caf::error giving_up(const caf::error& last, const std::string& why) {
-  std::string text = "retry: " + why;
-  if (!last.context().empty())
-    text += "; last error: " + caf::to_string(last.context());
-  return caf::error{last.code(), last.category(), caf::make_message(std::move(text))};
-}
-
 class retry_logic final : public stage_logic {
 public:
   retry_logic(retry_config cfg, caf::actor service)
@@ -245,12 +236,13 @@ private:
       finish(i, err);
     } else if (c.attempts >= cfg_.max_attempts) {
       ++gave_up_;
-      finish(i, giving_up(err, "gave up after " + attempts_text(c.attempts)
-                                 + " (max_attempts)"));
+      finish(i, with_context(err, "retry: gave up after " + attempts_text(c.attempts)
+                                    + " (max_attempts)"));
     } else if (cfg_.use_budget && !budget_.withdraw(clock_type::now())) {
       ++gave_up_;
       ++budget_exhausted_;
-      finish(i, giving_up(err, "budget exhausted after " + attempts_text(c.attempts)));
+      finish(i, with_context(err, "retry: budget exhausted after "
+                                    + attempts_text(c.attempts)));
     } else {
       ctl_->schedule(backoff_delay(cfg_, c.attempts, rng_), id);
     }
