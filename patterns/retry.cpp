@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <numeric>
 #include <string>
 #include <unordered_map>
@@ -93,6 +94,8 @@ void retry_config::validate() const {
     fail("jitter is not none, full or equal");
   if (attempt_timeout < caf::timespan{0})
     fail("attempt_timeout is negative");
+  if (max_concurrent_calls == 0)
+    fail("max_concurrent_calls is 0: it must be at least 1");
   if (use_budget)
     budget.validate();
 }
@@ -139,24 +142,28 @@ public:
     self_ = ctl.self();
   }
 
-  void on_item(item&, emitter&) override {
-    // Items are requests only: a retry actor has no stream inputs.
+  // Stream items are calls whose answers go downstream in item order.
+  void on_item(item& x, emitter&) override {
+    auto& c = open(std::move(x));
+    c.stream = true;
+    c.slot = next_slot_++;
+    pending_.push_back(slot{});
+    attempt(c.id);
+  }
+
+  bool ready() override {
+    return pending_.size() < cfg_.max_concurrent_calls;
   }
 
   bool busy() const override {
-    return !calls_.empty();
+    return !calls_.empty() || !pending_.empty();
   }
 
   caf::result<caf::message> on_request(caf::message& x) override {
-    ++calls_count_;
-    if (cfg_.use_budget)
-      budget_.deposit(clock_type::now());
-    auto id = next_id_++;
-    auto& c = calls_[id];
-    c.msg = std::move(x);
+    auto& c = open(std::move(x));
     c.rp = self_->make_response_promise();
     auto rp = c.rp;
-    attempt(id);
+    attempt(c.id);
     return rp;
   }
 
@@ -169,6 +176,8 @@ public:
   void on_stop(const caf::error& reason) override {
     auto answer = reason ? reason : make_error(errc::shutting_down);
     for (auto& [id, c] : calls_) {
+      if (c.stream)
+        continue; // counted as dropped with the rest of pending_
       ++abandoned_;
       c.rp.deliver(answer);
     }
@@ -176,6 +185,10 @@ public:
   }
 
   void describe(actor_report& r) const override {
+    r.errors += failed_items_;
+    // A stopped retry actor (cancel, crash, kill) never emits what it held.
+    if (r.stopped != stop_reason::running)
+      r.dropped += pending_.size();
     auto& s = r.stats;
     s["calls"] = static_cast<int64_t>(calls_count_);
     s["attempts"] = static_cast<int64_t>(attempts_);
@@ -193,10 +206,32 @@ private:
   using clock_type = std::chrono::steady_clock;
 
   struct open_call {
+    uint64_t id = 0;
     caf::message msg;
-    caf::response_promise rp;
     uint32_t attempts = 0;
+    // A request's promise, or a stream item's place in pending_.
+    caf::response_promise rp;
+    bool stream = false;
+    uint64_t slot = 0;
   };
+
+  // A stream item's answer, held until the answers before it went out.
+  struct slot {
+    bool done = false;
+    bool ok = false;
+    caf::message answer;
+  };
+
+  open_call& open(caf::message msg) {
+    ++calls_count_;
+    if (cfg_.use_budget)
+      budget_.deposit(clock_type::now());
+    auto id = next_id_++;
+    auto& c = calls_[id];
+    c.id = id;
+    c.msg = std::move(msg);
+    return c;
+  }
 
   void attempt(uint64_t id) {
     auto& c = calls_[id];
@@ -214,8 +249,7 @@ private:
         if (i == calls_.end())
           return;
         ++succeeded_;
-        i->second.rp.deliver(std::move(answer));
-        calls_.erase(i);
+        complete(i, std::move(answer), caf::error{});
         ctl_->resume();
       },
       [this, id](caf::error& err) {
@@ -250,8 +284,36 @@ private:
 
   void finish(std::unordered_map<uint64_t, open_call>::iterator i,
               const caf::error& err) {
-    i->second.rp.deliver(err);
+    complete(i, caf::message{}, err);
+  }
+
+  // The call's outcome goes to its caller, or downstream in item order (a
+  // failed item is counted in `errors` and emits nothing).
+  void complete(std::unordered_map<uint64_t, open_call>::iterator i,
+                caf::message answer, const caf::error& err) {
+    auto& c = i->second;
+    if (!c.stream) {
+      if (err)
+        c.rp.deliver(err);
+      else
+        c.rp.deliver(std::move(answer));
+      calls_.erase(i);
+      return;
+    }
+    auto& s = pending_[c.slot - first_slot_];
+    s.done = true;
+    s.ok = !err;
+    s.answer = std::move(answer);
     calls_.erase(i);
+    while (!pending_.empty() && pending_.front().done) {
+      auto& front = pending_.front();
+      if (front.ok)
+        ctl_->push(std::move(front.answer));
+      else
+        ++failed_items_;
+      pending_.pop_front();
+      ++first_slot_;
+    }
   }
 
   retry_config cfg_;
@@ -261,6 +323,10 @@ private:
   stage_control* ctl_ = nullptr;
   caf::event_based_actor* self_ = nullptr;
   std::unordered_map<uint64_t, open_call> calls_;
+  std::deque<slot> pending_;
+  uint64_t first_slot_ = 0;
+  uint64_t next_slot_ = 0;
+  uint64_t failed_items_ = 0;
   uint64_t next_id_ = 0;
   uint64_t calls_count_ = 0;
   uint64_t attempts_ = 0;
@@ -274,12 +340,13 @@ private:
 
 } // namespace
 
-caf::actor spawn_retry(spawn_context ctx, retry_config cfg, caf::actor service) {
+caf::actor spawn_retry(spawn_context ctx, retry_config cfg, caf::actor service,
+                       stage_config links) {
   cfg.validate();
   if (!service)
     throw config_error("spawn_retry", "service is not an actor");
-  stage_config links;
-  links.kind = "retry";
+  if (links.kind.empty())
+    links.kind = "retry";
   auto logic = std::make_unique<retry_logic>(std::move(cfg), std::move(service));
   return spawn_stage(std::move(ctx), std::move(links), std::move(logic));
 }

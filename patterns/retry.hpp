@@ -30,9 +30,14 @@
 // caf::sec::unexpected_message.
 //
 // Messages it understands, besides those of a stage (actors/stage.hpp:
-// status, drain, cancel): anything else is a call. A drain waits for the
-// calls in progress (backoffs included); a cancel answers them with
-// errc::cancelled.
+// status, drain, cancel, the link protocol): anything else is a call. A drain
+// waits for the calls in progress (backoffs included); a cancel answers them
+// with errc::cancelled.
+// On a stream, each item is such a call: the answer goes downstream in item
+// order (at most `max_concurrent_calls` items in progress or waiting for an
+// earlier one), and an item whose call failed for good is counted in the
+// report's `errors`; a stopped retry actor counts the items it held as
+// `dropped`.
 //
 // Its actor_report (kind "retry") has these `stats`:
 //   calls             requests taken
@@ -133,6 +138,8 @@ struct retry_config {
   retry_budget_config budget;
   /// Which errors are retried; empty means default_retryable.
   std::function<bool(const caf::error&)> retryable;
+  /// On a stream: items in progress or waiting for an earlier answer (>= 1).
+  uint32_t max_concurrent_calls = 16;
 
   /// Throws config_error naming the first invalid field.
   void validate() const;
@@ -144,8 +151,11 @@ caf::timespan backoff_delay(const retry_config& cfg, uint32_t retry,
                             std::mt19937_64& rng);
 
 /// Spawns a retry actor in front of `service` (validating `cfg`, throwing
-/// config_error). Supervised, pass the service's stable address
+/// config_error). Requests to it are calls to `service`; stream items from
+/// the upstreams in `links` become calls too, and their answers go to
+/// `links.next`. Supervised, pass the service's stable address
 /// (ctx.sibling(...)).
-caf::actor spawn_retry(spawn_context ctx, retry_config cfg, caf::actor service);
+caf::actor spawn_retry(spawn_context ctx, retry_config cfg, caf::actor service,
+                       stage_config links = {});
 
 } // namespace troupe

@@ -243,6 +243,37 @@ BOOST_AUTO_TEST_CASE(call_waiting_for_its_backoff_is_answered_on_cancel) {
   BOOST_CHECK(wait_down(r) == errc::cancelled);
 }
 
+BOOST_AUTO_TEST_CASE(stream_items_are_retried_and_reach_the_sink_in_item_order) {
+  auto sink = spawn_reporting_sink(sys.actors(), self);
+  auto cfg = quick();
+  cfg.max_attempts = 3;
+  stage_config links;
+  links.next = {sink};
+  spawn_context ctx{sys.actors()};
+  ctx.report_to(self);
+  auto r = spawn_retry(ctx, cfg, service, links);
+  // The first two calls to reach the service fail once each (retried); the
+  // next one fails with the service's own error (not retried).
+  fail_next(2);
+  manual_upstream up{self, r};
+  up.push(numbers(0, 2));
+  for (uint64_t i = 0; i < 2; ++i)
+    BOOST_CHECK_EQUAL(receive_sunk(*this).value.get_as<uint64_t>(0), answer_to(i));
+  fail_next(1, failure_kind::own_error);
+  up.push(numbers(2, 10));
+  up.end();
+  for (uint64_t i = 3; i < 10; ++i)
+    BOOST_CHECK_EQUAL(receive_sunk(*this).value.get_as<uint64_t>(0), answer_to(i));
+  BOOST_CHECK_EQUAL(receive_sink_end(*this), 9u);
+  auto report = receive_one<actor_report>("the retry actor's final report");
+  BOOST_CHECK(report.stopped == stop_reason::completed);
+  BOOST_CHECK_EQUAL(report.in, 10u);
+  BOOST_CHECK_EQUAL(report.out, 9u);
+  BOOST_CHECK_EQUAL(report.errors, 1u);
+  BOOST_CHECK_EQUAL(report.stats["retries"], 2);
+  BOOST_CHECK_EQUAL(report.stats["not_retryable"], 1);
+}
+
 BOOST_AUTO_TEST_CASE(invalid_retry_config_names_the_field) {
   auto rejects = [this](auto change, const std::string& field) {
     auto cfg = quick();
@@ -257,6 +288,7 @@ BOOST_AUTO_TEST_CASE(invalid_retry_config_names_the_field) {
   rejects([](retry_config& c) { c.max_backoff = caf::timespan{1}; }, "max_backoff");
   rejects([](retry_config& c) { c.attempt_timeout = -1ms; }, "attempt_timeout");
   rejects([](retry_config& c) { c.jitter = static_cast<jitter_mode>(9); }, "jitter");
+  rejects([](retry_config& c) { c.max_concurrent_calls = 0; }, "max_concurrent_calls");
   rejects(
     [](retry_config& c) {
       c.use_budget = true;
