@@ -9,6 +9,7 @@
 #include <caf/send.hpp>
 
 #include <chrono>
+#include <exception>
 #include <string>
 
 namespace troupe {
@@ -140,6 +141,17 @@ caf::behavior start(caf::scheduled_actor* self,
                     const std::shared_ptr<service_core>& core,
                     caf::behavior inner) {
   self->attach_functor([core](const caf::error& reason) { core->on_exit(reason); });
+  // A handler that throws crashes the service (its supervisor decides what
+  // next); the reason says what it threw, for the caller and the report.
+  self->set_exception_handler([](std::exception_ptr& ep) -> caf::error {
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      return caf::make_error(caf::sec::runtime_error, e.what());
+    } catch (...) {
+      return caf::make_error(caf::sec::runtime_error, "unknown exception");
+    }
+  });
   // The control atoms are outside the typed interface: they reach the
   // default handler, as does anything else the interface does not match.
   self->set_default_handler(

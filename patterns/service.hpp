@@ -22,7 +22,9 @@
 //   cancel_atom  stops it with errc::cancelled.
 //   status_atom  -> actor_report.
 // When supervised (or given report_to), it sends its final actor_report to
-// its supervisor as it stops, crash and kill included.
+// its supervisor as it stops, crash and kill included. A handler that throws
+// crashes it with caf::sec::runtime_error and the exception's text, which
+// is also what the request in progress is answered with.
 //
 // Its actor_report (kind "service"): in = requests its interface matched,
 // out = answered with a value, errors = answered with an error. `stats`:
@@ -41,6 +43,7 @@
 #include "troupe/actors/errors.hpp"
 #include "troupe/actors/messages.hpp"
 #include "troupe/actors/spawn_context.hpp"
+#include "troupe/supervision/child_spec.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/actor_cast.hpp>
@@ -54,6 +57,7 @@
 #include <caf/timespan.hpp>
 
 #include <memory>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -98,6 +102,22 @@ Handle spawn_service(spawn_context ctx, F fun) {
                          service_detail::start(self, c, std::move(inner.unbox()))};
   };
   return ctx.system().spawn(init, std::move(core), std::move(fun));
+}
+
+/// A child spec that runs spawn_service<Handle>(ctx, fun) under a
+/// supervisor. Callers reach it at caf::actor_cast<Handle>(address), where
+/// address is its stable address (ctx.sibling(name), or the supervisor's
+/// (get_atom, name)).
+template <class Handle, class F>
+child_spec service_child(std::string name, F fun,
+                         restart_type restart = restart_type::permanent) {
+  child_spec spec;
+  spec.name = std::move(name);
+  spec.restart = restart;
+  spec.start = [fun](const spawn_context& ctx) {
+    return caf::actor_cast<caf::actor>(spawn_service<Handle>(ctx, fun));
+  };
+  return spec;
 }
 
 /// The error a call answers when `err` is CAF's own request timeout:

@@ -8,6 +8,7 @@
 #include <troupe/supervision/supervisor.hpp>
 
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 using namespace troupe;
@@ -18,13 +19,15 @@ namespace {
 
 using div_atom = caf::atom_constant<caf::atom("div")>;
 using hold_atom = caf::atom_constant<caf::atom("hold")>;
+using crash_atom = caf::atom_constant<caf::atom("crash")>;
 
 /// (add, a, b) -> a + b; (div, a, b) -> a / b, or invalid_argument for b = 0;
-/// (hold) -> never answered while the service runs.
+/// (hold) -> never answered while the service runs; (crash) -> throws.
 using calc = caf::typed_actor<
   caf::replies_to<caf::add_atom, int32_t, int32_t>::with<int32_t>,
   caf::replies_to<div_atom, int32_t, int32_t>::with<int32_t>,
-  caf::replies_to<hold_atom>::with<int32_t>>;
+  caf::replies_to<hold_atom>::with<int32_t>,
+  caf::replies_to<crash_atom>::with<int32_t>>;
 
 using held_promises = std::vector<caf::typed_response_promise<int32_t>>;
 
@@ -41,6 +44,7 @@ calc::behavior_type calc_behavior(calc::pointer self,
       held->push_back(self->make_response_promise<int32_t>());
       return held->back();
     },
+    [](crash_atom) -> int32_t { throw std::runtime_error("calc crashed"); },
   };
 }
 
@@ -177,19 +181,26 @@ BOOST_AUTO_TEST_CASE(status_counts_requests_answers_errors_and_unexpected) {
   BOOST_CHECK_EQUAL(r.errors, 1u);
 }
 
-BOOST_AUTO_TEST_CASE(supervised_service_answers_at_its_stable_address_and_reports) {
+BOOST_AUTO_TEST_CASE(supervised_service_is_restarted_at_its_stable_address_and_reports) {
   supervisor_spec spec;
   spec.name = "root";
-  child_spec child;
-  child.name = "calc";
-  child.start = [](const spawn_context& ctx) {
-    return caf::actor_cast<caf::actor>(spawn_calc(ctx));
-  };
-  spec.children.push_back(child);
+  auto held = std::make_shared<held_promises>();
+  spec.children.push_back(service_child<calc>("calc", [held](calc::pointer self) {
+    return calc_behavior(self, held);
+  }));
   auto root = spawn_supervisor(sys.actors(), spec);
   auto c = caf::actor_cast<calc>(address_of(root, "calc"));
   BOOST_CHECK_EQUAL(*call_sync(c, patience, caf::add_atom::value, 1, 2), 3);
   BOOST_CHECK(!call_sync(c, patience, div_atom::value, 1, 0));
+  auto crash = call_sync(c, patience, crash_atom::value);
+  BOOST_REQUIRE(!crash);
+  BOOST_CHECK(crash.error() == caf::sec::runtime_error);
+  BOOST_CHECK(contains(sys.actors().render(crash.error()), "calc crashed"));
+  await_child(root, "calc", [](const actor_report& r) { return r.restarts == 1; },
+              "restarted");
+  // The new incarnation answers at the same address, with fresh counters.
+  BOOST_CHECK_EQUAL(*call_sync(c, patience, caf::add_atom::value, 1, 2), 3);
+  BOOST_CHECK_EQUAL(*call_sync(c, patience, caf::add_atom::value, 2, 2), 4);
   auto status = request_report(root, caf::make_message(status_atom::value));
   BOOST_REQUIRE(find_report(status, "calc"));
   BOOST_CHECK_EQUAL(find_report(status, "calc")->stats.at("requests"), 2);
@@ -198,8 +209,9 @@ BOOST_AUTO_TEST_CASE(supervised_service_answers_at_its_stable_address_and_report
   BOOST_REQUIRE(calc_report);
   BOOST_CHECK_EQUAL(calc_report->kind, "service");
   BOOST_CHECK(calc_report->stopped == stop_reason::drained);
-  BOOST_CHECK_EQUAL(calc_report->stats.at("answered"), 1);
-  BOOST_CHECK_EQUAL(calc_report->stats.at("errors"), 1);
+  BOOST_CHECK_EQUAL(calc_report->restarts, 1u);
+  BOOST_CHECK_EQUAL(calc_report->stats.at("answered"), 2);
+  BOOST_CHECK_EQUAL(calc_report->stats.at("errors"), 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
