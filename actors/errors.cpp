@@ -43,6 +43,13 @@ caf::error make_error(errc x, std::string context) {
                     caf::make_message(std::move(context))};
 }
 
+caf::error with_context(const caf::error& err, const std::string& what) {
+  auto text = what;
+  if (!err.context().empty())
+    text += "; " + caf::to_string(err.context());
+  return caf::error{err.code(), err.category(), caf::make_message(std::move(text))};
+}
+
 config_error::config_error(const std::string& where, const std::string& what)
   : std::invalid_argument(where + ": " + what) {
   // nop

@@ -52,6 +52,11 @@ std::string to_string(errc x);
 caf::error make_error(errc x);
 caf::error make_error(errc x, std::string context);
 
+/// `err` with its code and category kept and a context of `what` followed by
+/// its own context: how a pattern that hands an error on says what it did
+/// ("retry: gave up after 3 attempts; ...").
+caf::error with_context(const caf::error& err, const std::string& what);
+
 /// Thrown when a configuration (a supervisor spec, a stage config, ...) is
 /// invalid. The message names the offending field.
 class config_error : public std::invalid_argument {
