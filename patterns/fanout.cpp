@@ -87,6 +87,8 @@ public:
     ++requests_;
     auto id = next_job_++;
     job j;
+    // Taken first: making the promise takes the sender out of the message.
+    auto sender = self_->current_sender();
     j.rp = self_->make_response_promise();
     auto rp = j.rp;
     std::vector<item> inputs;
@@ -101,7 +103,6 @@ public:
     j.remaining = inputs.size();
     if (cfg_.order == fanout_config::order_policy::input)
       j.results.resize(inputs.size());
-    auto sender = self_->current_sender();
     if (sender) {
       j.requester = caf::actor_cast<caf::actor_addr>(sender);
       if (requesters_[j.requester]++ == 0)
