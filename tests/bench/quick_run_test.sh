@@ -9,7 +9,7 @@ trap 'rm -f "$out"' EXIT
 "$bench" --quick > "$out"
 python3 - "$out" <<'PY'
 import json, sys
-expected = {"pool", "pool_skewed", "batcher", "batcher_latency", "limiter",
+expected = {"pipeline", "fanout", "pool", "pool_skewed", "batcher", "batcher_latency", "limiter",
             "breaker", "breaker_trip"}
 seen = set()
 for n, line in enumerate(open(sys.argv[1]), 1):
