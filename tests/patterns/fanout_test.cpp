@@ -8,6 +8,7 @@
 #include "supervision/pipeline.hpp"
 
 #include <troupe/patterns/fanout.hpp>
+#include <troupe/patterns/pipeline.hpp>
 
 #include <atomic>
 #include <map>
@@ -348,6 +349,40 @@ BOOST_AUTO_TEST_CASE(fanout_cancel_kills_the_per_item_actors_in_flight) {
   // The three in flight are dropped; the other two were never taken in.
   BOOST_CHECK_EQUAL(report.in, 3u);
   BOOST_CHECK_EQUAL(report.dropped, 3u);
+}
+
+BOOST_AUTO_TEST_CASE(fanout_in_a_cancelled_pipeline_kills_its_per_item_actors) {
+  fanout_config cfg;
+  cfg.max_in_flight = 2;
+  cfg.spawn_processor = [this](caf::actor_system& sys) {
+    return sys.spawn(stuck_processor, caf::actor{self});
+  };
+  auto n = std::make_shared<uint64_t>(0);
+  pipeline_config p;
+  p.steps = {source_step("source",
+                         [n](emitter& out, size_t max) {
+                           for (size_t k = 0; k < max; ++k)
+                             out.push(caf::make_message((*n)++));
+                           return true;
+                         }),
+             actor_step("fan", [cfg](const spawn_context& ctx, stage_config links) {
+               return spawn_fanout(ctx, cfg, std::move(links));
+             }),
+             function_step("sink", [](item&, emitter&) {})};
+  auto pipe = spawn_pipeline(sys.actors(), p);
+  std::vector<caf::actor> workers;
+  for (int i = 0; i < 2; ++i)
+    workers.push_back(receive_spawned(*this));
+  for (auto& w : workers)
+    self->monitor(w);
+  auto report = request_report(pipe, caf::make_message(cancel_atom::value));
+  for (int i = 0; i < 2; ++i)
+    self->receive([](caf::down_msg& x) { BOOST_CHECK(x.reason == caf::exit_reason::kill); },
+                  caf::after(patience) >> [] { BOOST_FAIL("a per-item actor lives on"); });
+  auto fan = find_report(report, "fan");
+  BOOST_REQUIRE(fan);
+  BOOST_CHECK_EQUAL(fan->stats.at("killed"), 2);
+  BOOST_CHECK_EQUAL(fan->dropped, 2u);
 }
 
 BOOST_AUTO_TEST_CASE(fanout_requester_that_stops_cancels_its_batch) {
