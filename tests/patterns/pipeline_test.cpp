@@ -11,6 +11,7 @@
 #include <troupe/supervision/supervisor.hpp>
 
 #include <atomic>
+#include <algorithm>
 #include <fstream>
 #include <stdexcept>
 
@@ -270,17 +271,19 @@ BOOST_AUTO_TEST_CASE(pipeline_memory_stays_flat_behind_a_slow_last_step) {
     std::ofstream clear("/proc/self/clear_refs");
     clear << "5";
   }
-  // The baseline is the reset peak itself: VmRSS may later read higher than
-  // what the kernel has recorded as peak, so a subtraction from it could wrap.
-  auto peak_before = status_kib("VmHWM");
+  auto baseline = status_kib("VmRSS");
+  // The kernel updates the recorded peak lazily (when memory is unmapped),
+  // so the sink also samples VmRSS as it goes: the larger of both counts.
+  auto sampled = std::make_shared<std::atomic<uint64_t>>(baseline);
   pipeline_config cfg;
   cfg.steps = {count_step(items), times_three_plus_one(),
-               actor_step("sink", [observer = caf::actor{self}](const spawn_context& ctx,
-                                                                stage_config links) {
+               actor_step("sink", [observer = caf::actor{self}, sampled](
+                                    const spawn_context& ctx, stage_config links) {
                  class slow_sink final : public stage_logic {
                  public:
-                   explicit slow_sink(caf::actor observer)
-                     : inner_(std::move(observer), endless) {
+                   slow_sink(caf::actor observer,
+                             std::shared_ptr<std::atomic<uint64_t>> sampled)
+                     : inner_(std::move(observer), endless), sampled_(std::move(sampled)) {
                    }
                    void on_item(item& x, emitter& out) override {
                      // About a microsecond per item: far slower than the
@@ -288,6 +291,8 @@ BOOST_AUTO_TEST_CASE(pipeline_memory_stays_flat_behind_a_slow_last_step) {
                      auto until = steady::now() + 1us;
                      while (steady::now() < until) {
                      }
+                     if (++seen_ % 10000 == 0)
+                       *sampled_ = std::max(sampled_->load(), status_kib("VmRSS"));
                      inner_.on_item(x, out);
                    }
                    void on_end(emitter& out, const caf::error& reason) override {
@@ -296,9 +301,11 @@ BOOST_AUTO_TEST_CASE(pipeline_memory_stays_flat_behind_a_slow_last_step) {
 
                  private:
                    summing_sink inner_;
+                   std::shared_ptr<std::atomic<uint64_t>> sampled_;
+                   uint64_t seen_ = 0;
                  };
                  return spawn_stage(ctx, std::move(links),
-                                    std::make_unique<slow_sink>(observer));
+                                    std::make_unique<slow_sink>(observer, sampled));
                })};
   auto pipe = spawn_pipeline(sys.actors(), cfg);
   self->monitor(pipe);
@@ -306,12 +313,19 @@ BOOST_AUTO_TEST_CASE(pipeline_memory_stays_flat_behind_a_slow_last_step) {
   BOOST_CHECK(!wait_down(pipe));
   BOOST_CHECK_EQUAL(count, items);
   BOOST_CHECK_EQUAL(sum, transformed_sum(items));
-  auto growth_kib = status_kib("VmHWM") - peak_before;
+  auto peak = std::max(status_kib("VmHWM"), sampled->load());
+  auto growth_kib = peak > baseline ? peak - baseline : 0;
   BOOST_TEST_MESSAGE("peak RSS grew by " << growth_kib << " KiB for " << items
                                          << " items");
   // Seen: under 1 MiB. With credit made as large as validation allows (so
   // the source runs ahead freely) the same run grew by ~160 MiB.
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan keeps freed memory in quarantine (256 MiB by default): the peak
+  // says nothing about credit there; the plain build checks it.
+  BOOST_TEST_MESSAGE("memory bound not checked under AddressSanitizer");
+#else
   BOOST_CHECK_LT(growth_kib, 64u * 1024u);
+#endif
 }
 
 BOOST_AUTO_TEST_CASE(pipeline_config_is_validated) {
