@@ -134,6 +134,18 @@ typename Inspector::result_type inspect(Inspector& f, state_change& x) {
            x.to, x.at_ns);
 }
 
+/// An item whose processing failed, emitted in its place (a fan-out's
+/// processor answered with an error or died) so that nothing is lost silently.
+struct item_failure {
+  item input;
+  caf::error reason;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, item_failure& x) {
+  return f(caf::meta::type_name("troupe::item_failure"), x.input, x.reason);
+}
+
 /// How an actor stopped, as shown in reports.
 enum class stop_reason : uint8_t {
   running,   ///< not stopped (a status report)

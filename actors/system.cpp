@@ -41,6 +41,7 @@ void register_message_types(caf::actor_system_config& cfg) {
     "std::vector<troupe::actor_report>");
   cfg.add_message_type<state_value>("troupe::state_value");
   cfg.add_message_type<std::vector<state_value>>("std::vector<troupe::state_value>");
+  cfg.add_message_type<item_failure>("troupe::item_failure");
   // The templated add_error_category<T> of CAF 0.17.6 does not compile.
   cfg.add_error_category(error_category, [](uint8_t code, caf::atom_value,
                                             const caf::message& context) {

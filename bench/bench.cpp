@@ -40,6 +40,8 @@ std::string result::to_json() const {
 
 std::vector<workload> all_workloads() {
   return {
+    {"pipeline", pipeline_items},
+    {"fanout", fanout_items},
     {"pool", pool_jobs},
     {"batcher", batcher_throughput},
     {"batcher_latency", batcher_latency},

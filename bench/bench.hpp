@@ -72,6 +72,8 @@ struct workload {
 /// Every workload, in the order of SPEC.md.
 std::vector<workload> all_workloads();
 
+void pipeline_items(const options& opts, std::vector<result>& out);
+void fanout_items(const options& opts, std::vector<result>& out);
 void batcher_throughput(const options& opts, std::vector<result>& out);
 void batcher_latency(const options& opts, std::vector<result>& out);
 void limiter_accuracy(const options& opts, std::vector<result>& out);

@@ -9,8 +9,8 @@ trap 'rm -f "$out"' EXIT
 "$bench" --quick > "$out"
 python3 - "$out" <<'PY'
 import json, sys
-expected = {"pool", "pool_skewed", "batcher", "batcher_latency", "limiter",
-            "breaker", "breaker_trip", "state", "shutdown", "spawn"}
+expected = {"pipeline", "fanout", "pool", "pool_skewed", "batcher", "batcher_latency",
+            "limiter", "breaker", "breaker_trip", "state", "shutdown", "spawn"}
 seen = set()
 for n, line in enumerate(open(sys.argv[1]), 1):
     r = json.loads(line)

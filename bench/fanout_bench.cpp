@@ -1,0 +1,79 @@
+// Workload `fanout`: 2,000,000 items from a source through spawn_fanout (16
+// calls in flight, completion order, like buffer_unordered(16)) to 16
+// processor actors computing 64 rounds of splitmix64; a sink sums the
+// results.
+
+#include "bench.hpp"
+
+#include <troupe/patterns/fanout.hpp>
+
+#include <caf/all.hpp>
+
+namespace troupe::bench {
+
+namespace {
+
+using done_atom = caf::atom_constant<caf::atom("benchdone")>;
+
+constexpr uint32_t concurrency = 16;
+
+caf::behavior mixer(caf::event_based_actor*, int rounds) {
+  return {[rounds](uint64_t x) { return mix_rounds(x, rounds); }};
+}
+
+class summing_sink final : public stage_logic {
+public:
+  explicit summing_sink(caf::actor driver) : driver_(std::move(driver)) {
+  }
+  void on_item(item& x, emitter&) override {
+    if (!x.match_elements<uint64_t>()) {
+      ++failed_;
+      return;
+    }
+    ++count_;
+    sum_ += x.get_as<uint64_t>(0);
+  }
+  void on_end(emitter&, const caf::error&) override {
+    caf::anon_send(driver_, done_atom::value, count_, sum_, now_ns());
+  }
+
+private:
+  caf::actor driver_;
+  uint64_t count_ = 0;
+  uint64_t sum_ = 0;
+  uint64_t failed_ = 0;
+};
+
+} // namespace
+
+void fanout_items(const options& opts, std::vector<result>& out) {
+  auto n = opts.scaled(2'000'000);
+  troupe::system sys{bench_settings()};
+  caf::scoped_actor self{sys.actors()};
+  fanout_config cfg;
+  cfg.max_in_flight = concurrency;
+  cfg.order = fanout_config::order_policy::completion;
+  for (uint32_t i = 0; i < concurrency; ++i)
+    cfg.processors.push_back(sys.actors().spawn(mixer, 64));
+  auto sink = spawn_stage(sys, stage_config{}, std::make_unique<summing_sink>(self));
+  stage_config to_sink;
+  to_sink.next = {sink};
+  auto fan = spawn_fanout(sys, cfg, to_sink);
+  stage_config to_fan;
+  to_fan.next = {fan};
+  auto first = std::make_shared<int64_t>(0);
+  spawn_source(sys, to_fan, count_to(n, first));
+  result r;
+  r.workload = "fanout";
+  self->receive([&](done_atom, uint64_t count, uint64_t sum, int64_t end) {
+    r.items = count;
+    r.checksum = sum;
+    r.lost = n - count;
+    r.seconds = static_cast<double>(end - *first) / 1e9;
+  });
+  for (auto& p : cfg.processors)
+    caf::anon_send_exit(p, caf::exit_reason::user_shutdown);
+  out.push_back(std::move(r));
+}
+
+} // namespace troupe::bench

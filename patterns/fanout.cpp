@@ -1,0 +1,426 @@
+#include "troupe/patterns/fanout.hpp"
+
+#include "troupe/actors/errors.hpp"
+#include "troupe/actors/messages.hpp"
+#include "troupe/actors/request.hpp"
+
+#include <caf/actor_cast.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/response_promise.hpp>
+#include <caf/sec.hpp>
+#include <caf/send.hpp>
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+namespace troupe {
+
+void fanout_config::validate() const {
+  auto fail = [](const std::string& what) {
+    throw config_error("fanout_config", what);
+  };
+  if (max_in_flight == 0)
+    fail("max_in_flight is 0: it must be at least 1");
+  if (order != order_policy::input && order != order_policy::completion)
+    fail("order is not input or completion");
+  if (processors.empty() && !spawn_processor)
+    fail("processors is empty and spawn_processor is not set: set one of them");
+  if (!processors.empty() && spawn_processor)
+    fail("processors and spawn_processor are both set: set only one");
+  for (size_t i = 0; i < processors.size(); ++i)
+    if (!processors[i])
+      fail("processors[" + std::to_string(i) + "] is not an actor");
+  if (call_timeout < caf::timespan{0})
+    fail("call_timeout is negative");
+}
+
+std::string to_string(fanout_config::order_policy x) {
+  return x == fanout_config::order_policy::input ? "input" : "completion";
+}
+
+namespace {
+
+// Job 0 is the stream; requests are jobs 1, 2, ...
+constexpr uint64_t stream_job = 0;
+
+class fanout_logic final : public stage_logic {
+public:
+  fanout_logic(std::string name, fanout_config cfg)
+    : name_(std::move(name)),
+      cfg_(std::move(cfg)),
+      load_(cfg_.processors.size(), 0) {
+  }
+
+  void on_start(stage_control& ctl) override {
+    ctl_ = &ctl;
+    self_ = ctl.self();
+    // The stage core sets no down handler; requesters are the only actors
+    // this logic monitors.
+    self_->set_down_handler([this](caf::down_msg& x) { abandon(x.source); });
+  }
+
+  void on_item(item& x, emitter&) override {
+    auto slot = next_slot_++;
+    ++stream_held_;
+    if (cfg_.order == fanout_config::order_policy::input)
+      slots_.emplace_back();
+    start(waiting{std::move(x), stream_job, slot});
+  }
+
+  bool ready() override {
+    return queue_.empty() && flights_.size() < cfg_.max_in_flight
+           && stream_held_ < cfg_.max_in_flight;
+  }
+
+  // A drain waits for every call in flight and every open request.
+  bool busy() const override {
+    return !flights_.empty() || !queue_.empty() || !jobs_.empty()
+           || stream_held_ > 0;
+  }
+
+  caf::result<caf::message> on_request(caf::message& x) override {
+    ++requests_;
+    auto id = next_job_++;
+    job j;
+    // Taken first: making the promise takes the sender out of the message.
+    auto sender = self_->current_sender();
+    j.rp = self_->make_response_promise();
+    auto rp = j.rp;
+    std::vector<item> inputs;
+    if (x.match_elements<batch>()) {
+      j.is_batch = true;
+      inputs = std::move(x.get_mutable_as<batch>(0).items);
+      if (inputs.empty())
+        return caf::make_message(batch{});
+    } else {
+      inputs.push_back(std::move(x));
+    }
+    j.remaining = inputs.size();
+    if (cfg_.order == fanout_config::order_policy::input)
+      j.results.resize(inputs.size());
+    if (sender) {
+      j.requester = caf::actor_cast<caf::actor_addr>(sender);
+      if (requesters_[j.requester]++ == 0)
+        self_->monitor(sender);
+    }
+    jobs_.emplace(id, std::move(j));
+    for (size_t i = 0; i < inputs.size(); ++i)
+      queue_.push_back(waiting{std::move(inputs[i]), id, i});
+    dispatch();
+    return rp;
+  }
+
+  // Whatever still runs is stopped; open requests get the reason.
+  void on_stop(const caf::error& reason) override {
+    auto answer = reason ? reason : make_error(errc::shutting_down);
+    for (auto& [id, f] : flights_) {
+      if (f.job != stream_job)
+        ++abandoned_;
+      kill(f);
+    }
+    for (auto& w : queue_)
+      if (w.job != stream_job)
+        ++abandoned_;
+    queue_.clear();
+    for (auto& [id, j] : jobs_)
+      j.rp.deliver(answer);
+    jobs_.clear();
+    stopped_ = true;
+  }
+
+  void describe(actor_report& r) const override {
+    r.state = "running";
+    r.errors += failed_;
+    // Stream items taken in and not emitted are lost to a stop that is not a
+    // normal end (the stage core counts them no other way).
+    if (r.stopped != stop_reason::running)
+      r.dropped += stream_held_;
+    auto& s = r.stats;
+    s["calls"] = static_cast<int64_t>(calls_);
+    s["succeeded"] = static_cast<int64_t>(succeeded_);
+    s["failed"] = static_cast<int64_t>(failed_);
+    s["timeouts"] = static_cast<int64_t>(timeouts_);
+    s["in_flight"] = static_cast<int64_t>(stopped_ ? 0 : flights_.size());
+    s["peak_in_flight"] = static_cast<int64_t>(peak_in_flight_);
+    s["queued"] = static_cast<int64_t>(queue_.size());
+    s["spawned"] = static_cast<int64_t>(spawned_);
+    s["killed"] = static_cast<int64_t>(killed_);
+    s["requests"] = static_cast<int64_t>(requests_);
+    s["abandoned"] = static_cast<int64_t>(abandoned_);
+  }
+
+private:
+  // An item waiting for a free slot: its job, and its index there (the
+  // stream's slot number for job 0).
+  struct waiting {
+    item input;
+    uint64_t job = stream_job;
+    uint64_t index = 0;
+  };
+
+  // A call in flight.
+  struct flight {
+    item input;
+    uint64_t job = stream_job;
+    uint64_t index = 0;
+    caf::actor own;           // the per-item actor, if any
+    size_t processor = 0;     // index into processors, for a fixed set
+  };
+
+  // A service request: its promise and the results gathered so far.
+  struct job {
+    caf::response_promise rp;
+    bool is_batch = false;
+    std::vector<item> results;
+    size_t remaining = 0;
+    caf::actor_addr requester;
+  };
+
+  // A stream result waiting for the results before it (input order).
+  struct slot {
+    bool done = false;
+    item result;
+  };
+
+  void dispatch() {
+    while (!queue_.empty() && flights_.size() < cfg_.max_in_flight) {
+      auto w = std::move(queue_.front());
+      queue_.pop_front();
+      start(std::move(w));
+    }
+  }
+
+  void start(waiting w) {
+    ++calls_;
+    auto id = next_call_++;
+    flight f;
+    f.job = w.job;
+    f.index = w.index;
+    f.input = w.input;
+    caf::actor dest;
+    if (cfg_.spawn_processor) {
+      caf::error failed;
+      try {
+        dest = cfg_.spawn_processor(self_->system());
+      } catch (const std::exception& e) {
+        failed = make_error(errc::child_start_failed, e.what());
+      }
+      if (!dest) {
+        if (!failed)
+          failed = make_error(errc::child_start_failed, "no actor from spawn_processor");
+        ++failed_;
+        deliver(f, caf::make_message(item_failure{std::move(w.input), failed}),
+                failed);
+        return;
+      }
+      ++spawned_;
+      f.own = dest;
+    } else {
+      f.processor = least_loaded();
+      ++load_[f.processor];
+      dest = cfg_.processors[f.processor];
+    }
+    flights_.emplace(id, std::move(f));
+    peak_in_flight_ = std::max<uint64_t>(peak_in_flight_, flights_.size());
+    auto timeout = cfg_.call_timeout > caf::timespan{0}
+                     ? caf::duration{cfg_.call_timeout}
+                     : caf::duration{caf::infinite};
+    request_any(
+      self_, dest, timeout, std::move(w.input),
+      [this, id](caf::message& answer) { on_answer(id, answer); },
+      [this, id](caf::error& reason) { on_failure(id, reason); });
+  }
+
+  size_t least_loaded() {
+    auto n = load_.size();
+    size_t best = next_processor_ % n;
+    for (size_t k = 1; k < n; ++k) {
+      auto i = (next_processor_ + k) % n;
+      if (load_[i] < load_[best])
+        best = i;
+    }
+    next_processor_ = (best + 1) % n;
+    return best;
+  }
+
+  // Takes a call out of flight; false if it is no longer there (abandoned).
+  bool land(uint64_t id, flight& out) {
+    auto i = flights_.find(id);
+    if (i == flights_.end())
+      return false;
+    out = std::move(i->second);
+    flights_.erase(i);
+    if (!out.own)
+      --load_[out.processor];
+    return true;
+  }
+
+  void on_answer(uint64_t id, caf::message& answer) {
+    flight f;
+    if (!land(id, f))
+      return;
+    ++succeeded_;
+    // A per-item actor is done once it answered.
+    if (f.own)
+      caf::anon_send_exit(f.own, caf::exit_reason::user_shutdown);
+    deliver(f, std::move(answer), caf::error{});
+    dispatch();
+    ctl_->resume();
+  }
+
+  void on_failure(uint64_t id, caf::error& reason) {
+    flight f;
+    if (!land(id, f))
+      return;
+    ++failed_;
+    if (reason == caf::sec::request_timeout) {
+      ++timeouts_;
+      reason = name_.empty() ? make_error(errc::call_timeout)
+                             : make_error(errc::call_timeout, "fanout " + name_);
+      kill(f);
+    } else if (f.own) {
+      caf::anon_send_exit(f.own, caf::exit_reason::user_shutdown);
+    }
+    auto failure = caf::make_message(item_failure{f.input, reason});
+    deliver(f, std::move(failure), reason);
+    dispatch();
+    ctl_->resume();
+  }
+
+  // Hands a call's result (or item_failure) to its job. `reason` is set
+  // when the call failed: a single request is answered with it.
+  void deliver(const flight& f, caf::message result, const caf::error& reason) {
+    if (f.job == stream_job) {
+      if (cfg_.order == fanout_config::order_policy::completion) {
+        --stream_held_;
+        ctl_->push(std::move(result));
+        return;
+      }
+      auto& s = slots_[f.index - first_slot_];
+      s.done = true;
+      s.result = std::move(result);
+      while (!slots_.empty() && slots_.front().done) {
+        ctl_->push(std::move(slots_.front().result));
+        slots_.pop_front();
+        ++first_slot_;
+        --stream_held_;
+      }
+      return;
+    }
+    auto i = jobs_.find(f.job);
+    if (i == jobs_.end())
+      return;
+    auto& j = i->second;
+    if (cfg_.order == fanout_config::order_policy::input)
+      j.results[f.index] = std::move(result);
+    else
+      j.results.push_back(std::move(result));
+    if (--j.remaining > 0)
+      return;
+    if (j.is_batch)
+      j.rp.deliver(batch{std::move(j.results)});
+    else if (reason)
+      j.rp.deliver(reason);
+    else
+      j.rp.deliver(std::move(j.results.front()));
+    forget_requester(j.requester);
+    jobs_.erase(i);
+  }
+
+  void kill(const flight& f) {
+    if (!f.own)
+      return;
+    ++killed_;
+    caf::anon_send_exit(f.own, caf::exit_reason::kill);
+  }
+
+  void forget_requester(const caf::actor_addr& x) {
+    if (!x)
+      return;
+    auto i = requesters_.find(x);
+    if (i == requesters_.end())
+      return;
+    if (--i->second == 0) {
+      self_->demonitor(x);
+      requesters_.erase(i);
+    }
+  }
+
+  // A requester stopped: its work is cancelled, nobody waits for it.
+  void abandon(const caf::actor_addr& requester) {
+    requesters_.erase(requester);
+    std::vector<uint64_t> gone;
+    for (auto& [id, j] : jobs_)
+      if (j.requester == requester)
+        gone.push_back(id);
+    if (gone.empty())
+      return;
+    auto is_gone = [&](uint64_t job) {
+      return std::find(gone.begin(), gone.end(), job) != gone.end();
+    };
+    for (auto i = flights_.begin(); i != flights_.end();) {
+      if (is_gone(i->second.job)) {
+        ++abandoned_;
+        kill(i->second);
+        if (!i->second.own)
+          --load_[i->second.processor];
+        i = flights_.erase(i);
+      } else {
+        ++i;
+      }
+    }
+    auto before = queue_.size();
+    queue_.erase(std::remove_if(queue_.begin(), queue_.end(),
+                                [&](const waiting& w) { return is_gone(w.job); }),
+                 queue_.end());
+    abandoned_ += before - queue_.size();
+    for (auto id : gone)
+      jobs_.erase(id);
+    dispatch();
+    ctl_->resume();
+  }
+
+  std::string name_;
+  fanout_config cfg_;
+  stage_control* ctl_ = nullptr;
+  caf::event_based_actor* self_ = nullptr;
+  std::vector<uint64_t> load_; // calls in flight per fixed processor
+  size_t next_processor_ = 0;
+  std::unordered_map<uint64_t, flight> flights_;
+  std::deque<waiting> queue_;
+  std::map<uint64_t, job> jobs_;
+  std::map<caf::actor_addr, size_t> requesters_; // open jobs per requester
+  std::deque<slot> slots_;
+  uint64_t first_slot_ = 0;
+  uint64_t next_slot_ = 0;
+  uint64_t stream_held_ = 0; // stream items taken and not yet emitted
+  uint64_t next_call_ = 0;
+  uint64_t next_job_ = 1;
+  uint64_t calls_ = 0;
+  uint64_t succeeded_ = 0;
+  uint64_t failed_ = 0;
+  uint64_t timeouts_ = 0;
+  uint64_t peak_in_flight_ = 0;
+  uint64_t spawned_ = 0;
+  uint64_t killed_ = 0;
+  uint64_t requests_ = 0;
+  uint64_t abandoned_ = 0;
+  bool stopped_ = false;
+};
+
+} // namespace
+
+caf::actor spawn_fanout(spawn_context ctx, fanout_config cfg, stage_config links) {
+  cfg.validate();
+  if (links.kind.empty())
+    links.kind = "fanout";
+  auto logic = std::make_unique<fanout_logic>(ctx.name(), std::move(cfg));
+  return spawn_stage(std::move(ctx), std::move(links), std::move(logic));
+}
+
+} // namespace troupe

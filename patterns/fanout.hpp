@@ -1,0 +1,100 @@
+#pragma once
+
+// Fan-out/fan-in with bounded concurrency, like futures' buffer_unordered(k)
+// and buffered(k): each item is sent as a request to a processing actor, at
+// most `max_in_flight` at once, and the results are gathered in input order
+// or in completion order.
+//
+// Processing actors are either
+//   processors        a fixed set of actors, shared: each call goes to the one
+//                     with the fewest calls in flight; or
+//   spawn_processor   a factory spawning one actor per item (like
+//                     tokio::spawn), stopped once it answered.
+// A call fails when the processor answers with an error, dies (its crash
+// reason, or caf::sec::request_receiver_down), or does not answer within
+// `call_timeout` (errc::call_timeout). A failed item is never dropped: an
+// item_failure{input, reason} (actors/messages.hpp) takes the place of its
+// result and counts in the report's `errors`.
+//
+// Messages it understands, besides those of a stage (actors/stage.hpp:
+// status, drain, cancel, the link protocol):
+//   (troupe::batch) -> troupe::batch
+//       service mode: the batch's items are scattered, and the answer holds
+//       one result per item (an item_failure for a failed one), in the
+//       configured order. Batches share the `max_in_flight` bound with each
+//       other and with stream items.
+//   anything else -> the processor's answer, or its error
+//       one call, as if through a proxy.
+// On a stream, each item is one call; the results (or item_failures) go
+// downstream.
+//
+// Cancellation (cancel_atom, the fan-out stopping for any reason, and for a
+// service request its requester stopping) stops the work in flight: per-item
+// actors are killed, queued items are not started, and what was held counts
+// as `dropped` (the requests still open are answered with the reason). A
+// fixed processor is shared and is not stopped: the call it is working on
+// runs to its end and its answer is ignored, and calls already in its
+// mailbox are still processed by it (CAF cannot take a message back).
+//
+// Drain waits for every call in flight and every request still open.
+//
+// Its actor_report (kind "fanout") has `state` "running" and these `stats`:
+//   calls             calls made (items started)
+//   succeeded         calls answered with a value
+//   failed            calls that failed (each emitted as an item_failure)
+//   timeouts          failed calls that timed out
+//   in_flight         calls waiting for their answer now
+//   peak_in_flight    the most calls in flight at once (<= max_in_flight)
+//   queued            items of requests waiting for a free slot
+//   spawned           per-item actors spawned
+//   killed            per-item actors killed before they answered
+//   requests          service requests taken (batches and single calls)
+//   abandoned         items dropped because their requester stopped or the
+//                     fan-out was cancelled
+
+#include "troupe/actors/spawn_context.hpp"
+#include "troupe/actors/stage.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/timespan.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+namespace troupe {
+
+/// Spawns the actor that processes one item (it gets the item as a request).
+using processor_factory = std::function<caf::actor(caf::actor_system& sys)>;
+
+struct fanout_config {
+  enum class order_policy {
+    input,      ///< results in the order their items came (buffered(k))
+    completion, ///< results as their calls finish (buffer_unordered(k))
+  };
+
+  /// Calls in flight at most (at least 1). On a stream, with input order,
+  /// results waiting for an earlier one count too.
+  uint32_t max_in_flight = 16;
+  order_policy order = order_policy::input;
+  /// A fixed set of processors; or leave empty and set spawn_processor.
+  std::vector<caf::actor> processors;
+  processor_factory spawn_processor;
+  /// A call not answered within this fails with errc::call_timeout (a
+  /// per-item actor is then killed); 0: no limit.
+  caf::timespan call_timeout = caf::timespan{0};
+
+  /// Throws config_error naming the first invalid field.
+  void validate() const;
+};
+
+std::string to_string(fanout_config::order_policy x);
+
+/// Spawns a fan-out (validating `cfg`, throwing config_error). Requests to it
+/// are scattered as described above; stream items from the upstreams in
+/// `links` are too, and their results go to `links.next`.
+caf::actor spawn_fanout(spawn_context ctx, fanout_config cfg,
+                        stage_config links = {});
+
+} // namespace troupe

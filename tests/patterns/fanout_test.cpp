@@ -1,0 +1,524 @@
+// The fan-out: results in input order and in completion order, at most k in
+// flight, failed items reported in place with their error (an error answer,
+// a processor crash, a timeout), cancellation that stops per-item actors
+// (cancel, and a requester that stops), drain that waits for what is in
+// flight, service mode with batches, and config validation.
+
+#include "streams.hpp"
+#include "supervision/pipeline.hpp"
+
+#include <troupe/patterns/fanout.hpp>
+#include <troupe/patterns/pipeline.hpp>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <set>
+
+using namespace troupe;
+using namespace troupe::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+using held_atom = caf::atom_constant<caf::atom("held")>;
+using release_atom = caf::atom_constant<caf::atom("release")>;
+using spawned_atom = caf::atom_constant<caf::atom("spawned")>;
+using finish_atom = caf::atom_constant<caf::atom("finish")>;
+
+struct holder_state {
+  std::map<uint64_t, caf::response_promise> held;
+  static inline const char* name = "holding_processor";
+};
+
+/// A fixed processor that holds each call (uint64_t n), tells `observer`
+/// (held_atom, n), and answers 10n when the test sends (release_atom, n).
+caf::behavior holding_processor(caf::stateful_actor<holder_state>* self,
+                                caf::actor observer) {
+  return {
+    [self, observer](uint64_t n) {
+      auto rp = self->make_response_promise();
+      self->state.held.emplace(n, rp);
+      caf::anon_send(observer, held_atom::value, n);
+      return rp;
+    },
+    [self](release_atom, uint64_t n) {
+      auto i = self->state.held.find(n);
+      if (i == self->state.held.end())
+        return;
+      i->second.deliver(n * 10);
+      self->state.held.erase(i);
+    },
+  };
+}
+
+/// A fixed processor answering 10n, or an error for n == bad.
+caf::behavior failing_processor(caf::event_based_actor*, uint64_t bad) {
+  return {[bad](uint64_t n) -> caf::result<uint64_t> {
+    if (n == bad)
+      return caf::make_error(caf::sec::runtime_error, "cannot take " + std::to_string(n));
+    return n * 10;
+  }};
+}
+
+struct gauge {
+  std::atomic<int> now{0};
+  std::atomic<int> peak{0};
+};
+
+/// A per-item processor that counts itself in `g` while it works, and
+/// answers n after a millisecond (a timer, so others run meanwhile).
+caf::behavior gauged_processor(caf::event_based_actor* self, std::shared_ptr<gauge> g) {
+  return {
+    [self, g](uint64_t n) {
+      auto now = ++g->now;
+      for (auto peak = g->peak.load(); now > peak && !g->peak.compare_exchange_weak(peak, now);) {
+      }
+      auto rp = self->make_response_promise();
+      self->delayed_send(self, 1ms, finish_atom::value);
+      self->become([self, g, rp, n](finish_atom) mutable {
+        --g->now;
+        rp.deliver(n);
+      });
+      return rp;
+    },
+  };
+}
+
+/// A per-item processor that tells `observer` (spawned_atom, itself) and
+/// never answers: only a kill stops it.
+caf::behavior stuck_processor(caf::event_based_actor* self, caf::actor observer) {
+  caf::anon_send(observer, spawned_atom::value, caf::actor{self});
+  return {[self](uint64_t) { return self->make_response_promise(); }};
+}
+
+/// A per-item processor that crashes on n == bad and answers 10n otherwise.
+caf::behavior crashing_processor(caf::event_based_actor*, uint64_t bad) {
+  return {[bad](uint64_t n) -> uint64_t {
+    if (n == bad)
+      throw std::runtime_error("processor crashes on " + std::to_string(n));
+    return n * 10;
+  }};
+}
+
+/// The value of a sink item, or of the input of an item_failure.
+struct outcome {
+  bool failed = false;
+  uint64_t value = 0;
+  caf::error reason;
+};
+
+outcome receive_outcome(system_fixture& f) {
+  auto x = receive_sunk(f).value;
+  if (x.match_elements<item_failure>()) {
+    auto& failure = x.get_as<item_failure>(0);
+    return {true, failure.input.get_as<uint64_t>(0), failure.reason};
+  }
+  return {false, x.get_as<uint64_t>(0), caf::error{}};
+}
+
+std::vector<uint64_t> receive_values(system_fixture& f, size_t n) {
+  std::vector<uint64_t> result;
+  for (size_t i = 0; i < n; ++i)
+    result.push_back(receive_outcome(f).value);
+  return result;
+}
+
+void await_held(system_fixture& f, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    f.self->receive([](held_atom, uint64_t) {},
+                    caf::after(patience) >> [] { BOOST_FAIL("a call never came"); });
+}
+
+caf::actor receive_spawned(system_fixture& f) {
+  caf::actor result;
+  f.self->receive([&](spawned_atom, caf::actor& a) { result = a; },
+                  caf::after(patience) >> [] { BOOST_FAIL("no per-item actor"); });
+  return result;
+}
+
+struct fanout_fixture : system_fixture {
+  std::vector<caf::actor> sinks;
+
+  // A sink whose fan-out was cancelled never sees its stream end.
+  ~fanout_fixture() {
+    for (auto& s : sinks)
+      caf::anon_send(s, cancel_atom::value);
+  }
+
+  /// A fan-out that reports to the test when it stops, feeding a reporting
+  /// sink.
+  caf::actor make_fanout(fanout_config cfg) {
+    auto sink = spawn_reporting_sink(sys.actors(), self);
+    sinks.push_back(sink);
+    stage_config links;
+    links.next = {sink};
+    spawn_context ctx{sys.actors(), "fan", caf::actor{}, caf::actor{self}, 0, {}};
+    return spawn_fanout(ctx, std::move(cfg), std::move(links));
+  }
+
+  actor_report final_report() {
+    return receive_one<actor_report>("the fan-out's final report");
+  }
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(fanout_test, fanout_fixture)
+
+BOOST_AUTO_TEST_CASE(fanout_gathers_in_input_order_or_in_completion_order) {
+  for (auto order : {fanout_config::order_policy::input,
+                     fanout_config::order_policy::completion}) {
+    BOOST_TEST_MESSAGE("order " << to_string(order));
+    auto proc = sys.actors().spawn(holding_processor, caf::actor{self});
+    fanout_config cfg;
+    cfg.max_in_flight = 5;
+    cfg.order = order;
+    cfg.processors = {proc};
+    auto fan = make_fanout(cfg);
+    manual_upstream up{self, fan};
+    up.push(numbers(0, 5));
+    await_held(*this, 5);
+    for (uint64_t n : {3, 1, 4, 0, 2})
+      caf::anon_send(proc, release_atom::value, n);
+    auto got = receive_values(*this, 5);
+    std::vector<uint64_t> expected = order == fanout_config::order_policy::input
+                                       ? std::vector<uint64_t>{0, 10, 20, 30, 40}
+                                       : std::vector<uint64_t>{30, 10, 40, 0, 20};
+    BOOST_CHECK_EQUAL_COLLECTIONS(got.begin(), got.end(), expected.begin(),
+                                  expected.end());
+    up.end();
+    BOOST_CHECK_EQUAL(receive_sink_end(*this), 5u);
+    auto report = final_report();
+    BOOST_CHECK_EQUAL(report.in, 5u);
+    BOOST_CHECK_EQUAL(report.out, 5u);
+    BOOST_CHECK_EQUAL(report.stats["succeeded"], 5);
+    caf::anon_send_exit(proc, caf::exit_reason::user_shutdown);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(fanout_keeps_at_most_k_calls_in_flight) {
+  constexpr uint64_t items = 300;
+  auto g = std::make_shared<gauge>();
+  fanout_config cfg;
+  cfg.max_in_flight = 4;
+  cfg.order = fanout_config::order_policy::completion;
+  cfg.spawn_processor = [g](caf::actor_system& sys) {
+    return sys.spawn(gauged_processor, g);
+  };
+  auto sink = spawn_stage(sys.actors(), stage_config{},
+                          std::make_unique<summing_sink>(self, endless));
+  stage_config links;
+  links.next = {sink};
+  spawn_context ctx{sys.actors(), "fan", caf::actor{}, caf::actor{self}, 0, {}};
+  auto fan = spawn_fanout(ctx, cfg, links);
+  stage_config to_fan;
+  to_fan.next = {fan};
+  auto n = std::make_shared<uint64_t>(0);
+  spawn_source(sys.actors(), to_fan, [n](emitter& out, size_t max) {
+    for (size_t k = 0; k < max && *n < items; ++k)
+      out.push(caf::make_message((*n)++));
+    return *n < items;
+  });
+  auto [count, sum] = receive_sink_done(*this);
+  BOOST_CHECK_EQUAL(count, items);
+  BOOST_CHECK_EQUAL(sum, items * (items - 1) / 2);
+  // Seen by the processors themselves: k at once, never more.
+  BOOST_CHECK_EQUAL(g->peak.load(), 4);
+  auto report = final_report();
+  BOOST_CHECK_EQUAL(report.stats["peak_in_flight"], 4);
+  BOOST_CHECK_EQUAL(report.stats["spawned"], static_cast<int64_t>(items));
+  BOOST_CHECK_EQUAL(report.stats["killed"], 0);
+}
+
+BOOST_AUTO_TEST_CASE(fanout_reports_a_failed_item_with_its_error_and_delivers_the_rest) {
+  auto proc = sys.actors().spawn(failing_processor, uint64_t{3});
+  fanout_config cfg;
+  cfg.processors = {proc};
+  auto fan = make_fanout(cfg);
+  manual_upstream up{self, fan};
+  up.push(numbers(0, 8));
+  up.end();
+  for (uint64_t i = 0; i < 8; ++i) {
+    auto x = receive_outcome(*this);
+    BOOST_CHECK_EQUAL(x.failed, i == 3);
+    BOOST_CHECK_EQUAL(x.value, i == 3 ? 3 : i * 10);
+    if (i == 3)
+      BOOST_CHECK(x.reason == caf::sec::runtime_error);
+  }
+  BOOST_CHECK_EQUAL(receive_sink_end(*this), 8u);
+  auto report = final_report();
+  BOOST_CHECK_EQUAL(report.in, 8u);
+  BOOST_CHECK_EQUAL(report.out, 8u); // seven results and one item_failure
+  BOOST_CHECK_EQUAL(report.errors, 1u);
+  BOOST_CHECK_EQUAL(report.stats["failed"], 1);
+  BOOST_CHECK_EQUAL(report.dropped, 0u);
+  caf::anon_send_exit(proc, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(fanout_reports_a_processor_crash_as_a_failed_item) {
+  fanout_config cfg;
+  cfg.spawn_processor = [](caf::actor_system& sys) {
+    return sys.spawn(crashing_processor, uint64_t{2});
+  };
+  auto fan = make_fanout(cfg);
+  manual_upstream up{self, fan};
+  up.push(numbers(0, 5));
+  up.end();
+  for (uint64_t i = 0; i < 5; ++i) {
+    auto x = receive_outcome(*this);
+    BOOST_CHECK_EQUAL(x.failed, i == 2);
+    BOOST_CHECK_EQUAL(x.value, i == 2 ? 2 : i * 10);
+    if (i == 2)
+      BOOST_CHECK_MESSAGE(static_cast<bool>(x.reason), "the crash comes with a reason");
+  }
+  BOOST_CHECK_EQUAL(receive_sink_end(*this), 5u);
+  auto report = final_report();
+  BOOST_CHECK_EQUAL(report.errors, 1u);
+}
+
+BOOST_AUTO_TEST_CASE(fanout_reports_a_dead_fixed_processor_and_a_timeout_as_failures) {
+  auto dead = sys.actors().spawn(failing_processor, uint64_t{0});
+  self->monitor(dead);
+  caf::anon_send_exit(dead, caf::exit_reason::user_shutdown);
+  wait_down(dead);
+  for (auto timed_out : {false, true}) {
+    fanout_config cfg;
+    if (timed_out) {
+      cfg.call_timeout = 20ms;
+      cfg.spawn_processor = [this](caf::actor_system& sys) {
+        return sys.spawn(stuck_processor, caf::actor{self});
+      };
+    } else {
+      cfg.processors = {dead};
+    }
+    auto fan = make_fanout(cfg);
+    manual_upstream up{self, fan};
+    up.push(numbers(0, 2));
+    up.end();
+    // Each per-item actor is killed once its call timed out.
+    if (timed_out)
+      for (int i = 0; i < 2; ++i)
+        self->monitor(receive_spawned(*this));
+    for (int i = 0; i < 2; ++i) {
+      auto x = receive_outcome(*this);
+      BOOST_CHECK(x.failed);
+      if (timed_out)
+        BOOST_CHECK(x.reason == errc::call_timeout);
+      else
+        BOOST_CHECK(x.reason == caf::sec::request_receiver_down);
+    }
+    BOOST_CHECK_EQUAL(receive_sink_end(*this), 2u);
+    if (timed_out) {
+      for (int i = 0; i < 2; ++i)
+        self->receive([](caf::down_msg&) {},
+                      caf::after(patience) >> [] { BOOST_FAIL("processor lives on"); });
+    }
+    auto report = final_report();
+    BOOST_CHECK_EQUAL(report.errors, 2u);
+    BOOST_CHECK_EQUAL(report.stats["timeouts"], timed_out ? 2 : 0);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(fanout_cancel_kills_the_per_item_actors_in_flight) {
+  fanout_config cfg;
+  cfg.max_in_flight = 3;
+  cfg.spawn_processor = [this](caf::actor_system& sys) {
+    return sys.spawn(stuck_processor, caf::actor{self});
+  };
+  auto fan = make_fanout(cfg);
+  self->monitor(fan);
+  manual_upstream up{self, fan};
+  up.push(numbers(0, 5));
+  std::vector<caf::actor> workers;
+  for (int i = 0; i < 3; ++i)
+    workers.push_back(receive_spawned(*this));
+  for (auto& w : workers)
+    self->monitor(w);
+  caf::anon_send(fan, cancel_atom::value);
+  std::set<caf::actor_addr> down;
+  for (int i = 0; i < 4; ++i)
+    self->receive([&](caf::down_msg& x) { down.insert(x.source); },
+                  caf::after(patience) >> [] { BOOST_FAIL("an actor lives on"); });
+  for (auto& w : workers)
+    BOOST_CHECK_MESSAGE(down.count(w.address()) == 1, "a per-item actor was not stopped");
+  BOOST_CHECK(down.count(fan.address()) == 1);
+  auto report = final_report();
+  BOOST_CHECK(report.stopped == stop_reason::cancelled);
+  BOOST_CHECK_EQUAL(report.stats["killed"], 3);
+  // The three in flight are dropped; the other two were never taken in.
+  BOOST_CHECK_EQUAL(report.in, 3u);
+  BOOST_CHECK_EQUAL(report.dropped, 3u);
+}
+
+BOOST_AUTO_TEST_CASE(fanout_in_a_cancelled_pipeline_kills_its_per_item_actors) {
+  fanout_config cfg;
+  cfg.max_in_flight = 2;
+  cfg.spawn_processor = [this](caf::actor_system& sys) {
+    return sys.spawn(stuck_processor, caf::actor{self});
+  };
+  auto n = std::make_shared<uint64_t>(0);
+  pipeline_config p;
+  p.steps = {source_step("source",
+                         [n](emitter& out, size_t max) {
+                           for (size_t k = 0; k < max; ++k)
+                             out.push(caf::make_message((*n)++));
+                           return true;
+                         }),
+             actor_step("fan", [cfg](const spawn_context& ctx, stage_config links) {
+               return spawn_fanout(ctx, cfg, std::move(links));
+             }),
+             function_step("sink", [](item&, emitter&) {})};
+  auto pipe = spawn_pipeline(sys.actors(), p);
+  std::vector<caf::actor> workers;
+  for (int i = 0; i < 2; ++i)
+    workers.push_back(receive_spawned(*this));
+  for (auto& w : workers)
+    self->monitor(w);
+  auto report = request_report(pipe, caf::make_message(cancel_atom::value));
+  for (int i = 0; i < 2; ++i)
+    self->receive([](caf::down_msg& x) { BOOST_CHECK(x.reason == caf::exit_reason::kill); },
+                  caf::after(patience) >> [] { BOOST_FAIL("a per-item actor lives on"); });
+  auto fan = find_report(report, "fan");
+  BOOST_REQUIRE(fan);
+  BOOST_CHECK_EQUAL(fan->stats.at("killed"), 2);
+  BOOST_CHECK_EQUAL(fan->dropped, 2u);
+}
+
+BOOST_AUTO_TEST_CASE(fanout_requester_that_stops_cancels_its_batch) {
+  fanout_config cfg;
+  cfg.max_in_flight = 2;
+  cfg.spawn_processor = [this](caf::actor_system& sys) {
+    return sys.spawn(stuck_processor, caf::actor{self});
+  };
+  spawn_context ctx{sys.actors(), "fan", caf::actor{}, caf::actor{self}, 0, {}};
+  auto fan = spawn_fanout(ctx, cfg);
+  auto requester = sys.actors().spawn([](caf::event_based_actor* self, caf::actor fan) {
+    self->request(fan, caf::infinite, batch{numbers(0, 4)})
+      .then([](const batch&) {}, [](caf::error&) {});
+  }, fan);
+  std::vector<caf::actor> workers;
+  for (int i = 0; i < 2; ++i)
+    workers.push_back(receive_spawned(*this));
+  for (auto& w : workers)
+    self->monitor(w);
+  caf::anon_send_exit(requester, caf::exit_reason::kill);
+  for (int i = 0; i < 2; ++i)
+    self->receive([](caf::down_msg& x) { BOOST_CHECK(x.reason == caf::exit_reason::kill); },
+                  caf::after(patience) >> [] { BOOST_FAIL("a per-item actor lives on"); });
+  auto status = request_report(fan, caf::make_message(status_atom::value));
+  BOOST_CHECK_EQUAL(status.stats["abandoned"], 4); // two in flight, two queued
+  BOOST_CHECK_EQUAL(status.stats["in_flight"], 0);
+  BOOST_CHECK_EQUAL(status.stats["queued"], 0);
+  caf::anon_send(fan, cancel_atom::value);
+  final_report();
+}
+
+BOOST_AUTO_TEST_CASE(fanout_answers_a_batch_with_a_batch_of_results_in_order) {
+  auto proc = sys.actors().spawn(failing_processor, uint64_t{5});
+  fanout_config cfg;
+  cfg.max_in_flight = 3;
+  cfg.processors = {proc};
+  spawn_context ctx{sys.actors(), "fan", caf::actor{}, caf::actor{self}, 0, {}};
+  auto fan = spawn_fanout(ctx, cfg);
+  self->request(fan, patience, batch{numbers(0, 10)})
+    .receive(
+      [&](batch& b) {
+        BOOST_REQUIRE_EQUAL(b.items.size(), 10u);
+        for (uint64_t i = 0; i < 10; ++i) {
+          if (i == 5) {
+            BOOST_REQUIRE(b.items[i].match_elements<item_failure>());
+            auto& f = b.items[i].get_as<item_failure>(0);
+            BOOST_CHECK_EQUAL(f.input.get_as<uint64_t>(0), 5u);
+            BOOST_CHECK(f.reason == caf::sec::runtime_error);
+          } else {
+            BOOST_CHECK_EQUAL(b.items[i].get_as<uint64_t>(0), i * 10);
+          }
+        }
+      },
+      [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+  // A single call is proxied: the answer, or the processor's error.
+  self->request(fan, patience, uint64_t{7})
+    .receive([](uint64_t x) { BOOST_CHECK_EQUAL(x, 70u); },
+             [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+  self->request(fan, patience, uint64_t{5})
+    .receive([](uint64_t) { BOOST_FAIL("a failed call answered a value"); },
+             [](caf::error& e) { BOOST_CHECK(e == caf::sec::runtime_error); });
+  auto status = request_report(fan, caf::make_message(status_atom::value));
+  BOOST_CHECK_EQUAL(status.stats["requests"], 3);
+  BOOST_CHECK_EQUAL(status.stats["failed"], 2);
+  BOOST_CHECK_LE(status.stats["peak_in_flight"], 3);
+  caf::anon_send(fan, cancel_atom::value);
+  final_report();
+  caf::anon_send_exit(proc, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(fanout_drain_waits_for_the_calls_in_flight) {
+  auto proc = sys.actors().spawn(holding_processor, caf::actor{self});
+  fanout_config cfg;
+  cfg.processors = {proc};
+  auto fan = make_fanout(cfg);
+  manual_upstream up{self, fan};
+  up.push(numbers(0, 3));
+  await_held(*this, 3);
+  // A batch request is in flight too when the drain comes.
+  auto requester = sys.actors().spawn([](caf::event_based_actor* self, caf::actor fan,
+                                         caf::actor observer) {
+    self->request(fan, caf::infinite, batch{numbers(10, 12)})
+      .then([=](batch& b) { caf::anon_send(observer, std::move(b)); },
+            [=](caf::error& e) { caf::anon_send(observer, std::move(e)); });
+  }, fan, caf::actor{self});
+  await_held(*this, 2);
+  up.end();
+  caf::anon_send(fan, drain_atom::value);
+  for (uint64_t n : {2, 0, 1, 10, 11})
+    caf::anon_send(proc, release_atom::value, n);
+  auto got = receive_values(*this, 3);
+  std::vector<uint64_t> expected{0, 10, 20};
+  BOOST_CHECK_EQUAL_COLLECTIONS(got.begin(), got.end(), expected.begin(), expected.end());
+  auto answer = receive_one<batch>("the batch's answer");
+  BOOST_REQUIRE_EQUAL(answer.items.size(), 2u);
+  BOOST_CHECK_EQUAL(answer.items[1].get_as<uint64_t>(0), 110u);
+  BOOST_CHECK_EQUAL(receive_sink_end(*this), 3u);
+  auto report = final_report();
+  BOOST_CHECK(report.stopped == stop_reason::drained);
+  BOOST_CHECK_EQUAL(report.dropped, 0u);
+  BOOST_CHECK_EQUAL(report.stats["succeeded"], 5);
+  caf::anon_send_exit(proc, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(fanout_config_is_validated) {
+  auto proc = sys.actors().spawn(failing_processor, uint64_t{0});
+  auto reject = [&](fanout_config cfg) {
+    return config_rejection([&] { spawn_fanout(sys.actors(), cfg); });
+  };
+  fanout_config valid;
+  valid.processors = {proc};
+  {
+    auto cfg = valid;
+    cfg.max_in_flight = 0;
+    BOOST_CHECK(contains(reject(cfg), "max_in_flight is 0"));
+  }
+  {
+    fanout_config cfg;
+    BOOST_CHECK(contains(reject(cfg), "set one of them"));
+  }
+  {
+    auto cfg = valid;
+    cfg.spawn_processor = [](caf::actor_system&) { return caf::actor{}; };
+    BOOST_CHECK(contains(reject(cfg), "both set"));
+  }
+  {
+    auto cfg = valid;
+    cfg.processors.push_back(caf::actor{});
+    BOOST_CHECK(contains(reject(cfg), "processors[1] is not an actor"));
+  }
+  {
+    auto cfg = valid;
+    cfg.call_timeout = -1ms;
+    BOOST_CHECK(contains(reject(cfg), "call_timeout is negative"));
+  }
+  caf::anon_send_exit(proc, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
