@@ -85,6 +85,10 @@ public:
 
   caf::result<caf::message> on_request(caf::message& x) override {
     ++requests_;
+    // Answered in place, before a promise exists: once made, the promise has
+    // taken the sender out of the message and a returned value reaches nobody.
+    if (x.match_elements<batch>() && x.get_as<batch>(0).items.empty())
+      return caf::make_message(batch{});
     auto id = next_job_++;
     job j;
     // Taken first: making the promise takes the sender out of the message.
@@ -95,8 +99,6 @@ public:
     if (x.match_elements<batch>()) {
       j.is_batch = true;
       inputs = std::move(x.get_mutable_as<batch>(0).items);
-      if (inputs.empty())
-        return caf::make_message(batch{});
     } else {
       inputs.push_back(std::move(x));
     }

@@ -164,7 +164,7 @@ struct fanout_fixture : system_fixture {
 
 } // namespace
 
-BOOST_FIXTURE_TEST_SUITE(fanout_test, fanout_fixture)
+BOOST_FIXTURE_TEST_SUITE(fanout, fanout_fixture)
 
 BOOST_AUTO_TEST_CASE(fanout_gathers_in_input_order_or_in_completion_order) {
   for (auto order : {fanout_config::order_policy::input,
@@ -448,6 +448,24 @@ BOOST_AUTO_TEST_CASE(fanout_answers_a_batch_with_a_batch_of_results_in_order) {
   BOOST_CHECK_EQUAL(status.stats["requests"], 3);
   BOOST_CHECK_EQUAL(status.stats["failed"], 2);
   BOOST_CHECK_LE(status.stats["peak_in_flight"], 3);
+  caf::anon_send(fan, cancel_atom::value);
+  final_report();
+  caf::anon_send_exit(proc, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(fanout_answers_an_empty_batch_with_an_empty_batch) {
+  auto proc = sys.actors().spawn(failing_processor, uint64_t{0});
+  fanout_config cfg;
+  cfg.processors = {proc};
+  spawn_context ctx{sys.actors(), "fan", caf::actor{}, caf::actor{self}, 0, {}};
+  auto fan = spawn_fanout(ctx, cfg);
+  bool answered = false;
+  self->request(fan, patience, batch{})
+    .receive([&](batch& b) { answered = b.items.empty(); },
+             [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+  BOOST_CHECK_MESSAGE(answered, "an empty batch gets an empty batch back");
+  auto status = request_report(fan, caf::make_message(status_atom::value));
+  BOOST_CHECK_EQUAL(status.stats["calls"], 0);
   caf::anon_send(fan, cancel_atom::value);
   final_report();
   caf::anon_send_exit(proc, caf::exit_reason::user_shutdown);

@@ -80,7 +80,7 @@ uint64_t status_kib(const std::string& key) {
 
 } // namespace
 
-BOOST_FIXTURE_TEST_SUITE(pipeline_test, system_fixture)
+BOOST_FIXTURE_TEST_SUITE(pipeline, system_fixture)
 
 BOOST_AUTO_TEST_CASE(pipeline_preserves_order_through_filter_map_and_flat_map) {
   pipeline_config cfg;
