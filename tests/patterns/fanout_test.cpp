@@ -9,6 +9,7 @@
 
 #include <troupe/patterns/fanout.hpp>
 #include <troupe/patterns/pipeline.hpp>
+#include <troupe/supervision/shutdown.hpp>
 
 #include <atomic>
 #include <map>
@@ -28,15 +29,19 @@ using finish_atom = caf::atom_constant<caf::atom("finish")>;
 
 struct holder_state {
   std::map<uint64_t, caf::response_promise> held;
+  caf::actor caller;
   static inline const char* name = "holding_processor";
 };
 
 /// A fixed processor that holds each call (uint64_t n), tells `observer`
 /// (held_atom, n), and answers 10n when the test sends (release_atom, n).
+/// (caf::get_atom) answers the actor that made the last call.
 caf::behavior holding_processor(caf::stateful_actor<holder_state>* self,
                                 caf::actor observer) {
   return {
     [self, observer](uint64_t n) {
+      // Before the promise, which takes the sender out of the message.
+      self->state.caller = caf::actor_cast<caf::actor>(self->current_sender());
       auto rp = self->make_response_promise();
       self->state.held.emplace(n, rp);
       caf::anon_send(observer, held_atom::value, n);
@@ -49,7 +54,15 @@ caf::behavior holding_processor(caf::stateful_actor<holder_state>* self,
       i->second.deliver(n * 10);
       self->state.held.erase(i);
     },
+    [self](caf::get_atom) { return self->state.caller; },
   };
+}
+
+uint64_t receive_held(system_fixture& f) {
+  uint64_t result = 0;
+  f.self->receive([&](held_atom, uint64_t n) { result = n; },
+                  caf::after(patience) >> [] { BOOST_FAIL("a call never came"); });
+  return result;
 }
 
 /// A fixed processor answering 10n, or an error for n == bad.
@@ -383,6 +396,59 @@ BOOST_AUTO_TEST_CASE(fanout_in_a_cancelled_pipeline_kills_its_per_item_actors) {
   BOOST_REQUIRE(fan);
   BOOST_CHECK_EQUAL(fan->stats.at("killed"), 2);
   BOOST_CHECK_EQUAL(fan->dropped, 2u);
+}
+
+BOOST_AUTO_TEST_CASE(fanout_step_restarted_in_a_pipeline_counts_what_it_held_as_dropped) {
+  auto proc = sys.actors().spawn(holding_processor, caf::actor{self});
+  fanout_config cfg;
+  cfg.max_in_flight = 2;
+  cfg.processors = {proc};
+  auto n = std::make_shared<uint64_t>(0);
+  pipeline_config p;
+  p.steps = {source_step("source",
+                         [n](emitter& out, size_t max) {
+                           for (size_t k = 0; k < max && *n < 6; ++k)
+                             out.push(caf::make_message((*n)++));
+                           return *n < 6;
+                         }),
+             actor_step("fan", [cfg](const spawn_context& ctx, stage_config links) {
+               return spawn_fanout(ctx, cfg, std::move(links));
+             }),
+             actor_step("sink", [observer = caf::actor{self}](const spawn_context& ctx,
+                                                               stage_config links) {
+               return spawn_stage(ctx, std::move(links),
+                                  std::make_unique<summing_sink>(observer, endless));
+             })};
+  spawn_pipeline(spawn_context{sys.actors()}.report_to(caf::actor{self}), p);
+  // Items 0 and 1 are in flight, taken (acknowledged) by the fan-out.
+  std::set<uint64_t> first{receive_held(*this), receive_held(*this)};
+  BOOST_CHECK((first == std::set<uint64_t>{0, 1}));
+  caf::actor incarnation;
+  self->request(proc, patience, caf::get_atom::value)
+    .receive([&](caf::actor& a) { incarnation = a; },
+             [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+  BOOST_REQUIRE(incarnation);
+  self->send_exit(incarnation, caf::make_error(caf::sec::runtime_error, "crash"));
+  // The next incarnation gets the items the source had sent and the first
+  // had not taken: 2 to 5. Their calls are answered as they come.
+  for (int i = 0; i < 4; ++i) {
+    auto held = receive_held(*this);
+    BOOST_CHECK_GE(held, 2u);
+    caf::anon_send(proc, release_atom::value, held);
+  }
+  auto [count, sum] = receive_sink_done(*this);
+  BOOST_CHECK_EQUAL(count, 4u);
+  BOOST_CHECK_EQUAL(sum, 20u + 30u + 40u + 50u);
+  auto report = receive_one<actor_report>("the pipeline's final report");
+  BOOST_TEST_MESSAGE(to_text(report));
+  auto fan = find_report(report, "fan");
+  BOOST_REQUIRE(fan);
+  BOOST_CHECK_EQUAL(fan->restarts, 1u);
+  BOOST_CHECK_EQUAL(fan->in, 6u);
+  BOOST_CHECK_EQUAL(fan->out, 4u);
+  // What the crashed incarnation had taken is lost with it, and counted.
+  BOOST_CHECK_EQUAL(fan->dropped, 2u);
+  caf::anon_send_exit(proc, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_CASE(fanout_requester_that_stops_cancels_its_batch) {
