@@ -308,12 +308,18 @@ BOOST_AUTO_TEST_CASE(pipeline_nested_under_a_supervisor_feeds_a_sibling) {
 
 BOOST_AUTO_TEST_CASE(pipeline_memory_stays_flat_behind_a_slow_last_step) {
   constexpr uint64_t items = 1'000'000;
-  // Resets VmHWM to the current RSS, so the peak is this test's own.
+  // Resets VmHWM to the current RSS, so the peak is this test's own. Where
+  // that is not supported VmHWM stays at the process's lifetime peak: then
+  // only the sampled VmRSS is judged.
+  bool peak_reset = false;
   {
     std::ofstream clear("/proc/self/clear_refs");
     clear << "5";
+    clear.flush();
+    peak_reset = clear.good();
   }
   auto baseline = status_kib("VmRSS");
+  peak_reset = peak_reset && status_kib("VmHWM") <= baseline + 1024;
   // The kernel updates the recorded peak lazily (when memory is unmapped),
   // so the sink also samples VmRSS as it goes: the larger of both counts.
   auto sampled = std::make_shared<std::atomic<uint64_t>>(baseline);
@@ -355,7 +361,10 @@ BOOST_AUTO_TEST_CASE(pipeline_memory_stays_flat_behind_a_slow_last_step) {
   BOOST_CHECK(!wait_down(pipe));
   BOOST_CHECK_EQUAL(count, items);
   BOOST_CHECK_EQUAL(sum, transformed_sum(items));
-  auto peak = std::max(status_kib("VmHWM"), sampled->load());
+  auto peak = peak_reset ? std::max(status_kib("VmHWM"), sampled->load())
+                         : std::max(status_kib("VmRSS"), sampled->load());
+  if (!peak_reset)
+    BOOST_TEST_MESSAGE("VmHWM could not be reset: judging sampled VmRSS only");
   auto growth_kib = peak > baseline ? peak - baseline : 0;
   BOOST_TEST_MESSAGE("peak RSS grew by " << growth_kib << " KiB for " << items
                                          << " items");
