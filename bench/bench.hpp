@@ -109,4 +109,14 @@ inline int64_t now_ns() {
 /// credit allows; stores when the first one entered.
 produce_function count_to(uint64_t n, std::shared_ptr<int64_t> first_ns);
 
+/// How long a stream workload may run before it counts as hung: far beyond
+/// any full run, so that only a broken one reaches it.
+inline const auto bench_patience = std::chrono::minutes(5);
+
+/// Items lost for a `lost` field: any difference from `expected`, so that
+/// duplicates cannot wrap around to a huge number or cancel out losses.
+inline uint64_t count_lost(uint64_t expected, uint64_t got) {
+  return got <= expected ? expected - got : got - expected;
+}
+
 } // namespace troupe::bench

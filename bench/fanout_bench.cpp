@@ -9,6 +9,8 @@
 
 #include <caf/all.hpp>
 
+#include <stdexcept>
+
 namespace troupe::bench {
 
 namespace {
@@ -62,17 +64,28 @@ void fanout_items(const options& opts, std::vector<result>& out) {
   stage_config to_fan;
   to_fan.next = {fan};
   auto first = std::make_shared<int64_t>(0);
-  spawn_source(sys, to_fan, count_to(n, first));
+  auto source = spawn_source(sys, to_fan, count_to(n, first));
   result r;
   r.workload = "fanout";
-  self->receive([&](done_atom, uint64_t count, uint64_t sum, int64_t end) {
-    r.items = count;
-    r.checksum = sum;
-    r.lost = n - count;
-    r.seconds = static_cast<double>(end - *first) / 1e9;
-  });
-  for (auto& p : cfg.processors)
-    caf::anon_send_exit(p, caf::exit_reason::user_shutdown);
+  auto stop_processors = [&] {
+    for (auto& p : cfg.processors)
+      caf::anon_send_exit(p, caf::exit_reason::user_shutdown);
+  };
+  // Bounded: a crashed stage fails the workload instead of hanging the run.
+  self->receive(
+    [&](done_atom, uint64_t count, uint64_t sum, int64_t end) {
+      r.items = count;
+      r.checksum = sum;
+      r.lost = count_lost(n, count);
+      r.seconds = static_cast<double>(end - *first) / 1e9;
+    },
+    caf::after(bench_patience) >> [&] {
+      for (auto& a : {source, fan, sink})
+        caf::anon_send_exit(a, caf::exit_reason::kill);
+      stop_processors();
+      throw std::runtime_error("fanout did not finish in time");
+    });
+  stop_processors();
   out.push_back(std::move(r));
 }
 

@@ -11,6 +11,7 @@
 #include <caf/all.hpp>
 
 #include <atomic>
+#include <stdexcept>
 
 namespace troupe::bench {
 
@@ -89,13 +90,23 @@ void pipeline_items(const options& opts, std::vector<result>& out) {
   self->monitor(pipe);
   result r;
   r.workload = "pipeline";
-  self->receive([&](done_atom, uint64_t count, uint64_t sum, int64_t end) {
-    r.items = count;
-    r.checksum = sum;
-    r.lost = n - count;
-    r.seconds = static_cast<double>(end - *first) / 1e9;
-  });
-  self->receive([](caf::down_msg&) {}); // the pipeline stops once drained
+  // Bounded: a pipeline that crashed or hangs fails the workload instead of
+  // hanging the run (and is killed, since the system waits for its actors).
+  auto fail = [&](const std::string& what) {
+    caf::anon_send_exit(pipe, caf::exit_reason::kill);
+    throw std::runtime_error("pipeline " + what);
+  };
+  self->receive(
+    [&](done_atom, uint64_t count, uint64_t sum, int64_t end) {
+      r.items = count;
+      r.checksum = sum;
+      r.lost = count_lost(n, count);
+      r.seconds = static_cast<double>(end - *first) / 1e9;
+    },
+    [&](caf::down_msg& x) { fail("stopped early: " + sys.actors().render(x.reason)); },
+    caf::after(bench_patience) >> [&] { fail("did not finish in time"); });
+  self->receive([](caf::down_msg&) {}, // the pipeline stops once drained
+                caf::after(bench_patience) >> [&] { fail("did not stop"); });
   r.add("max_in_flight", static_cast<uint64_t>(gauge->peak));
   out.push_back(std::move(r));
 }

@@ -72,19 +72,52 @@ public:
     start(waiting{std::move(x), stream_job, slot});
   }
 
+  // Every item taken yields one result, pushed from a response handler
+  // later: the output window must have room for all of them, held ones
+  // included, or results would pile up past the credit.
   bool ready() override {
     return queue_.empty() && flights_.size() < cfg_.max_in_flight
-           && stream_held_ < cfg_.max_in_flight;
+           && stream_held_ < cfg_.max_in_flight && ctl_->room() > stream_held_;
   }
 
-  // A drain waits for every call in flight and every open request.
+  // A drain waits for every call in flight and every open request, not for
+  // the late answers of calls already failed or abandoned.
   bool busy() const override {
-    return !flights_.empty() || !queue_.empty() || !jobs_.empty()
+    return flights_.size() > late_ || !queue_.empty() || !jobs_.empty()
            || stream_held_ > 0;
+  }
+
+  // A call's timer: it fails now with call_timeout. A per-item actor is
+  // killed and its slot is free; a fixed processor still has the call in its
+  // mailbox, so the call keeps its slot (and its processor's load) until the
+  // late answer comes, and max_in_flight bounds what a slow processor holds.
+  void on_timer(uint64_t id, emitter&) override {
+    auto i = flights_.find(id);
+    if (i == flights_.end() || i->second.late)
+      return;
+    ++failed_;
+    ++timeouts_;
+    auto reason = name_.empty() ? make_error(errc::call_timeout)
+                                : make_error(errc::call_timeout, "fanout " + name_);
+    flight f;
+    if (i->second.own) {
+      kill(i->second);
+      land(id, f);
+    } else {
+      f = i->second;
+      mark_late(i->second);
+    }
+    auto failure = caf::make_message(item_failure{f.input, reason});
+    deliver(f, std::move(failure), reason);
+    dispatch();
   }
 
   caf::result<caf::message> on_request(caf::message& x) override {
     ++requests_;
+    // Answered in place, before a promise exists: once made, the promise has
+    // taken the sender out of the message and a returned value reaches nobody.
+    if (x.match_elements<batch>() && x.get_as<batch>(0).items.empty())
+      return caf::make_message(batch{});
     auto id = next_job_++;
     job j;
     // Taken first: making the promise takes the sender out of the message.
@@ -95,8 +128,6 @@ public:
     if (x.match_elements<batch>()) {
       j.is_batch = true;
       inputs = std::move(x.get_mutable_as<batch>(0).items);
-      if (inputs.empty())
-        return caf::make_message(batch{});
     } else {
       inputs.push_back(std::move(x));
     }
@@ -119,6 +150,8 @@ public:
   void on_stop(const caf::error& reason) override {
     auto answer = reason ? reason : make_error(errc::shutting_down);
     for (auto& [id, f] : flights_) {
+      if (f.late)
+        continue;
       if (f.job != stream_job)
         ++abandoned_;
       kill(f);
@@ -146,6 +179,7 @@ public:
     s["failed"] = static_cast<int64_t>(failed_);
     s["timeouts"] = static_cast<int64_t>(timeouts_);
     s["in_flight"] = static_cast<int64_t>(stopped_ ? 0 : flights_.size());
+    s["late"] = static_cast<int64_t>(stopped_ ? 0 : late_);
     s["peak_in_flight"] = static_cast<int64_t>(peak_in_flight_);
     s["queued"] = static_cast<int64_t>(queue_.size());
     s["spawned"] = static_cast<int64_t>(spawned_);
@@ -170,6 +204,7 @@ private:
     uint64_t index = 0;
     caf::actor own;           // the per-item actor, if any
     size_t processor = 0;     // index into processors, for a fixed set
+    bool late = false;        // failed or abandoned; waits for its answer
   };
 
   // A service request: its promise and the results gathered so far.
@@ -227,13 +262,20 @@ private:
     }
     flights_.emplace(id, std::move(f));
     peak_in_flight_ = std::max<uint64_t>(peak_in_flight_, flights_.size());
-    auto timeout = cfg_.call_timeout > caf::timespan{0}
-                     ? caf::duration{cfg_.call_timeout}
-                     : caf::duration{caf::infinite};
+    // No CAF timeout: with it, the late answer of a fixed processor would
+    // never be seen, and its slot could not be held until then.
     request_any(
-      self_, dest, timeout, std::move(w.input),
+      self_, dest, caf::infinite, std::move(w.input),
       [this, id](caf::message& answer) { on_answer(id, answer); },
       [this, id](caf::error& reason) { on_failure(id, reason); });
+    if (cfg_.call_timeout > caf::timespan{0})
+      ctl_->schedule(cfg_.call_timeout, id);
+  }
+
+  void mark_late(flight& f) {
+    f.late = true;
+    f.input = item{};
+    ++late_;
   }
 
   size_t least_loaded() {
@@ -248,7 +290,8 @@ private:
     return best;
   }
 
-  // Takes a call out of flight; false if it is no longer there (abandoned).
+  // Takes a call out of flight, freeing its slot; false if it is no longer
+  // there (killed per-item actor) or was late (already answered for).
   bool land(uint64_t id, flight& out) {
     auto i = flights_.find(id);
     if (i == flights_.end())
@@ -257,7 +300,19 @@ private:
     flights_.erase(i);
     if (!out.own)
       --load_[out.processor];
-    return true;
+    if (!out.late)
+      return true;
+    --late_;
+    dispatch();
+    ctl_->resume();
+    return false;
+  }
+
+  // A per-item actor that answered is done. Killed rather than asked to
+  // exit: an actor that traps exits (a troupe supervisor) would ignore that.
+  static void finish(const flight& f) {
+    if (f.own)
+      caf::anon_send_exit(f.own, caf::exit_reason::kill);
   }
 
   void on_answer(uint64_t id, caf::message& answer) {
@@ -265,9 +320,7 @@ private:
     if (!land(id, f))
       return;
     ++succeeded_;
-    // A per-item actor is done once it answered.
-    if (f.own)
-      caf::anon_send_exit(f.own, caf::exit_reason::user_shutdown);
+    finish(f);
     deliver(f, std::move(answer), caf::error{});
     dispatch();
     ctl_->resume();
@@ -278,14 +331,7 @@ private:
     if (!land(id, f))
       return;
     ++failed_;
-    if (reason == caf::sec::request_timeout) {
-      ++timeouts_;
-      reason = name_.empty() ? make_error(errc::call_timeout)
-                             : make_error(errc::call_timeout, "fanout " + name_);
-      kill(f);
-    } else if (f.own) {
-      caf::anon_send_exit(f.own, caf::exit_reason::user_shutdown);
-    }
+    finish(f);
     auto failure = caf::make_message(item_failure{f.input, reason});
     deliver(f, std::move(failure), reason);
     dispatch();
@@ -363,14 +409,21 @@ private:
     auto is_gone = [&](uint64_t job) {
       return std::find(gone.begin(), gone.end(), job) != gone.end();
     };
+    // A per-item actor is killed and its slot freed; a fixed processor
+    // keeps the call in its mailbox, so the call keeps its slot until its
+    // answer comes, ignored.
     for (auto i = flights_.begin(); i != flights_.end();) {
-      if (is_gone(i->second.job)) {
-        ++abandoned_;
-        kill(i->second);
-        if (!i->second.own)
-          --load_[i->second.processor];
+      auto& f = i->second;
+      if (f.late || !is_gone(f.job)) {
+        ++i;
+        continue;
+      }
+      ++abandoned_;
+      if (f.own) {
+        kill(f);
         i = flights_.erase(i);
       } else {
+        mark_late(f);
         ++i;
       }
     }
@@ -399,6 +452,7 @@ private:
   uint64_t first_slot_ = 0;
   uint64_t next_slot_ = 0;
   uint64_t stream_held_ = 0; // stream items taken and not yet emitted
+  size_t late_ = 0;          // flights failed or abandoned, answer awaited
   uint64_t next_call_ = 0;
   uint64_t next_job_ = 1;
   uint64_t calls_ = 0;

@@ -9,10 +9,15 @@
 //   processors        a fixed set of actors, shared: each call goes to the one
 //                     with the fewest calls in flight; or
 //   spawn_processor   a factory spawning one actor per item (like
-//                     tokio::spawn), stopped once it answered.
+//                     tokio::spawn), killed once it answered (a kill, so
+//                     that an actor trapping exits, a supervisor, stops too).
 // A call fails when the processor answers with an error, dies (its crash
 // reason, or caf::sec::request_receiver_down), or does not answer within
-// `call_timeout` (errc::call_timeout). A failed item is never dropped: an
+// `call_timeout` (errc::call_timeout). A call to a fixed processor that
+// timed out, or whose requester stopped, keeps its slot (and counts in
+// `in_flight` and `late`) until the processor's late answer comes, ignored:
+// the processor still has the call, and max_in_flight bounds what it holds.
+// A failed item is never dropped: an
 // item_failure{input, reason} (actors/messages.hpp) takes the place of its
 // result and counts in the report's `errors`.
 //
@@ -26,7 +31,12 @@
 //   anything else -> the processor's answer, or its error
 //       one call, as if through a proxy.
 // On a stream, each item is one call; the results (or item_failures) go
-// downstream.
+// downstream. An item is taken only while the output window has room for
+// its result and those of every item held, so results never pile up past
+// the downstream's credit. The stage core acknowledges an item when it is
+// taken: if the fan-out crashes (in a pipeline: is restarted), its calls in
+// flight and results waiting for an earlier one are lost with it, counted
+// as `dropped`; the upstream does not send them again.
 //
 // Cancellation (cancel_atom, the fan-out stopping for any reason, and for a
 // service request its requester stopping) stops the work in flight: per-item
@@ -43,7 +53,9 @@
 //   succeeded         calls answered with a value
 //   failed            calls that failed (each emitted as an item_failure)
 //   timeouts          failed calls that timed out
-//   in_flight         calls waiting for their answer now
+//   in_flight         calls waiting for their answer now (late ones too)
+//   late              calls already failed (timeout) or abandoned whose
+//                     fixed processor has not answered yet
 //   peak_in_flight    the most calls in flight at once (<= max_in_flight)
 //   queued            items of requests waiting for a free slot
 //   spawned           per-item actors spawned
@@ -82,7 +94,8 @@ struct fanout_config {
   std::vector<caf::actor> processors;
   processor_factory spawn_processor;
   /// A call not answered within this fails with errc::call_timeout (a
-  /// per-item actor is then killed); 0: no limit.
+  /// per-item actor is then killed; a fixed processor's call keeps its slot
+  /// until it answers); 0: no limit.
   caf::timespan call_timeout = caf::timespan{0};
 
   /// Throws config_error naming the first invalid field.

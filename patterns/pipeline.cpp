@@ -55,18 +55,40 @@ void pipeline_config::validate() const {
       fail(step + " ('" + s.name + "') is a source: only the first step may be");
     if (s.shutdown < caf::timespan{0})
       fail(step + ".shutdown is negative");
+    // A permanent step that ended is restarted into a stream that is over
+    // and ends again, until the intensity gives up; a temporary one that
+    // crashed leaves its upstream sending to nobody, and the pipeline never
+    // ends. Only transient keeps the end of the stream meaningful.
+    if (s.restart != restart_type::transient)
+      fail(step + ".restart ('" + s.name + "') is " + to_string(s.restart)
+           + ": a step must be transient");
   }
   for (size_t i = 0; i < next.size(); ++i)
     if (!next[i])
       fail("next[" + std::to_string(i) + "] is not an actor");
-  for (size_t i = 0; i < next_siblings.size(); ++i)
+  for (size_t i = 0; i < next_siblings.size(); ++i) {
+    auto field = "next_siblings[" + std::to_string(i) + "]";
     if (next_siblings[i].empty())
-      fail("next_siblings[" + std::to_string(i) + "] is empty");
+      fail(field + " is empty");
+    // Siblings are the pipeline's, not its steps': its own name or a step's
+    // would wire the last step to itself or to its own supervisor.
+    if (next_siblings[i] == name)
+      fail(field + " '" + name + "' is the pipeline itself");
+    if (names.count(next_siblings[i]) > 0)
+      fail(field + " '" + next_siblings[i]
+           + "' is a step of the pipeline, not a sibling");
+  }
   if (steps.size() == 1 && steps.front().source && next.empty()
       && next_siblings.empty())
     fail("the only step is a source and there is no next: its items go nowhere");
   if (!steps.front().source && inputs == 0)
     fail("inputs is 0: the first step waits for at least one upstream");
+  // The supervisor's own fields, checked now rather than when it starts.
+  supervisor_spec supervisor;
+  supervisor.name = name;
+  supervisor.intensity = intensity;
+  supervisor.backoff = backoff;
+  troupe::validate(supervisor);
 }
 
 namespace {
@@ -79,24 +101,15 @@ child_spec step_child(const pipeline_config& cfg, size_t i) {
   spec.shutdown = step.shutdown;
   auto last = i + 1 == cfg.steps.size();
   auto next_name = last ? std::string{} : cfg.steps[i + 1].name;
-  spec.start = [step, last, next_name, next = cfg.next,
-                next_siblings = cfg.next_siblings, credit = cfg.credit,
+  spec.start = [step, last, next_name, next = cfg.next, credit = cfg.credit,
                 inputs = i == 0 ? cfg.inputs : size_t{1}](const spawn_context& ctx) {
     stage_config links;
     links.credit = credit;
     links.inputs = inputs;
-    if (!last) {
-      links.next = {ctx.sibling(next_name)};
-    } else {
+    if (last)
       links.next = next;
-      for (auto& sibling : next_siblings) {
-        auto address = ctx.sibling(sibling);
-        if (!address)
-          throw config_error("pipeline step '" + step.name + "'",
-                             "next sibling '" + sibling + "' does not exist");
-        links.next.push_back(std::move(address));
-      }
-    }
+    else
+      links.next = {ctx.sibling(next_name)};
     if (step.source)
       return spawn_source(ctx, std::move(links), step.source);
     if (step.function)
@@ -114,22 +127,51 @@ supervisor_spec to_supervisor_spec(const pipeline_config& cfg) {
   spec.backoff = cfg.backoff;
   // A pipeline whose stream ended has nothing left to do.
   spec.auto_shutdown = auto_shutdown::all_children_done;
-  for (size_t i = 0; i < cfg.steps.size(); ++i)
-    spec.children.push_back(step_child(cfg, i));
+  // Last step first, as a sink starts before its source: the supervisor
+  // stops children in reverse start order, so a drain reaches the first
+  // step first and the end of the stream flows down to steps still running.
+  for (size_t i = cfg.steps.size(); i > 0; --i)
+    spec.children.push_back(step_child(cfg, i - 1));
   return spec;
+}
+
+// Looks up next_siblings among the siblings of the pipeline itself (`ctx` is
+// the pipeline's context, not a step's) and moves them into `next`.
+void resolve_next_siblings(const spawn_context& ctx, pipeline_config& cfg) {
+  for (auto& sibling : cfg.next_siblings) {
+    auto address = ctx.sibling(sibling);
+    if (!address)
+      throw config_error("pipeline_config of '" + cfg.name + "'",
+                         "next_siblings: '" + sibling
+                           + "' is not a sibling of the pipeline");
+    if (address == ctx.address())
+      throw config_error("pipeline_config of '" + cfg.name + "'",
+                         "next_siblings: '" + sibling
+                           + "' is the pipeline itself");
+    cfg.next.push_back(std::move(address));
+  }
+  cfg.next_siblings.clear();
 }
 
 } // namespace
 
 caf::actor spawn_pipeline(spawn_context ctx, pipeline_config cfg) {
   cfg.validate();
+  resolve_next_siblings(ctx, cfg);
   return spawn_supervisor(std::move(ctx), to_supervisor_spec(cfg));
 }
 
 child_spec pipeline_child(pipeline_config cfg, restart_type restart,
                           caf::timespan shutdown) {
   cfg.validate();
-  return supervisor_child(to_supervisor_spec(cfg), restart, shutdown);
+  auto result = supervisor_child(to_supervisor_spec(cfg), restart, shutdown);
+  if (!cfg.next_siblings.empty())
+    result.start = [cfg](const spawn_context& ctx) {
+      auto resolved = cfg;
+      resolve_next_siblings(ctx, resolved);
+      return spawn_supervisor(ctx, to_supervisor_spec(resolved));
+    };
+  return result;
 }
 
 } // namespace troupe

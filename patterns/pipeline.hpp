@@ -21,9 +21,13 @@
 //
 // The pipeline is a supervisor (supervision/supervisor.hpp): one child per
 // step, one_for_one, each wired to its neighbour's stable address, so a step
-// that crashes is restarted and its links carry on (items it had not
-// acknowledged are sent again; only the item that threw is lost, counted in
-// the step's `errors`). It stops by itself once every step has ended (the
+// that crashes is restarted and its links carry on: items its upstream sent
+// and it had not taken yet are sent again. What it had taken is lost with it:
+// the item that threw (counted in the step's `errors`), and for a step that
+// holds items after taking them (a fan-out's calls in flight and results
+// waiting for their turn, a batcher's open batch) those too, counted in the
+// step's `dropped`. The stage core acknowledges an item when the logic takes
+// it, not when its result is emitted. It stops by itself once every step has ended (the
 // stream ran dry), and answers a supervisor's messages:
 //   (drain_atom [, caf::timespan deadline]) -> actor_report
 //       the source stops producing, what is in flight drains to the end.
@@ -61,7 +65,10 @@ struct pipeline_step {
   produce_function source;
   item_function function;
   stage_factory actor;
-  /// As for any child: a step that ends normally is done (transient).
+  /// Must stay transient (validate() rejects the others): a step that ends
+  /// normally is done, one that crashes is restarted. A permanent step would
+  /// be restarted after its stream ended, a temporary one would leave its
+  /// upstream sending to nobody after a crash.
   restart_type restart = restart_type::transient;
   /// How long stopping the step may take before it is killed.
   caf::timespan shutdown = std::chrono::seconds(5);
@@ -78,7 +85,10 @@ struct pipeline_config {
   /// Where the last step sends its items.
   std::vector<caf::actor> next;
   /// Siblings of a nested pipeline (under the same parent) the last step
-  /// sends to, by name; resolved through the parent when the pipeline starts.
+  /// sends to, by name; looked up among the pipeline's own siblings each
+  /// time the pipeline starts, failing the start with a config_error if one
+  /// is missing. Neither the pipeline's name nor a step's name may appear.
+  /// spawn_pipeline accepts them only with a context that can resolve them.
   std::vector<std::string> next_siblings;
   /// The window of every link; 0: the system's troupe.default-credit.
   uint32_t credit = 0;
@@ -96,8 +106,10 @@ struct pipeline_config {
 };
 
 /// Validates `cfg` (throwing config_error) and spawns the pipeline's
-/// supervisor, which starts the steps in order. Unsupervised, its final
-/// report goes where `ctx.report_to` says.
+/// supervisor. It starts the steps last first (as a sink starts before its
+/// source), so that stopping them in reverse start order drains the first
+/// step first and the end of the stream flows down through the others.
+/// Unsupervised, its final report goes where `ctx.report_to` says.
 caf::actor spawn_pipeline(spawn_context ctx, pipeline_config cfg);
 
 /// The pipeline as a child of a bigger supervisor, named `cfg.name`
