@@ -100,6 +100,7 @@ void shutdown_units(const options& opts, std::vector<result>& out) {
   r.lost = total - drained;
   r.add("shutdown_ms", seconds_between(t_req, t_end) * 1e3);
   r.add("drained", drained);
+  r.add("not_drained", not_drained);
   out.push_back(std::move(r));
 }
 

@@ -95,13 +95,24 @@ void spawn_idle(const options& opts, std::vector<result>& out) {
   cfg.kind = "idle";
   for (uint64_t id = 0; id < n; ++id)
     units.push_back(spawn_stage(sys, cfg, std::make_unique<idle_unit>(t, id)));
-  self->receive([](all_started_atom) {});
+  // Bounds, not expectations: a unit that never starts or stops must show
+  // in the result (lost) instead of hanging the run.
+  const auto patience = std::chrono::minutes(2);
+  self->receive([](all_started_atom) {},
+                caf::after(patience) >> [&] {
+                  progress("spawn: only " + std::to_string(t->started.load()) + " of "
+                           + std::to_string(n) + " units started");
+                });
   auto t_spawned = bench_clock::now();
   auto rss_now_kb = status_kb("VmRSS");
   for (auto& u : units)
     caf::anon_send(u, cancel_atom::value);
   units.clear();
-  self->receive([](all_stopped_atom) {});
+  self->receive([](all_stopped_atom) {},
+                caf::after(patience) >> [&] {
+                  progress("spawn: only " + std::to_string(t->stopped.load()) + " of "
+                           + std::to_string(n) + " units stopped");
+                });
   auto t_end = bench_clock::now();
   auto peak_kb = hwm_reset ? status_kb("VmHWM") : rss_now_kb;
   auto grown = peak_kb > base_kb ? peak_kb - base_kb : 0;

@@ -20,8 +20,6 @@ void blocking_config::validate() const {
     fail("max_threads is 0: blocking work needs at least one thread");
   if (job_timeout < caf::timespan{0})
     fail("job_timeout is negative (0 means no limit)");
-  if (max_attempts == 0)
-    fail("max_attempts is 0: a job needs at least one attempt");
   if (worker_restarts.max_restarts < 0)
     fail("worker_restarts.max_restarts is negative");
   if (worker_restarts.period <= caf::timespan{0})
@@ -37,6 +35,11 @@ namespace {
 caf::behavior blocking_worker(caf::event_based_actor*, std::string name) {
   return {
     [name](blocking_job& job) -> caf::result<caf::message> {
+      // Nobody waits for it: its answer would be discarded, and the call
+      // may have effects its caller was told did not happen.
+      if (job.abandoned && job.abandoned->load())
+        return make_error(errc::cancelled,
+                          name + ": the job was answered before it started");
       if (job.start_by != std::chrono::steady_clock::time_point{}
           && std::chrono::steady_clock::now() > job.start_by)
         return make_error(errc::call_timeout,
@@ -64,7 +67,13 @@ caf::actor spawn_blocking_executor(spawn_context ctx, blocking_config cfg) {
   pool.policy = dispatch_policy::pull;
   pool.prefetch = 1;
   pool.queue_capacity = cfg.queue_capacity + cfg.max_threads;
-  pool.max_attempts = cfg.max_attempts;
+  // Never twice: a blocking call may not be safe to repeat.
+  pool.max_attempts = 1;
+  pool.on_abandon = [](const caf::message& msg) {
+    if (msg.match_elements<blocking_job>())
+      if (auto& flag = msg.get_as<blocking_job>(0).abandoned)
+        flag->store(true);
+  };
   pool.job_timeout = cfg.job_timeout;
   pool.worker_restarts = cfg.worker_restarts;
   if (ctx.name().empty())

@@ -8,23 +8,28 @@
 //
 //   - The executor is a worker pool (patterns/pool.hpp) with pull dispatch,
 //     one job per worker at a time, whose workers are detached actors (each
-//     its own thread). At most max_threads jobs run at once; at most
-//     queue_capacity more wait. Beyond that a job is refused with
-//     errc::pool_full.
+//     its own thread). At most max_threads jobs are given to threads at
+//     once; the others wait in the executor. It holds at most
+//     queue_capacity + max_threads (as spawned) jobs that callers wait for;
+//     beyond that a job is refused with errc::pool_full.
 //   - A job is a function returning a value (blocking_job; build one with
 //     make_blocking_job). It is local: its message cannot cross nodes.
 //   - An exception thrown by the function is the job's answer, as
 //     errc::job_threw with the exception's what(); the worker and its thread
-//     carry on with the next job. A worker that stops anyway (killed) is
-//     restarted, and the job it held is run again only if max_attempts allows.
+//     carry on with the next job. A job is never run twice: a worker that
+//     stops anyway (killed before it started the job) is restarted and the
+//     job fails with errc::job_failed.
 //   - A function cannot be interrupted. A job past job_timeout is answered
-//     with errc::call_timeout at its deadline, but its thread stays busy until
-//     the function returns. Cancelling the executor answers every job it holds
-//     at once; running functions still finish on their threads.
+//     with errc::call_timeout at its deadline, but its thread keeps the job
+//     (counted in `overdue`) and takes no other until the function returns.
+//     Cancelling the executor answers every job it holds at once; running
+//     functions still finish on their threads. A job answered before its
+//     function started (timed out, cancelled) never starts.
 //
 // Messages it understands: those of a pool (and so of a stage: drain_atom
 // waits for every job held, cancel_atom, status_atom, resize_atom to change
-// max_threads), and
+// the number of threads; the total of jobs held stays the one set at spawn,
+// so growing leaves fewer waiting places), and
 //   (blocking_job) -> whatever the function returned, or an error:
 //       errc::pool_full, errc::job_threw, errc::call_timeout (job_timeout, or
 //       the job's own start_by passed before a thread took it),
@@ -35,6 +40,7 @@
 // Its actor_report (kind "blocking") has the pool's stats: `workers` is the
 // number of threads, `in_flight` the jobs running, `queued` the jobs waiting,
 // `completed`, `failed` (threw, timed out, refused by a worker), `timed_out`,
+// `overdue` (timed-out jobs whose function still runs), `late_answers`,
 // `rejected` (full or shutting down), `worker_restarts`.
 
 #include "troupe/actors/errors.hpp"
@@ -52,6 +58,7 @@
 #include <caf/send.hpp>
 #include <caf/timespan.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -71,6 +78,10 @@ struct blocking_job {
   /// A job that has not started by then is answered with errc::call_timeout
   /// without running; the epoch (the default) means no limit.
   std::chrono::steady_clock::time_point start_by{};
+  /// Set by the executor when it answered the job without its result (timed
+  /// out, cancelled); a thread that has not started the job skips it. Shared
+  /// by every copy of the job.
+  std::shared_ptr<std::atomic<bool>> abandoned = std::make_shared<std::atomic<bool>>(false);
 };
 
 } // namespace troupe
@@ -86,11 +97,9 @@ struct blocking_config {
   /// errc::pool_full. 0 means none wait.
   size_t queue_capacity = 1024;
   /// How long a job may run; 0 means no limit. A late job is answered with
-  /// errc::call_timeout; its thread is busy until the function returns.
+  /// errc::call_timeout; its thread takes no other job until the function
+  /// returns.
   caf::timespan job_timeout{0};
-  /// Runs a job gets when its worker is killed while running it; at least 1
-  /// (1: never run again, since a blocking call may not be safe to repeat).
-  uint32_t max_attempts = 1;
   /// Worker restarts allowed within a period; one more and the executor
   /// fails with errc::restart_intensity_exceeded.
   restart_intensity worker_restarts;

@@ -28,6 +28,7 @@
 #include <set>
 #include <stdexcept>
 #include <unordered_map>
+#include <utility>
 
 namespace troupe {
 
@@ -101,8 +102,6 @@ public:
   pool_core(spawn_context ctx, pool_config cfg)
     : ctx_(std::move(ctx)), cfg_(std::move(cfg)) {
     name_ = ctx_.name().empty() ? std::string{"pool"} : ctx_.name();
-    if (cfg_.job_timeout > caf::timespan{0})
-      timeout_ = caf::duration{cfg_.job_timeout};
   }
 
   void start(stage_control& ctl) {
@@ -129,6 +128,7 @@ public:
     for (auto& [id, j] : jobs_) {
       if (j.promise.pending())
         j.promise.deliver(err);
+      abandon(j);
       // The promise refers to the pool: dropping it breaks the cycle.
       j.promise = caf::response_promise{};
     }
@@ -153,8 +153,12 @@ public:
     ended_ = true;
   }
 
-  void on_timer(uint64_t slot_id) {
-    auto i = slots_.find(slot_id);
+  void on_timer(uint64_t token) {
+    if ((token & deadline_bit) != 0) {
+      on_deadline(token);
+      return;
+    }
+    auto i = slots_.find(token);
     if (i == slots_.end() || i->second.worker)
       return; // retired meanwhile
     if (restart(i->second))
@@ -192,11 +196,13 @@ public:
     stat("retiring", retiring);
     stat("queued", queue_.size());
     stat("in_flight", jobs_.size() - queue_.size());
+    stat("overdue", overdue_.size());
     stat("max_held", max_held_);
     stat("accepted", accepted_);
     stat("completed", completed_);
     stat("failed", failed_jobs_);
     stat("timed_out", timed_out_);
+    stat("late_answers", late_answers_);
     stat("retried", retried_);
     stat("worker_restarts", worker_restarts_);
     stat("rejected", rejected_);
@@ -224,6 +230,13 @@ public:
 private:
   static constexpr uint64_t no_slot = std::numeric_limits<uint64_t>::max();
 
+  // Marks a timer token as a job's deadline; slot ids (start retries) never
+  // reach this bit.
+  static constexpr uint64_t deadline_bit = uint64_t{1} << 63;
+
+  // One attempt of a job: its answer is matched to it by both.
+  using attempt_key = std::pair<uint64_t, uint32_t>;
+
   struct job {
     caf::message msg;
     // Pending for a request; not for a stream item or an asynchronous
@@ -232,6 +245,7 @@ private:
     bool from_stream = false;
     uint32_t attempts = 0; // also tags the current attempt's answer
     uint64_t slot = no_slot; // the slot holding it; no_slot while queued
+    uint64_t deadline = 0; // token of the current attempt's timer, or 0
   };
 
   struct slot {
@@ -241,6 +255,9 @@ private:
     uint32_t restarts = 0;
     bool retiring = false;
     std::set<uint64_t> held; // job ids, oldest first
+    // Attempts answered at their deadline that the worker still runs: they
+    // keep their place at the worker until it answers them.
+    size_t overdue = 0;
     uint64_t dispatched = 0;
     uint64_t answered = 0;
     uint64_t error_answers = 0;
@@ -306,6 +323,7 @@ private:
 
   // A planned stop: the worker holds no job, and its exit is no crash.
   void stop_worker(std::map<uint64_t, slot>::iterator i) {
+    forget_overdue(i->second);
     if (i->second.worker) {
       self_->demonitor(i->second.worker);
       self_->send_exit(i->second.worker, caf::exit_reason::user_shutdown);
@@ -321,6 +339,7 @@ private:
       return;
     auto& s = i->second;
     s.worker = nullptr;
+    forget_overdue(s);
     auto why = x.reason ? self_->system().render(x.reason)
                         : std::string{"worker stopped"};
     requeue(s, why);
@@ -377,13 +396,13 @@ private:
     auto consider = [&](slot& s) {
       if (!s.worker || s.retiring)
         return false;
-      if (cfg_.policy == dispatch_policy::pull && s.held.size() >= cfg_.prefetch)
+      if (cfg_.policy == dispatch_policy::pull && load(s) >= cfg_.prefetch)
         return false;
       if (cfg_.policy == dispatch_policy::round_robin) {
         best = &s;
         return true;
       }
-      if (best == nullptr || s.held.size() < best->held.size())
+      if (best == nullptr || load(s) < load(*best))
         best = &s;
       return false;
     };
@@ -406,11 +425,79 @@ private:
     j.slot = s.id;
     s.held.insert(id);
     ++s.dispatched;
+    if (cfg_.job_timeout > caf::timespan{0}) {
+      j.deadline = deadline_bit | next_deadline_++;
+      deadlines_.emplace(j.deadline, attempt_key{id, attempt});
+      ctl_->schedule(cfg_.job_timeout, j.deadline);
+    }
+    // No request timeout: the pool's own timer answers the caller at the
+    // deadline, and the worker's late answer still arrives here, to free
+    // its place.
     auto core = shared_from_this();
     request_any(
-      self_, s.worker, timeout_, j.msg,
+      self_, s.worker, caf::duration{caf::infinite}, j.msg,
       [core, id, attempt](caf::message& answer) { core->on_answer(id, attempt, answer); },
       [core, id, attempt](caf::error& err) { core->on_failure(id, attempt, err); });
+  }
+
+  // Jobs a worker holds, counting those answered at their deadline that it
+  // is still running: a worker stuck in a late job gets no new ones.
+  static size_t load(const slot& s) {
+    return s.held.size() + s.overdue;
+  }
+
+  void on_deadline(uint64_t token) {
+    auto i = deadlines_.find(token);
+    if (i == deadlines_.end())
+      return; // answered in time
+    auto [id, attempt] = i->second;
+    deadlines_.erase(i);
+    auto j = current(id, attempt);
+    if (j == nullptr || failed_)
+      return;
+    auto s = slots_.find(j->slot);
+    if (s != slots_.end()) {
+      ++s->second.overdue;
+      overdue_.emplace(attempt_key{id, attempt}, s->first);
+    }
+    ++timed_out_;
+    abandon(*j);
+    fail_job(id, make_error(errc::call_timeout,
+                            name_ + ": job took longer than "
+                              + render_duration(cfg_.job_timeout)));
+    after_change();
+  }
+
+  // The worker answered an attempt that was answered at its deadline: its
+  // place is free again. True if it was such an attempt.
+  bool settle_overdue(uint64_t id, uint32_t attempt) {
+    auto i = overdue_.find(attempt_key{id, attempt});
+    if (i == overdue_.end())
+      return false;
+    if (auto s = slots_.find(i->second); s != slots_.end() && s->second.overdue > 0)
+      --s->second.overdue;
+    overdue_.erase(i);
+    ++late_answers_;
+    after_change();
+    return true;
+  }
+
+  // The slot's worker is gone, and with it the late jobs it was running.
+  void forget_overdue(slot& s) {
+    for (auto i = overdue_.begin(); i != overdue_.end();) {
+      if (i->second == s.id)
+        i = overdue_.erase(i);
+      else
+        ++i;
+    }
+    s.overdue = 0;
+  }
+
+  // The job is answered without its worker's answer: tells the worker, if
+  // the job asks to be told, so that one that has not started it skips it.
+  void abandon(const job& j) {
+    if (cfg_.on_abandon && j.slot != no_slot)
+      cfg_.on_abandon(j.msg);
   }
 
   // The job if `attempt` is its current one, held by a worker; answers of
@@ -424,20 +511,14 @@ private:
   }
 
   void on_failure(uint64_t id, uint32_t attempt, caf::error& err) {
-    if (current(id, attempt) == nullptr || failed_)
+    if (settle_overdue(id, attempt) || current(id, attempt) == nullptr || failed_)
       return;
-    if (err == caf::sec::request_timeout) {
-      ++timed_out_;
-      fail_job(id, make_error(errc::call_timeout,
-                              name_ + ": job took longer than "
-                                + render_duration(cfg_.job_timeout)));
-      after_change();
-      return;
-    }
     probe(id, attempt, err);
   }
 
   void on_answer(uint64_t id, uint32_t attempt, caf::message& answer) {
+    if (settle_overdue(id, attempt))
+      return;
     auto j = current(id, attempt);
     if (j == nullptr || failed_)
       return;
@@ -488,6 +569,8 @@ private:
     auto i = jobs_.find(id);
     auto result = std::move(i->second);
     jobs_.erase(i);
+    if (result.deadline != 0)
+      deadlines_.erase(result.deadline);
     if (result.slot != no_slot)
       if (auto s = slots_.find(result.slot); s != slots_.end())
         s->second.held.erase(id);
@@ -555,7 +638,6 @@ private:
   spawn_context ctx_;
   pool_config cfg_;
   std::string name_;
-  caf::duration timeout_{caf::infinite};
   stage_control* ctl_ = nullptr;
   caf::event_based_actor* self_ = nullptr;
   std::map<uint64_t, slot> slots_;
@@ -564,6 +646,9 @@ private:
   std::unordered_map<uint64_t, job> jobs_; // queued and in flight
   std::deque<uint64_t> queue_;
   uint64_t next_job_ = 0;
+  std::unordered_map<uint64_t, attempt_key> deadlines_; // timer token -> attempt
+  uint64_t next_deadline_ = 1;
+  std::map<attempt_key, uint64_t> overdue_; // attempt -> slot still running it
   restart_window restart_window_{cfg_.worker_restarts};
   bool ended_ = false;
   bool failed_ = false;
@@ -576,6 +661,7 @@ private:
   uint64_t retried_ = 0;
   uint64_t worker_restarts_ = 0;
   uint64_t rejected_ = 0;
+  uint64_t late_answers_ = 0;
 };
 
 // The stage's view of the pool; the state lives in pool_core, which the

@@ -48,6 +48,9 @@
 //   failed           jobs that ended in an error (answered, timed out, or
 //                    out of attempts)
 //   timed_out        of these, jobs that exceeded job_timeout
+//   overdue          timed-out jobs their workers are still running; each
+//                    keeps its place at its worker until the worker answers
+//   late_answers     answers of timed-out jobs, discarded
 //   retried          dispatches of a job again after its worker crashed
 //   worker_restarts  workers restarted after they stopped
 //   rejected         requests refused (pool full or shutting down)
@@ -62,6 +65,7 @@
 
 #include <caf/actor.hpp>
 #include <caf/atom.hpp>
+#include <caf/message.hpp>
 #include <caf/timespan.hpp>
 
 #include <cstddef>
@@ -101,9 +105,16 @@ struct pool_config {
   /// Attempts a job gets when its workers crash; at least 1 (1: no retry).
   uint32_t max_attempts = 3;
   /// How long a worker may take for one attempt; 0 means no limit. A late
-  /// job fails with errc::call_timeout and is not retried (the worker may
-  /// still be running it).
+  /// job fails with errc::call_timeout at its deadline and is not retried.
+  /// The worker may still be running it, so the job keeps its place at that
+  /// worker (counted in `overdue`) until the worker answers, and the answer
+  /// is discarded: a pull worker stuck in a late job is given no new ones.
   caf::timespan job_timeout{0};
+  /// Optional. Called with a job's message when the pool answers the job
+  /// without its worker's answer while a worker may hold it (it timed out,
+  /// or the pool stopped), so that a worker that has not started the job
+  /// yet can tell and skip it; the blocking executor sets a flag in its job.
+  std::function<void(const caf::message&)> on_abandon;
   /// Worker restarts allowed within a period; one more and the pool fails
   /// with errc::restart_intensity_exceeded, for its supervisor to handle.
   restart_intensity worker_restarts;

@@ -20,6 +20,7 @@ struct relay_state {
   std::string child;
   size_t capacity = 0;
   caf::actor target;
+  caf::actor_addr supervisor; // weak: the supervisor holds the relay
   bool closed = false;
   std::deque<caf::mailbox_element_ptr> held;
   std::map<caf::actor, caf::message> opens; // latest link_open per upstream
@@ -43,10 +44,11 @@ void give_up(relay_actor* self, caf::mailbox_element& x) {
       || content.match_elements<link_open>()
       || content.match_elements<end_of_stream>())
     return;
-  // Nor is a drain sent as a plain message: the supervisor's drain goes
-  // through the relay and may find the child already gone (it completed).
+  // Nor is the supervisor's own drain: it goes through the relay and may
+  // find the child already gone (it completed). Anyone else's is counted.
   if (!x.mid.is_request() && content.size() > 0
-      && content.match_element<drain_atom>(0))
+      && content.match_element<drain_atom>(0) && x.sender
+      && caf::actor_cast<caf::actor_addr>(x.sender) == self->state.supervisor)
     return;
   ++self->state.lost;
   if (x.mid.is_request() && x.sender) {
@@ -142,8 +144,10 @@ caf::result<caf::message> on_message(caf::scheduled_actor* ptr,
   return caf::delegated<caf::message>{};
 }
 
-caf::behavior relay(relay_actor* self, std::string child, size_t capacity) {
+caf::behavior relay(relay_actor* self, std::string child, size_t capacity,
+                    caf::actor_addr supervisor) {
   self->state.child = std::move(child);
+  self->state.supervisor = std::move(supervisor);
   self->state.capacity = capacity;
   self->set_default_handler(on_message);
   auto detach = [self](const caf::actor_addr& gone) {
@@ -172,8 +176,9 @@ caf::behavior relay(relay_actor* self, std::string child, size_t capacity) {
 } // namespace
 
 caf::actor spawn_relay(caf::actor_system& sys, std::string child_name,
-                       size_t buffer_size) {
-  return sys.spawn(relay, std::move(child_name), buffer_size);
+                       size_t buffer_size, caf::actor_addr supervisor) {
+  return sys.spawn(relay, std::move(child_name), buffer_size,
+                   std::move(supervisor));
 }
 
 } // namespace troupe

@@ -42,7 +42,8 @@ using relay_stop_atom = caf::atom_constant<caf::atom("trp_rstop")>;
 /// (relay_lost_atom) -> uint64_t lost so far.
 using relay_lost_atom = caf::atom_constant<caf::atom("trp_rlost")>;
 
+/// `supervisor` is the one whose drains it forwards (see give_up).
 caf::actor spawn_relay(caf::actor_system& sys, std::string child_name,
-                       size_t buffer_size);
+                       size_t buffer_size, caf::actor_addr supervisor);
 
 } // namespace troupe

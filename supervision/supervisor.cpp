@@ -701,7 +701,8 @@ caf::behavior supervisor_core::start(caf::event_based_actor* self) {
   for (auto& spec : spec_.children) {
     child c;
     c.spec = spec;
-    c.relay = spawn_relay(self->system(), spec.name, spec.restart_buffer);
+    c.relay = spawn_relay(self->system(), spec.name, spec.restart_buffer,
+                          self->address());
     c.totals.name = spec.name;
     (*addresses)[spec.name] = c.relay;
     by_name_[spec.name] = children_.size();

@@ -757,6 +757,9 @@ BOOST_AUTO_TEST_CASE(late_job_fails_with_call_timeout_and_is_not_retried) {
   BOOST_CHECK(err == errc::call_timeout);
   auto starts = pending_starts();
   BOOST_REQUIRE_EQUAL(starts.size(), 1u);
+  // The worker still runs it: the job keeps its place there.
+  BOOST_CHECK_EQUAL(stat(status(pool), "overdue"), 1);
+  BOOST_CHECK_EQUAL(stat(status(pool), "in_flight"), 0);
   // The worker's answer comes too late and is ignored.
   self->send(starts.front().handle, release_atom::value);
   auto r = status(pool);

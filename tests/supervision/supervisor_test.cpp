@@ -231,6 +231,22 @@ BOOST_AUTO_TEST_CASE(messages_to_a_child_that_will_not_return_are_counted_lost) 
   BOOST_CHECK_EQUAL(report.children[0].lost, 4u);
 }
 
+// The relay lets only the supervisor's own drain find the child gone
+// uncounted (it may have completed); a drain from anyone else is a message
+// that was not delivered.
+BOOST_AUTO_TEST_CASE(drain_from_another_sender_to_a_gone_child_is_counted_lost) {
+  supervisor_spec spec;
+  spec.children = {observed_child("gone", self, restart_type::temporary)};
+  auto sup = spawn_supervisor(sys, spec);
+  next_event();
+  auto gone = address_of(sup, "gone");
+  crash_and_wait(sup, "gone");
+  self->send(gone, drain_atom::value);
+  auto report = request_report(sup, caf::make_message(drain_atom::value));
+  BOOST_REQUIRE_EQUAL(report.children.size(), 1u);
+  BOOST_CHECK_EQUAL(report.children[0].lost, 1u);
+}
+
 BOOST_AUTO_TEST_CASE(throwing_factory_is_a_crash_the_supervisor_handles) {
   auto calls = std::make_shared<int>(0);
   child_spec flaky;
