@@ -158,6 +158,14 @@ struct state_config {
   restart_intensity shard_restarts;
   /// Requests a shard's address holds while the shard restarts (>= 1).
   size_t restart_buffer = 1024;
+  /// Writes (and the reads queued behind them) a held shard keeps waiting
+  /// (>= 1); one more is refused with errc::state_contended.
+  size_t max_deferred = 10000;
+  /// Once a shard's oldest waiting write has waited this long (> 0), it
+  /// refuses new holds (their get_many fails with errc::state_contended)
+  /// until its writes went in: overlapping get_manys cannot hold writes back
+  /// for ever. A write waits at most about this plus hold_timeout.
+  caf::timespan max_write_wait = std::chrono::milliseconds(100);
 
   /// Throws config_error naming the first invalid field.
   void validate() const;

@@ -195,7 +195,7 @@ caf::behavior transferer(caf::event_based_actor* self, caf::actor st,
 
 } // namespace
 
-BOOST_FIXTURE_TEST_SUITE(state_test, state_fixture)
+BOOST_FIXTURE_TEST_SUITE(state, state_fixture)
 
 BOOST_AUTO_TEST_CASE(state_answers_get_set_delete_and_get_many) {
   for (uint32_t shards : {1u, 3u}) {
