@@ -130,12 +130,13 @@ struct state_fixture : system_fixture {
     auto gate = std::make_unique<shard_gate>();
     auto entered = std::make_shared<std::promise<void>>();
     auto inside = entered->get_future();
-    caf::anon_send(address, state_update(key, [entered, released = gate->released](
-                                                const state_value& v) {
-                     entered->set_value();
-                     released.wait();
-                     return v;
-                   }));
+    auto update = state_update(key, [entered, released = gate->released](
+                                      const state_value& v) {
+      entered->set_value();
+      released.wait();
+      return v;
+    });
+    caf::anon_send(address, std::move(update));
     BOOST_REQUIRE(inside.wait_for(patience) == std::future_status::ready);
     return gate;
   }
@@ -571,9 +572,12 @@ BOOST_AUTO_TEST_CASE(state_write_to_a_held_shard_waits_until_the_get_many_is_ans
 
 BOOST_AUTO_TEST_CASE(state_get_many_retries_when_a_held_shard_restarted) {
   // A shard that answered its hold, then crashed: its new incarnation holds
-  // nothing and takes writes at once. A client sets a there, then b (at high
-  // priority, overtaking b's hold): the first answers are a's old value and
-  // b's new one, which no moment ever showed. The front must not answer that.
+  // nothing and takes writes at once. A client sets a there, then b; should
+  // b's set overtake b's hold (a high-priority message may), the holds'
+  // answers are a's old value and b's new one, which no moment showed. The
+  // front must not answer values from a dead incarnation's hold: it retries.
+  // (CAF 0.17 serves the hold first here, so without the retry the answer is
+  // the old a and the old b; the test then fails on the values and count.)
   state_config cfg;
   cfg.shards = 2;
   cfg.hold_timeout = patience;
@@ -599,6 +603,8 @@ BOOST_AUTO_TEST_CASE(state_get_many_retries_when_a_held_shard_restarted) {
     [&](std::vector<state_value>& vs) {
       BOOST_REQUIRE_EQUAL(vs.size(), 2u);
       BOOST_REQUIRE_MESSAGE(vs[0].found, "a absent with b = " << num_of(vs[1]));
+      BOOST_REQUIRE_MESSAGE(!(num_of(vs[0]) == 0 && num_of(vs[1]) == 1),
+                            "a's old value with b's new one");
       BOOST_CHECK_EQUAL(num_of(vs[0]), 1);
       BOOST_CHECK_EQUAL(num_of(vs[1]), 1);
     },
