@@ -30,6 +30,8 @@ std::string to_string(errc x) {
       return "shutting_down";
     case errc::job_threw:
       return "job_threw";
+    case errc::state_contended:
+      return "state_contended";
   }
   return "unknown troupe error";
 }

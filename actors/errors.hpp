@@ -42,6 +42,10 @@ enum class errc : uint8_t {
   shutting_down,
   /// A blocking job's function threw; the context is the exception's what().
   job_threw,
+  /// A shared state refused a request so that writes held by get_manys can
+  /// go in: too many writes wait on a shard (the write is refused), or the
+  /// oldest has waited too long (a new get_many is refused).
+  state_contended,
 };
 
 /// The CAF error category of errc.

@@ -206,6 +206,10 @@ public:
     pump();
   }
 
+  bool draining() const override {
+    return draining_;
+  }
+
   void push(item x) override {
     ++out_;
     if (ending_)

@@ -59,6 +59,9 @@ public:
   /// not call itself (the stage resumes by itself after on_item, on_timer
   /// and on_request).
   virtual void resume() = 0;
+  /// Whether a drain arrived: the stage ends once it is not busy, so logic
+  /// that answers requests refuses new work that would keep it busy.
+  virtual bool draining() const = 0;
 };
 
 /// The logic of a stage or sink. An exception thrown from it is a crash of the

@@ -40,6 +40,10 @@ void state_config::validate() const {
     fail("shard_restarts.period is not positive");
   if (restart_buffer == 0)
     fail("restart_buffer is 0: a restarting shard could hold no request");
+  if (max_deferred == 0)
+    fail("max_deferred is 0: a held shard could take no write");
+  if (max_write_wait <= caf::timespan{0})
+    fail("max_write_wait is not positive");
 }
 
 uint32_t state_shard_of(const std::string& key, uint32_t shards) {
@@ -99,6 +103,9 @@ enum counter : size_t {
   holds,
   holds_expired,
   deferred,
+  deferred_reads,
+  writes_refused,
+  holds_refused,
   misrouted,
   keys_loaded,
   restarts_with_loss,
@@ -113,6 +120,7 @@ constexpr std::array<const char*, counter_count> counter_names{
   "keys",     "gets",          "sets",     "deletes",
   "cas_ok",   "cas_failed",    "updates",  "update_errors",
   "get_many", "holds",         "holds_expired", "deferred",
+  "deferred_reads", "writes_refused", "holds_refused",
   "misrouted", "keys_loaded",  "restarts_with_loss", "keys_lost",
   nullptr,    nullptr,
 };
@@ -159,12 +167,14 @@ bool same_value(caf::actor_system& sys, const state_value& a,
 
 class shard_logic final : public stage_logic {
 public:
-  shard_logic(uint32_t index, uint32_t shards, std::function<state_entries()> load,
-              caf::timespan hold_timeout, std::shared_ptr<shard_counters> counters)
+  shard_logic(uint32_t index, uint32_t shards, const state_config& cfg,
+              std::shared_ptr<shard_counters> counters)
     : index_(index),
       shards_(shards),
-      load_(std::move(load)),
-      hold_timeout_(hold_timeout),
+      load_(cfg.load),
+      hold_timeout_(cfg.hold_timeout),
+      max_deferred_(cfg.max_deferred),
+      max_write_wait_(cfg.max_write_wait),
       counters_(std::move(counters)) {
     // nop
   }
@@ -173,7 +183,11 @@ public:
     ctl_ = &ctl;
     self_ = ctl.self();
     auto& c = *counters_;
+    // Counted before this incarnation serves anything: a front that reads
+    // the same number after a hold's answer knows no newer incarnation has
+    // applied a write since.
     c.add(starts);
+    incarnation_ = static_cast<uint64_t>(c.get(starts));
     if (c.get(starts) > 1 && !load_) {
       c.add(restarts_with_loss);
       c.add(keys_lost, c.get(keys));
@@ -191,6 +205,11 @@ public:
     // A shard has no stream inputs.
   }
 
+  // Waiting requests keep a draining shard alive until its holds end.
+  bool busy() const override {
+    return !deferred_.empty();
+  }
+
   void on_timer(uint64_t hold_id, emitter&) override {
     if (holds_.erase(hold_id) > 0) {
       counters_->add(holds_expired);
@@ -199,52 +218,42 @@ public:
   }
 
   caf::result<caf::message> on_request(caf::message& x) override {
-    counters_->add(answered);
-    if (x.match_elements<state_get_atom, std::string>()) {
-      auto& key = x.get_as<std::string>(1);
-      if (!owns(key))
-        return misrouted_error(key);
-      counters_->add(gets);
-      return caf::make_message(read(key));
-    }
-    if (x.match_elements<state_get_many_atom, std::vector<std::string>>()) {
-      auto& ks = x.get_as<std::vector<std::string>>(1);
-      for (auto& key : ks)
-        if (!owns(key))
-          return misrouted_error(key);
-      counters_->add(get_many);
-      return caf::make_message(read_all(ks));
-    }
-    if (x.match_elements<state_hold_atom, uint64_t, std::vector<std::string>>()) {
-      auto id = x.get_as<uint64_t>(1);
-      holds_.emplace(id);
-      counters_->add(holds);
-      ctl_->schedule(hold_timeout_, id);
-      return caf::make_message(read_all(x.get_as<std::vector<std::string>>(2)));
-    }
+    if (x.match_elements<state_hold_atom, uint64_t, std::vector<std::string>>())
+      return hold(x);
     if (x.match_elements<state_release_atom, uint64_t>()) {
       if (holds_.erase(x.get_as<uint64_t>(1)) > 0)
         apply_deferred();
       return caf::message{};
     }
-    if (x.size() < 2 || !x.match_element<std::string>(1) || !is_write(x))
+    bool read = x.match_elements<state_get_atom, std::string>()
+                || x.match_elements<state_get_many_atom, std::vector<std::string>>();
+    if (!read && (x.size() < 2 || !x.match_element<std::string>(1) || !is_write(x)))
       return caf::sec::unexpected_message;
-    auto& key = x.get_as<std::string>(1);
-    if (!owns(key))
-      return misrouted_error(key);
-    if (holds_.empty())
-      return write(x);
-    counters_->add(deferred);
+    counters_->add(answered);
+    if (auto key = foreign_key(x))
+      return misrouted_error(*key);
+    if (deferred_.empty() && (read || holds_.empty()))
+      return serve(x);
+    // Reads wait behind deferred writes too, so that a client that sends a
+    // write and then a read gets the read after the write.
+    if (deferred_.size() >= max_deferred_) {
+      counters_->add(writes_refused);
+      return make_error(errc::state_contended,
+                        "state shard " + std::to_string(index_) + ": "
+                          + std::to_string(deferred_.size())
+                          + " requests already wait for get_manys to end");
+    }
+    counters_->add(read ? deferred_reads : deferred);
     auto rp = self_->make_response_promise();
-    deferred_.emplace_back(std::move(x), rp);
+    deferred_.push_back(waiting{std::move(x), rp, std::chrono::steady_clock::now()});
     return rp;
   }
 
   void on_stop(const caf::error& reason) override {
     auto answer = reason ? reason : make_error(errc::shutting_down, "state shard");
-    for (auto& [msg, rp] : deferred_)
-      if (rp.pending())
-        rp.deliver(answer);
+    for (auto& w : deferred_)
+      if (w.promise.pending())
+        w.promise.deliver(answer);
     deferred_.clear();
   }
 
@@ -259,6 +268,50 @@ public:
   }
 
 private:
+  // A request that waits for the shard's holds to end.
+  struct waiting {
+    caf::message msg;
+    caf::response_promise promise;
+    std::chrono::steady_clock::time_point since;
+  };
+
+  // Answers (incarnation, values) at once: holds never wait, so overlapping
+  // get_manys cannot deadlock. Refused once a write has waited too long, so
+  // that a stream of get_manys cannot hold writes back for ever. The first
+  // waiting request is always a write: reads wait only behind one.
+  caf::result<caf::message> hold(caf::message& x) {
+    if (!deferred_.empty()
+        && std::chrono::steady_clock::now() - deferred_.front().since
+             >= max_write_wait_) {
+      counters_->add(holds_refused);
+      return make_error(errc::state_contended,
+                        "state shard " + std::to_string(index_)
+                          + ": writes waited too long for get_manys");
+    }
+    auto id = x.get_as<uint64_t>(1);
+    holds_.emplace(id);
+    counters_->add(holds);
+    // The front stops waiting for this answer hold_timeout after it sent the
+    // hold; this timer starts later, so a get_many the front still answers
+    // always ends before its holds expire.
+    ctl_->schedule(hold_timeout_, id);
+    return caf::make_message(incarnation_,
+                             read_all(x.get_as<std::vector<std::string>>(2)));
+  }
+
+  // A get or a write now.
+  caf::result<caf::message> serve(caf::message& x) {
+    if (x.match_elements<state_get_atom, std::string>()) {
+      counters_->add(gets);
+      return caf::make_message(read(x.get_as<std::string>(1)));
+    }
+    if (x.match_elements<state_get_many_atom, std::vector<std::string>>()) {
+      counters_->add(get_many);
+      return caf::make_message(read_all(x.get_as<std::vector<std::string>>(1)));
+    }
+    return write(x);
+  }
+
   static bool is_write(const caf::message& x) {
     return x.match_element<state_set_atom>(0) || x.match_element<state_delete_atom>(0)
            || x.match_element<state_cas_atom>(0)
@@ -267,6 +320,18 @@ private:
 
   bool owns(const std::string& key) const {
     return state_shard_of(key, shards_) == index_;
+  }
+
+  // The first key of `x` this shard does not own, if any.
+  const std::string* foreign_key(const caf::message& x) const {
+    if (x.match_element<std::vector<std::string>>(1)) {
+      for (auto& key : x.get_as<std::vector<std::string>>(1))
+        if (!owns(key))
+          return &key;
+      return nullptr;
+    }
+    auto& key = x.get_as<std::string>(1);
+    return owns(key) ? nullptr : &key;
   }
 
   caf::error misrouted_error(const std::string& key) {
@@ -349,31 +414,36 @@ private:
     return caf::sec::unexpected_message;
   }
 
-  // The last hold ended: the writes that waited go in, in arrival order.
+  // The last hold ended: the requests that waited go in, in arrival order.
   void apply_deferred() {
     if (!holds_.empty())
       return;
     while (!deferred_.empty()) {
-      auto [msg, rp] = std::move(deferred_.front());
+      auto w = std::move(deferred_.front());
       deferred_.pop_front();
-      auto res = write(msg);
+      auto res = serve(w.msg);
       if (res.flag == caf::rt_value)
-        rp.deliver(std::move(res.value));
+        w.promise.deliver(std::move(res.value));
       else
-        rp.deliver(std::move(res.err));
+        w.promise.deliver(std::move(res.err));
     }
+    // A drain may be waiting for them.
+    ctl_->resume();
   }
 
   uint32_t index_;
   uint32_t shards_;
   std::function<state_entries()> load_;
   caf::timespan hold_timeout_;
+  size_t max_deferred_;
+  caf::timespan max_write_wait_;
   std::shared_ptr<shard_counters> counters_;
+  uint64_t incarnation_ = 0;
   stage_control* ctl_ = nullptr;
   caf::event_based_actor* self_ = nullptr;
   std::unordered_map<std::string, item> map_;
   std::set<uint64_t> holds_;
-  std::deque<std::pair<caf::message, caf::response_promise>> deferred_;
+  std::deque<waiting> deferred_;
 };
 
 std::string shard_name(uint32_t i) {
@@ -399,13 +469,11 @@ public:
       child_spec c;
       c.name = shard_name(i);
       c.restart_buffer = cfg_.restart_buffer;
-      c.start = [i, shards = cfg_.shards, load = cfg_.load,
-                 hold = cfg_.hold_timeout,
-                 counters = counters_[i]](const spawn_context& ctx) {
+      c.start = [i, cfg = cfg_, counters = counters_[i]](const spawn_context& ctx) {
         stage_config links;
         links.kind = "state_shard";
         return spawn_stage(ctx, std::move(links),
-                           std::make_unique<shard_logic>(i, shards, load, hold,
+                           std::make_unique<shard_logic>(i, cfg.shards, cfg,
                                                          counters));
       };
       spec.children.push_back(std::move(c));
@@ -451,8 +519,12 @@ public:
       return caf::make_message(relays_);
     if (ended_)
       return make_error(errc::shutting_down, name_);
-    if (x.match_elements<state_get_many_atom, std::vector<std::string>>())
+    if (x.match_elements<state_get_many_atom, std::vector<std::string>>()) {
+      // A drain waits for the get_manys in flight, not for new ones.
+      if (ctl_->draining())
+        return make_error(errc::shutting_down, name_ + " is draining");
       return read_many(x);
+    }
     if (x.size() >= 2 && x.match_element<std::string>(1)) {
       auto& dest = relays_[state_shard_of(x.get_as<std::string>(1), cfg_.shards)];
       self_->delegate(dest, std::move(x));
@@ -472,7 +544,14 @@ public:
       release(id, r);
     }
     reads_.clear();
-    if (shards_sup_)
+    if (!shards_sup_)
+      return;
+    // A normal end drains the shards: the drain reaches each shard through
+    // its relay, behind the requests this front delegated to it, which are
+    // answered. Otherwise they stop at once.
+    if (!reason || reason == caf::exit_reason::normal)
+      caf::anon_send(shards_sup_, drain_atom::value);
+    else
       caf::anon_send_exit(shards_sup_, caf::exit_reason::user_shutdown);
   }
 
@@ -500,6 +579,7 @@ public:
         r.stats[counter_names[k]] = total[k];
     r.stats["get_many"] += static_cast<int64_t>(cross_reads_);
     r.stats["get_many_failed"] = static_cast<int64_t>(cross_failed_);
+    r.stats["get_many_retried"] = static_cast<int64_t>(cross_retried_);
     r.stats["shards"] = cfg_.shards;
     int64_t restarts = 0;
     for (auto& c : counters_)
@@ -512,11 +592,18 @@ private:
   // A get_many over several shards, waiting for their holds.
   struct cross_read {
     caf::response_promise promise;
+    std::vector<std::string> keys;
     std::vector<state_value> values;
     // Per involved shard: positions of its keys in the request.
     std::map<uint32_t, std::vector<size_t>> positions;
+    // Per shard that answered: the incarnation that answered.
+    std::map<uint32_t, uint64_t> incarnations;
     size_t waiting = 0;
+    int attempts = 0;
   };
+
+  // Attempts of a get_many whose held shard restarted before it completed.
+  static constexpr int max_attempts = 3;
 
   caf::result<caf::message> read_many(caf::message& x) {
     auto& ks = x.get_as<std::vector<std::string>>(1);
@@ -532,16 +619,27 @@ private:
       self_->delegate(relays_[positions.begin()->first], std::move(x));
       return caf::delegated<caf::message>{};
     }
-    auto id = next_read_++;
-    auto& r = reads_[id];
+    cross_read r;
     r.promise = self_->make_response_promise();
-    r.values.resize(ks.size());
-    r.waiting = positions.size();
-    for (auto& [shard, pos] : positions) {
+    r.keys = std::move(x.get_mutable_as<std::vector<std::string>>(1));
+    r.positions = std::move(positions);
+    auto promise = r.promise;
+    send_holds(std::move(r));
+    return promise;
+  }
+
+  // One attempt: a hold to every involved shard.
+  void send_holds(cross_read r) {
+    auto id = next_read_++;
+    ++r.attempts;
+    r.values.assign(r.keys.size(), state_value{});
+    r.incarnations.clear();
+    r.waiting = r.positions.size();
+    for (auto& [shard, pos] : r.positions) {
       std::vector<std::string> part;
       part.reserve(pos.size());
       for (auto p : pos)
-        part.push_back(ks[p]);
+        part.push_back(r.keys[p]);
       auto s = shard;
       request_any(
         self_, relays_[shard], caf::duration{cfg_.hold_timeout},
@@ -549,8 +647,7 @@ private:
         [this, id, s](caf::message& answer) { on_hold(id, s, answer); },
         [this, id](caf::error& err) { on_hold_failed(id, err); });
     }
-    r.positions = std::move(positions);
-    return r.promise;
+    reads_.emplace(id, std::move(r));
   }
 
   void on_hold(uint64_t id, uint32_t shard, caf::message& answer) {
@@ -558,18 +655,43 @@ private:
     if (i == reads_.end())
       return; // failed meanwhile; its holds were released
     auto& r = i->second;
-    if (!answer.match_elements<std::vector<state_value>>()) {
+    if (!answer.match_elements<uint64_t, std::vector<state_value>>()) {
       caf::error err = caf::make_error(caf::sec::unexpected_response,
                                        "a shard answered a hold wrongly");
       on_hold_failed(id, err);
       return;
     }
-    auto& vs = answer.get_mutable_as<std::vector<state_value>>(0);
+    r.incarnations[shard] = answer.get_as<uint64_t>(0);
+    auto& vs = answer.get_mutable_as<std::vector<state_value>>(1);
     auto& pos = r.positions[shard];
     for (size_t k = 0; k < pos.size() && k < vs.size(); ++k)
       r.values[pos[k]] = std::move(vs[k]);
     if (--r.waiting > 0)
       return;
+    // A shard that restarted after answering its hold has lost that hold:
+    // its new incarnation may have applied writes since, so the values are
+    // no snapshot. A new incarnation counts its start before serving
+    // anything, so an unchanged count means no write went in.
+    bool restarted = false;
+    for (auto& [s, inc] : r.incarnations)
+      if (static_cast<uint64_t>(counters_[s]->get(starts)) != inc)
+        restarted = true;
+    if (restarted) {
+      auto retry = std::move(r);
+      release(id, retry);
+      reads_.erase(i);
+      if (retry.attempts < max_attempts) {
+        ++cross_retried_;
+        send_holds(std::move(retry));
+      } else {
+        ++cross_failed_;
+        retry.promise.deliver(make_error(
+          errc::child_unavailable,
+          name_ + ": a held shard restarted during every attempt of a get_many"));
+        ctl_->resume();
+      }
+      return;
+    }
     ++cross_reads_;
     r.promise.deliver(std::move(r.values));
     release(id, r);
@@ -612,6 +734,7 @@ private:
   uint64_t next_read_ = 0;
   uint64_t cross_reads_ = 0;
   uint64_t cross_failed_ = 0;
+  uint64_t cross_retried_ = 0;
   bool ended_ = false;
 };
 

@@ -14,17 +14,28 @@
 // that its answer is one snapshot:
 //   - keys of one shard: that shard answers them in one step;
 //   - keys of several shards: the front asks each of them to hold. A shard
-//     holding answers the values of its keys at that moment, then serves
-//     reads but defers writes (set, delete, cas, update) until released.
+//     holding answers the values of its keys at that moment (and which
+//     incarnation it is), then defers writes (set, delete, cas, update),
+//     and the reads that arrive after a deferred write, until released.
 //     Once every hold answered, the front answers the caller and releases.
-//     All shards' values are then those at the moment the last hold
-//     answered (none changed in between), so the read is linearizable:
-//     a writer that sets A, waits for the answer, then sets B is never seen
-//     with B's new value and A's old one. Holds never wait for anything, so
-//     overlapping get_manys cannot deadlock; a shard counts them and applies
-//     its deferred writes, in order, when the last is released. A hold is
+//     A shard's values cannot change between its hold's answer and that
+//     moment, unless the shard restarted (the new incarnation holds nothing):
+//     the front then sees another incarnation count and asks again (at most
+//     3 attempts, then errc::child_unavailable). Nor does a hold expire
+//     before the front has the last answer: the front gives up hold_timeout
+//     after sending its holds, and a shard's hold expires hold_timeout after
+//     it answered, which is later. So all values are those at the moment the
+//     last hold answered, and the read is linearizable: a writer that sets
+//     A, waits for the answer, then sets B is never seen with B's new value
+//     and A's old one. Holds never wait for anything, so overlapping
+//     get_manys cannot deadlock; a shard counts them and applies what it
+//     deferred, in arrival order, when the last is released. A hold is
 //     released after `hold_timeout` at the latest, whatever happened to the
-//     front (then its get_many has failed with errc::call_timeout).
+//     front (then its get_many has failed). Writes waiting on a shard are
+//     bounded (max_deferred); and once the oldest has waited max_write_wait
+//     the shard refuses new holds, so get_manys cannot starve writes.
+//     A get_many sees every write acknowledged before it was sent; a write
+//     still unanswered when it is sent may or may not be in it.
 // Clients that want to skip the front's hop for single-key requests ask it
 // for the shards' addresses (state_shards_atom) and route by key themselves
 // with state_ref; get_many still goes to the front.
@@ -67,8 +78,11 @@
 // get errc::shutting_down or the reason it stopped; requests to a state that
 // has stopped fail as requests to any stopped actor (caf's
 // request_receiver_down, or errc::child_unavailable at a shard's address).
-// A drain ends the front once no get_many is in flight; its shards stop with
-// it.
+// A write refused by a full shard (max_deferred), or a get_many refused by a
+// shard whose writes waited too long (max_write_wait), gets
+// errc::state_contended. A drain ends the front once no get_many is in
+// flight, refusing new get_manys meanwhile (errc::shutting_down); its shards
+// are then drained too, answering the requests already sent to them.
 //
 // Report (kind "state", state "running"); `stats` summed over the shards and
 // all their incarnations:
@@ -82,14 +96,19 @@
 //   holds                holds taken by cross-shard get_manys
 //   holds_expired        holds released by hold_timeout, not by the front
 //   deferred             writes that waited for a hold to end
+//   deferred_reads       reads that waited behind a deferred write
+//   writes_refused       writes refused: max_deferred requests waited
+//   holds_refused        holds refused: a write waited max_write_wait
 //   misrouted            requests sent to a shard that does not own the key
 //   shard_restarts       shard incarnations started after a crash
 //   keys_loaded          keys taken from `load` by all incarnations
 //   restarts_with_loss   restarts without a loader (their keys are lost)
 //   keys_lost            keys held by shards that restarted without a loader
 //   get_many_failed      cross-shard get_manys answered with an error
-// `children` has one entry per shard ("shard-0" ...): in = requests it
-// answered, restarts, and the same stats for that shard alone.
+//   get_many_retried     attempts repeated because a held shard restarted
+// `children` has one entry per shard ("shard-0" ...): in = client requests
+// it took (not the front's holds and releases), restarts, and the same stats
+// for that shard alone.
 
 #include "troupe/actors/messages.hpp"
 #include "troupe/actors/spawn_context.hpp"
@@ -158,6 +177,14 @@ struct state_config {
   restart_intensity shard_restarts;
   /// Requests a shard's address holds while the shard restarts (>= 1).
   size_t restart_buffer = 1024;
+  /// Writes (and the reads queued behind them) a held shard keeps waiting
+  /// (>= 1); one more is refused with errc::state_contended.
+  size_t max_deferred = 10000;
+  /// Once a shard's oldest waiting write has waited this long (> 0), it
+  /// refuses new holds (their get_many fails with errc::state_contended)
+  /// until its writes went in: overlapping get_manys cannot hold writes back
+  /// for ever. A write waits at most about this plus hold_timeout.
+  caf::timespan max_write_wait = std::chrono::milliseconds(100);
 
   /// Throws config_error naming the first invalid field.
   void validate() const;
