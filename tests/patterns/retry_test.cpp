@@ -350,6 +350,20 @@ BOOST_AUTO_TEST_CASE(stream_answers_wait_for_downstream_credit) {
     BOOST_CHECK_EQUAL(got[i], answer_to(i));
 }
 
+BOOST_AUTO_TEST_CASE(stacked_contexts_append_the_text_as_it_is) {
+  // As a join over a retry over a service would stack them.
+  auto err = make_error(errc::call_timeout, "overloaded");
+  auto stacked = with_context(with_context(err, "retry: gave up"), "join: branch 0 failed");
+  BOOST_CHECK(stacked == errc::call_timeout);
+  BOOST_REQUIRE(stacked.context().match_elements<std::string>());
+  BOOST_CHECK_EQUAL(stacked.context().get_as<std::string>(0),
+                    "join: branch 0 failed; retry: gave up; overloaded");
+  // A context that is not one string is rendered.
+  auto other = caf::error{err.code(), err.category(), caf::make_message(int32_t{7})};
+  BOOST_CHECK_EQUAL(with_context(other, "retry").context().get_as<std::string>(0),
+                    "retry; (7)");
+}
+
 BOOST_AUTO_TEST_CASE(invalid_retry_config_names_the_field) {
   auto rejects = [this](auto change, const std::string& field) {
     auto cfg = quick();
