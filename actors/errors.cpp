@@ -47,8 +47,13 @@ caf::error make_error(errc x, std::string context) {
 
 caf::error with_context(const caf::error& err, const std::string& what) {
   auto text = what;
-  if (!err.context().empty())
-    text += "; " + caf::to_string(err.context());
+  auto& ctx = err.context();
+  // A context that is one string (as this function makes) is appended as it
+  // is, so that stacked patterns do not nest quotes and escapes.
+  if (ctx.match_elements<std::string>())
+    text += "; " + ctx.get_as<std::string>(0);
+  else if (!ctx.empty())
+    text += "; " + caf::to_string(ctx);
   return caf::error{err.code(), err.category(), caf::make_message(std::move(text))};
 }
 

@@ -5,7 +5,6 @@
 #include "troupe/actors/request.hpp"
 
 #include <caf/actor_system.hpp>
-#include <caf/delegated.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/make_message.hpp>
 #include <caf/response_promise.hpp>
@@ -78,17 +77,17 @@ public:
         me->draining_ = true;
         if (me->done_)
           me->self_->quit();
-        return caf::delegated<caf::message>{};
+        return caf::message{};
       },
       [me](drain_atom, caf::timespan) -> caf::result<caf::message> {
         me->draining_ = true;
         if (me->done_)
           me->self_->quit();
-        return caf::delegated<caf::message>{};
+        return caf::message{};
       },
       [me](cancel_atom) -> caf::result<caf::message> {
         me->cancel(make_error(errc::cancelled));
-        return caf::delegated<caf::message>{};
+        return caf::message{};
       },
     };
   }
@@ -167,19 +166,27 @@ private:
     }
   }
 
-  // `failure` is the join's error (empty: it succeeded). Branches that are
-  // still working are cancelled or abandoned, and owned ones that answered
-  // are stopped.
+  // `failure` is the join's error (empty: it succeeded). Owned branches are
+  // killed (the ones still working count as cancelled) and shared ones still
+  // working are abandoned.
   void decide(caf::error failure) {
     done_ = true;
     failure_ = std::move(failure);
+    // The owner's monitor entry would outlive this actor in the owner's list
+    // (one per join_all of a long-lived caller).
+    if (owner_) {
+      self_->demonitor(owner_);
+      owner_ = nullptr;
+    }
     for (size_t i = 0; i < branches_.size(); ++i) {
       auto& b = branches_[i];
       if (b.owned) {
+        // Kill, not user_shutdown: a branch that traps exits would ignore
+        // the latter. One whose answer is still in this actor's mailbox
+        // counts as cancelled: the join cannot tell it from a working one.
         if (!idle_[i])
           ++cancelled_;
-        caf::anon_send_exit(b.target, idle_[i] ? caf::exit_reason::user_shutdown
-                                               : caf::exit_reason::kill);
+        caf::anon_send_exit(b.target, caf::exit_reason::kill);
       } else if (!idle_[i]) {
         ++abandoned_;
       }

@@ -10,14 +10,19 @@
 //                cancelled.
 // With a `timeout`, branches still unanswered when it passes fail with
 // errc::call_timeout (in `all`, in their slot; in `first_error`, the join).
+// Without one, a shared branch whose service drops the request unanswered (a
+// supervised service restarted while holding it) holds the join for ever:
+// give a timeout whenever a branch is shared.
 //
 // Cancelling a branch depends on what it is:
-//   owned   (join_branch::owned) an actor spawned for this join. The join
-//           monitors it and stops it when the join ends: with an exit
-//           `kill` if it has not answered (cancelled: its work stops at its
-//           next message, since no CAF actor is preempted inside a handler),
-//           with `user_shutdown` if it has. An owned branch that stops
-//           without answering fails with the reason it stopped.
+//   owned   (join_branch::owned) an actor spawned for this join, and for
+//           no other. The join monitors it and kills it (exit `kill`, which
+//           trapping exits cannot ignore) when the join ends. One that had
+//           not answered counts as cancelled (its work stops at its next
+//           message, since no CAF actor is preempted inside a handler); in
+//           first_error mode that includes one whose answer was already on
+//           its way. An owned branch that stops without answering fails
+//           with the reason it stopped.
 //   shared  a request to a service that others use too. It cannot be
 //           stopped: its answer is abandoned (ignored when it comes) and the
 //           service finishes the work.
@@ -34,7 +39,8 @@
 //
 // A join actor understands drain_atom (it stops once the join is done and
 // answered), cancel_atom (cancels the branches, answers errc::cancelled, stops)
-// and status_atom. Its actor_report (kind "join"; state "running" or "done";
+// and status_atom; requested, drain and cancel are answered with an empty
+// message. Its actor_report (kind "join"; state "running" or "done";
 // in = branches, out = answered, errors = failed) has `stats`:
 //   branches    branches started
 //   answered    branches that answered with a value
@@ -77,7 +83,8 @@ enum class join_mode {
 
 struct join_config {
   join_mode mode = join_mode::all;
-  /// Deadline for all branches, from the start (> 0); zero: none.
+  /// Deadline for all branches, from the start (> 0); zero: none (then a
+  /// shared branch that never answers holds the join for ever).
   caf::timespan timeout = caf::timespan{0};
 
   /// Throws config_error naming the first invalid field.

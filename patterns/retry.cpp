@@ -12,11 +12,20 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <limits>
 #include <numeric>
 #include <string>
 #include <unordered_map>
 
 namespace troupe {
+
+namespace {
+
+// Longer durations would only hide a unit mistake, and keep the arithmetic
+// on them far from overflow.
+constexpr caf::timespan max_duration = std::chrono::hours(24);
+
+} // namespace
 
 void retry_budget_config::validate() const {
   auto fail = [](const std::string& what) {
@@ -24,6 +33,8 @@ void retry_budget_config::validate() const {
   };
   if (window <= caf::timespan{0})
     fail("window is not positive");
+  if (window > max_duration)
+    fail("window is more than 24 h");
   // Written so that NaN fails too.
   if (!(min_retries_per_second >= 0) || std::isinf(min_retries_per_second))
     fail("min_retries_per_second is " + std::to_string(min_retries_per_second)
@@ -92,8 +103,12 @@ void retry_config::validate() const {
   if (jitter != jitter_mode::none && jitter != jitter_mode::full
       && jitter != jitter_mode::equal)
     fail("jitter is not none, full or equal");
-  if (attempt_timeout < caf::timespan{0})
-    fail("attempt_timeout is negative");
+  if (attempt_timeout <= caf::timespan{0})
+    fail("attempt_timeout is not positive: an attempt never answered (a "
+         "service restarted while holding it) would hold its call for ever");
+  if (initial_backoff > max_duration || max_backoff > max_duration
+      || attempt_timeout > max_duration)
+    fail("initial_backoff, max_backoff and attempt_timeout must be at most 24 h");
   if (max_concurrent_calls == 0)
     fail("max_concurrent_calls is 0: it must be at least 1");
   if (use_budget)
@@ -106,7 +121,10 @@ caf::timespan backoff_delay(const retry_config& cfg, uint32_t retry,
   auto ns = static_cast<double>(cfg.initial_backoff.count())
             * std::pow(cfg.multiplier, exponent);
   auto cap = static_cast<double>(cfg.max_backoff.count());
-  auto d = static_cast<int64_t>(std::min(ns, cap));
+  // Compared as doubles but capped as an integer: a cap near the int64 limit
+  // rounds up as a double, and casting that back would overflow.
+  auto d = ns < cap ? static_cast<int64_t>(ns) : cfg.max_backoff.count();
+  d = std::max<int64_t>(d, 0);
   switch (cfg.jitter) {
     case jitter_mode::none:
       break;
@@ -152,6 +170,9 @@ public:
   }
 
   bool ready() override {
+    // Asked when the outputs have room again: answers held for credit go
+    // first.
+    flush();
     return pending_.size() < cfg_.max_concurrent_calls;
   }
 
@@ -167,10 +188,18 @@ public:
     return rp;
   }
 
-  // The backoff of call `token` is over.
+  // The backoff of call `token` is over, or (flush_token) it is time to
+  // look for credit again.
   void on_timer(uint64_t token, emitter&) override {
-    if (calls_.count(token) != 0)
+    if (token == flush_token) {
+      flush_timer_armed_ = false;
+      flush();
+      return;
+    }
+    if (auto i = calls_.find(token); i != calls_.end()) {
+      i->second.backing_off = false;
       attempt(token);
+    }
   }
 
   void on_stop(const caf::error& reason) override {
@@ -198,6 +227,8 @@ public:
     s["gave_up"] = static_cast<int64_t>(gave_up_);
     s["budget_exhausted"] = static_cast<int64_t>(budget_exhausted_);
     s["in_progress"] = static_cast<int64_t>(calls_.size());
+    s["backing_off"] = std::count_if(calls_.begin(), calls_.end(),
+                                     [](const auto& kv) { return kv.second.backing_off; });
     if (abandoned_ > 0)
       s["abandoned"] = static_cast<int64_t>(abandoned_);
   }
@@ -213,6 +244,7 @@ private:
     caf::response_promise rp;
     bool stream = false;
     uint64_t slot = 0;
+    bool backing_off = false;
   };
 
   // A stream item's answer, held until the answers before it went out.
@@ -239,11 +271,8 @@ private:
     ++attempts_;
     if (c.attempts > 1)
       ++retries_;
-    auto timeout = cfg_.attempt_timeout > caf::timespan{0}
-                     ? caf::duration{cfg_.attempt_timeout}
-                     : caf::duration{caf::infinite};
     request_any(
-      self_, service_, timeout, c.msg,
+      self_, service_, caf::duration{cfg_.attempt_timeout}, c.msg,
       [this, id](caf::message& answer) {
         auto i = calls_.find(id);
         if (i == calls_.end())
@@ -278,6 +307,7 @@ private:
       finish(i, with_context(err, "retry: budget exhausted after "
                                     + attempts_text(c.attempts)));
     } else {
+      c.backing_off = true;
       ctl_->schedule(backoff_delay(cfg_, c.attempts, rng_), id);
     }
   }
@@ -305,19 +335,46 @@ private:
     s.ok = !err;
     s.answer = std::move(answer);
     calls_.erase(i);
+    flush();
+  }
+
+  // Sends the answers that are due, in item order, within the downstream's
+  // credit. What is left waits for credit: the stage asks ready() again when
+  // its outputs have room and input is waiting; without input, nothing asks,
+  // so a timer looks again (1 ms, doubling to 100 ms while stalled).
+  void flush() {
+    bool progressed = false;
     while (!pending_.empty() && pending_.front().done) {
       auto& front = pending_.front();
-      if (front.ok)
+      if (front.ok) {
+        if (ctl_->room() == 0)
+          break;
         ctl_->push(std::move(front.answer));
-      else
+      } else {
         ++failed_items_;
+      }
       pending_.pop_front();
       ++first_slot_;
+      progressed = true;
+    }
+    if (progressed)
+      flush_delay_ = min_flush_delay;
+    if (!pending_.empty() && pending_.front().done && !flush_timer_armed_) {
+      flush_timer_armed_ = true;
+      ctl_->schedule(flush_delay_, flush_token);
+      flush_delay_ = std::min(flush_delay_ * 2, max_flush_delay);
     }
   }
 
+  // Call ids count up from 0 and never reach this.
+  static constexpr uint64_t flush_token = std::numeric_limits<uint64_t>::max();
+  static constexpr caf::timespan min_flush_delay = std::chrono::milliseconds(1);
+  static constexpr caf::timespan max_flush_delay = std::chrono::milliseconds(100);
+
   retry_config cfg_;
   caf::actor service_;
+  bool flush_timer_armed_ = false;
+  caf::timespan flush_delay_ = min_flush_delay;
   retry_budget budget_;
   std::mt19937_64 rng_;
   stage_control* ctl_ = nullptr;

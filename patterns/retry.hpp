@@ -34,8 +34,9 @@
 // waits for the calls in progress (backoffs included); a cancel answers them
 // with errc::cancelled.
 // On a stream, each item is such a call: the answer goes downstream in item
-// order (at most `max_concurrent_calls` items in progress or waiting for an
-// earlier one), and an item whose call failed for good is counted in the
+// order and within the downstream's credit (at most `max_concurrent_calls`
+// items in progress or waiting for an earlier one or for credit), and an
+// item whose call failed for good is counted in the
 // report's `errors`; a stopped retry actor counts the items it held as
 // `dropped`.
 //
@@ -49,6 +50,7 @@
 //                     was refused (max_attempts or the budget)
 //   budget_exhausted  of these, the ones the budget refused
 //   in_progress       calls in flight or waiting for their backoff
+//   backing_off       of these, the ones waiting for their backoff
 //   abandoned         calls open when it stopped, answered with the reason
 //                     (final report only)
 
@@ -121,6 +123,7 @@ bool default_retryable(const caf::error& err);
 struct retry_config {
   /// Attempts per call in all, the first one included (at least 1).
   uint32_t max_attempts = 3;
+  /// Durations are at most 24 h.
   /// The delay before the first retry, before jitter (> 0) ...
   caf::timespan initial_backoff = std::chrono::milliseconds(100);
   /// ... times `multiplier` (at least 1) for each further retry ...
@@ -131,8 +134,11 @@ struct retry_config {
   /// Seeds the jitter; 0 takes a seed from std::random_device.
   uint64_t seed = 0;
   /// An attempt not answered within this fails with errc::call_timeout (and
-  /// may be retried); its late answer is ignored. Zero: no limit.
-  caf::timespan attempt_timeout = caf::timespan{0};
+  /// may be retried); its late answer is ignored. Required (> 0): CAF 0.17
+  /// tells a caller nothing when a service drops a request (a supervised
+  /// service restarted while holding it), so without a limit such a call
+  /// would never be answered and a drain would never end.
+  caf::timespan attempt_timeout = std::chrono::seconds(10);
   /// Whether retries are limited by `budget`.
   bool use_budget = true;
   retry_budget_config budget;

@@ -1,7 +1,6 @@
 #include "troupe/patterns/service.hpp"
 
 #include <caf/actor_system.hpp>
-#include <caf/delegated.hpp>
 #include <caf/detail/behavior_impl.hpp>
 #include <caf/detail/invoke_result_visitor.hpp>
 #include <caf/make_counted.hpp>
@@ -107,7 +106,16 @@ public:
   caf::match_case::result invoke(caf::detail::invoke_result_visitor& f,
                                  caf::type_erased_tuple& xs) override {
     counting_visitor counted{f, *core_};
-    auto result = inner_.as_behavior_impl()->invoke(counted, xs);
+    caf::match_case::result result;
+    try {
+      result = inner_.as_behavior_impl()->invoke(counted, xs);
+    } catch (...) {
+      // The handler matched and threw: the service crashes and the request
+      // is answered with the crash reason, an error.
+      ++core_->requests;
+      ++core_->errors;
+      throw;
+    }
     if (result == caf::match_case::match)
       ++core_->requests;
     return result;
@@ -158,19 +166,20 @@ caf::behavior start(caf::scheduled_actor* self,
     [core](caf::scheduled_actor* me,
            caf::message_view& x) -> caf::result<caf::message> {
       auto msg = x.move_content_to_message();
-      // Drain and cancel answer nothing, as a stage does: the supervisor
-      // sends them as plain messages and takes the report from the exit.
+      // Drain and cancel answer an empty message, as a stage does: a
+      // request for them completes, and CAF drops the empty reply to a plain
+      // send (a supervisor's), which takes the report from the exit.
       if (msg.match_elements<status_atom>())
         return caf::make_message(core->report(stop_reason::running));
       if (msg.match_elements<drain_atom>()
           || msg.match_elements<drain_atom, caf::timespan>()) {
         core->draining = true;
         me->quit();
-        return caf::delegated<caf::message>{};
+        return caf::message{};
       }
       if (msg.match_elements<cancel_atom>()) {
         me->quit(make_error(errc::cancelled));
-        return caf::delegated<caf::message>{};
+        return caf::message{};
       }
       ++core->unexpected;
       return caf::sec::unexpected_message;

@@ -26,15 +26,20 @@
 // crashes it with caf::sec::runtime_error and the exception's text, which
 // is also what the request in progress is answered with.
 //
+// A request for drain or cancel (not only a plain send) is answered with an
+// empty message as the service stops.
+//
 // Its actor_report (kind "service"): in = requests its interface matched,
 // out = answered with a value, errors = answered with an error. `stats`:
 //   requests     messages its interface matched
 //   answered     handlers that returned a value
-//   errors       handlers that returned an error
+//   errors       handlers that returned an error, or threw
 //   deferred     handlers that answered later through a response promise or
 //                delegated the request (their outcome is not seen here)
 //   unexpected   messages outside the interface and the control atoms
 //                (answered caf::sec::unexpected_message)
+// The counting wraps the behavior `fun` returns: a service that calls
+// become() drops it, and its counters stop there without notice.
 //
 // A request answered through a promise that the service still holds when
 // it stops gets no answer (CAF 0.17 sends nothing for a dropped promise):

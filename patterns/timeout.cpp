@@ -8,17 +8,27 @@
 #include <caf/response_promise.hpp>
 #include <caf/sec.hpp>
 
+#include <chrono>
+#include <deque>
 #include <string>
+#include <utility>
 #include <unordered_map>
 #include <unordered_set>
 
 namespace troupe {
 
 void timeout_config::validate() const {
+  // Longer durations would only hide a unit mistake, and keep their sum far
+  // from overflow.
+  constexpr caf::timespan max_duration = std::chrono::hours(24);
   if (timeout <= caf::timespan{0})
     throw config_error("timeout_config", "timeout is not positive");
+  if (timeout > max_duration)
+    throw config_error("timeout_config", "timeout is more than 24 h");
   if (late_window < caf::timespan{0})
     throw config_error("timeout_config", "late_window is negative");
+  if (late_window > max_duration)
+    throw config_error("timeout_config", "late_window is more than 24 h");
 }
 
 namespace {
@@ -83,19 +93,40 @@ public:
             ++late_answers_;
         }
       });
-    ctl_->schedule(cfg_.timeout, id);
+    // Every call has the same timeout, so deadlines come in call order: one
+    // timer for the earliest, rather than one per call left in the clock
+    // until its deadline, answered or not.
+    deadlines_.emplace_back(clock_type::now() + cfg_.timeout, id);
+    if (!timer_armed_) {
+      timer_armed_ = true;
+      ctl_->schedule(cfg_.timeout, 0);
+    }
     return rp;
   }
 
-  // The deadline of call `token` passed.
-  void on_timer(uint64_t token, emitter&) override {
-    auto i = open_.find(token);
-    if (i == open_.end())
-      return;
-    ++timed_out_;
-    i->second.deliver(make_error(errc::call_timeout, context_));
-    open_.erase(i);
-    late_.insert(token);
+  // The earliest deadline is due: time out the calls past theirs that are
+  // still open, and arm the timer for the next one.
+  void on_timer(uint64_t, emitter&) override {
+    timer_armed_ = false;
+    auto now = clock_type::now();
+    while (!deadlines_.empty() && deadlines_.front().first <= now) {
+      auto id = deadlines_.front().second;
+      deadlines_.pop_front();
+      auto i = open_.find(id);
+      if (i == open_.end())
+        continue;
+      ++timed_out_;
+      i->second.deliver(make_error(errc::call_timeout, context_));
+      open_.erase(i);
+      late_.insert(id);
+    }
+    // Answered calls leave their entries; drop them here, not per answer.
+    while (!deadlines_.empty() && open_.count(deadlines_.front().second) == 0)
+      deadlines_.pop_front();
+    if (!deadlines_.empty()) {
+      timer_armed_ = true;
+      ctl_->schedule(deadlines_.front().first - now, 0);
+    }
   }
 
   void on_stop(const caf::error& reason) override {
@@ -121,7 +152,13 @@ public:
   }
 
 private:
+  using clock_type = std::chrono::steady_clock;
+
   timeout_config cfg_;
+  // (deadline, call id) in call order, answered calls included until the
+  // timer passes them.
+  std::deque<std::pair<clock_type::time_point, uint64_t>> deadlines_;
+  bool timer_armed_ = false;
   caf::actor service_;
   std::string context_;
   stage_control* ctl_ = nullptr;

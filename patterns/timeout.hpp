@@ -42,9 +42,10 @@
 namespace troupe {
 
 struct timeout_config {
-  /// The service's deadline per call (> 0).
+  /// The service's deadline per call (> 0, at most 24 h).
   caf::timespan timeout = std::chrono::seconds(1);
-  /// How long after its deadline a late answer is still counted (>= 0).
+  /// How long after its deadline a late answer is still counted (>= 0, at
+  /// most 24 h).
   caf::timespan late_window = std::chrono::seconds(10);
 
   /// Throws config_error naming the first invalid field.

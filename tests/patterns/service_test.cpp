@@ -181,6 +181,43 @@ BOOST_AUTO_TEST_CASE(status_counts_requests_answers_errors_and_unexpected) {
   BOOST_CHECK_EQUAL(r.errors, 1u);
 }
 
+BOOST_AUTO_TEST_CASE(drain_and_cancel_requested_are_answered) {
+  // A request (not only a plain send) for drain or cancel gets an answer,
+  // so a caller that asks and waits does not hang.
+  for (bool cancel : {false, true}) {
+    auto c = spawn_calc(sys.actors());
+    auto untyped = caf::actor_cast<caf::actor>(c);
+    self->monitor(untyped);
+    auto msg = cancel ? caf::make_message(cancel_atom::value)
+                      : caf::make_message(drain_atom::value);
+    bool answered = false;
+    self->request(untyped, patience, std::move(msg))
+      .receive([&] { answered = true; },
+               [&](caf::error& e) { BOOST_ERROR(sys.actors().render(e)); });
+    BOOST_CHECK(answered);
+    auto reason = wait_down(untyped);
+    if (cancel)
+      BOOST_CHECK(reason == errc::cancelled);
+    else
+      BOOST_CHECK(!reason);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(request_whose_handler_throws_counts_as_a_request_and_an_error) {
+  spawn_context ctx{sys.actors()};
+  ctx.report_to(self);
+  auto c = spawn_calc(ctx);
+  BOOST_CHECK(call_sync(c, patience, caf::add_atom::value, 1, 1));
+  BOOST_CHECK(!call_sync(c, patience, crash_atom::value));
+  auto r = receive_one<actor_report>("the crashed service's report");
+  BOOST_CHECK(r.stopped == stop_reason::crashed);
+  BOOST_CHECK_EQUAL(r.stats["requests"], 2);
+  BOOST_CHECK_EQUAL(r.stats["answered"], 1);
+  BOOST_CHECK_EQUAL(r.stats["errors"], 1);
+  BOOST_CHECK_EQUAL(r.in, 2u);
+  BOOST_CHECK_EQUAL(r.errors, 1u);
+}
+
 BOOST_AUTO_TEST_CASE(supervised_service_is_restarted_at_its_stable_address_and_reports) {
   supervisor_spec spec;
   spec.name = "root";
