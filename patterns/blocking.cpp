@@ -20,10 +20,7 @@ void blocking_config::validate() const {
     fail("max_threads is 0: blocking work needs at least one thread");
   if (job_timeout < caf::timespan{0})
     fail("job_timeout is negative (0 means no limit)");
-  if (worker_restarts.max_restarts < 0)
-    fail("worker_restarts.max_restarts is negative");
-  if (worker_restarts.period <= caf::timespan{0})
-    fail("worker_restarts.period is not positive");
+  troupe::validate(worker_restarts, "blocking_config", "worker_restarts");
 }
 
 namespace {

@@ -56,10 +56,7 @@ void pool_config::validate() const {
     fail("max_attempts is 0: a job needs at least one attempt");
   if (job_timeout < caf::timespan{0})
     fail("job_timeout is negative (0 means no limit)");
-  if (worker_restarts.max_restarts < 0)
-    fail("worker_restarts.max_restarts is negative");
-  if (worker_restarts.period <= caf::timespan{0})
-    fail("worker_restarts.period is not positive");
+  troupe::validate(worker_restarts, "pool_config", "worker_restarts");
 }
 
 std::string to_string(dispatch_policy x) {

@@ -34,10 +34,7 @@ void state_config::validate() const {
     fail("shards is 0: the state needs at least one shard");
   if (hold_timeout <= caf::timespan{0})
     fail("hold_timeout is not positive");
-  if (shard_restarts.max_restarts < 0)
-    fail("shard_restarts.max_restarts is negative");
-  if (shard_restarts.period <= caf::timespan{0})
-    fail("shard_restarts.period is not positive");
+  troupe::validate(shard_restarts, "state_config", "shard_restarts");
   if (restart_buffer == 0)
     fail("restart_buffer is 0: a restarting shard could hold no request");
   if (max_deferred == 0)

@@ -6,16 +6,20 @@
 
 namespace troupe {
 
+void validate(const restart_intensity& limit, const std::string& where,
+              const std::string& field) {
+  if (limit.max_restarts < 0)
+    throw config_error(where, field + ".max_restarts is negative ("
+                                + std::to_string(limit.max_restarts) + ")");
+  if (limit.period <= caf::timespan{0})
+    throw config_error(where, field + ".period must be greater than zero");
+}
+
 void validate(const supervisor_spec& spec) {
   auto where = "supervisor '" + spec.name + "'";
   if (spec.name.empty())
     throw config_error("supervisor", "name is empty");
-  if (spec.intensity.max_restarts < 0)
-    throw config_error(where, "intensity.max_restarts is negative ("
-                                + std::to_string(spec.intensity.max_restarts)
-                                + ")");
-  if (spec.intensity.period <= caf::timespan{0})
-    throw config_error(where, "intensity.period must be greater than zero");
+  validate(spec.intensity, where, "intensity");
   if (spec.backoff.initial < caf::timespan{0})
     throw config_error(where, "backoff.initial is negative");
   if (spec.backoff.max < spec.backoff.initial)

@@ -107,6 +107,11 @@ struct supervisor_spec {
 /// limits or timeouts, a backoff multiplier below 1.
 void validate(const supervisor_spec& spec);
 
+/// Throws config_error(where, ...) naming `field` (e.g. "worker_restarts") if
+/// `limit` cannot work: a negative count or a period that is not positive.
+void validate(const restart_intensity& limit, const std::string& where,
+              const std::string& field);
+
 std::string to_string(restart_type x);
 std::string to_string(restart_strategy x);
 
