@@ -103,12 +103,16 @@ struct system_fixture {
     BOOST_FAIL(name + " never " + what);
   }
 
+  /// An error handler for a receive whose request must not fail.
+  auto fail_on_error() {
+    return [this](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); };
+  }
+
   /// The stable address of the child `name` of supervisor `sup`.
   caf::actor address_of(const caf::actor& sup, const std::string& name) {
     caf::actor result;
     self->request(sup, patience, caf::get_atom::value, name)
-      .receive([&](caf::actor& a) { result = a; },
-               [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+      .receive([&](caf::actor& a) { result = a; }, fail_on_error());
     return result;
   }
 

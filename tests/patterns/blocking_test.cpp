@@ -182,7 +182,7 @@ BOOST_AUTO_TEST_CASE(two_blocking_calls_of_one_second_do_not_delay_pings) {
     auto sent = std::chrono::steady_clock::now();
     self->request(ponger, patience, caf::ping_atom::value, pings)
       .receive([&](caf::pong_atom, int) {},
-               [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+               fail_on_error());
     worst = std::max(worst, std::chrono::steady_clock::now() - sent);
     ++pings;
     self->receive([&](int) { ++results; },
@@ -229,7 +229,7 @@ BOOST_AUTO_TEST_CASE(results_arrive_as_messages_to_actors_and_to_plain_code) {
   // A request works too.
   self->request(exec, patience, make_blocking_job([] { return 1.5; }))
     .receive([](double x) { BOOST_CHECK_EQUAL(x, 1.5); },
-             [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+             fail_on_error());
   auto report = status(exec);
   BOOST_CHECK_EQUAL(report.kind, "blocking");
   BOOST_CHECK_EQUAL(stat(report, "completed"), 4);

@@ -122,7 +122,7 @@ struct breaker_fixture : system_fixture {
     uint64_t calls = 0;
     self->request(service, patience, std::move(msg))
       .receive([&](uint64_t n) { calls = n; },
-               [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+               fail_on_error());
     return calls;
   }
 
@@ -147,7 +147,7 @@ struct breaker_fixture : system_fixture {
     std::string result;
     self->request(b, patience, subscribe_atom::value)
       .receive([&](std::string& x) { result = std::move(x); },
-               [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+               fail_on_error());
     return result;
   }
 

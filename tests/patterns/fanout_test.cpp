@@ -585,7 +585,7 @@ BOOST_AUTO_TEST_CASE(fanout_step_restarted_in_a_pipeline_counts_what_it_held_as_
   caf::actor incarnation;
   self->request(proc, patience, caf::get_atom::value)
     .receive([&](caf::actor& a) { incarnation = a; },
-             [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+             fail_on_error());
   BOOST_REQUIRE(incarnation);
   self->send_exit(incarnation, caf::make_error(caf::sec::runtime_error, "crash"));
   // The next incarnation gets the items the source had sent and the first
@@ -661,11 +661,11 @@ BOOST_AUTO_TEST_CASE(fanout_answers_a_batch_with_a_batch_of_results_in_order) {
           }
         }
       },
-      [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+      fail_on_error());
   // A single call is proxied: the answer, or the processor's error.
   self->request(fan, patience, uint64_t{7})
     .receive([](uint64_t x) { BOOST_CHECK_EQUAL(x, 70u); },
-             [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+             fail_on_error());
   self->request(fan, patience, uint64_t{5})
     .receive([](uint64_t) { BOOST_FAIL("a failed call answered a value"); },
              [](caf::error& e) { BOOST_CHECK(e == caf::sec::runtime_error); });
@@ -687,7 +687,7 @@ BOOST_AUTO_TEST_CASE(fanout_answers_an_empty_batch_with_an_empty_batch) {
   bool answered = false;
   self->request(fan, patience, batch{})
     .receive([&](batch& b) { answered = b.items.empty(); },
-             [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+             fail_on_error());
   BOOST_CHECK_MESSAGE(answered, "an empty batch gets an empty batch back");
   auto status = request_report(fan, caf::make_message(status_atom::value));
   BOOST_CHECK_EQUAL(status.stats["calls"], 0);

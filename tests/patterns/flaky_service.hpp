@@ -124,7 +124,7 @@ struct flaky_fixture : system_fixture {
     uint64_t calls = 0;
     self->request(service, patience, std::move(msg))
       .receive([&](uint64_t n) { calls = n; },
-               [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+               fail_on_error());
     return calls;
   }
 

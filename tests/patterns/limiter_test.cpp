@@ -210,7 +210,7 @@ BOOST_AUTO_TEST_CASE(requests_pass_through_to_the_service) {
   for (uint64_t k = 0; k < 3; ++k)
     self->request(l, patience, k).receive(
       [&](uint64_t y) { BOOST_CHECK_EQUAL(y, 2 * k); },
-      [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+      fail_on_error());
   // One permit at once, then one each 50 ms.
   BOOST_CHECK_GE(now_ns() - start, 100'000'000);
   auto r = request_report(l, caf::make_message(status_atom::value));
@@ -256,7 +256,7 @@ BOOST_AUTO_TEST_CASE(full_delay_queue_answers_rate_limited) {
   cfg.max_queue = 2;
   auto l = service_limiter(cfg);
   self->request(l, patience, uint64_t{1}).receive(
-    [](uint64_t) {}, [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+    [](uint64_t) {}, fail_on_error());
   // Two wait (no answer for a long time), the fourth finds the queue full.
   self->send(l, uint64_t{2});
   self->send(l, uint64_t{3});
@@ -274,7 +274,7 @@ BOOST_AUTO_TEST_CASE(held_request_is_answered_when_the_limiter_is_cancelled) {
   cfg.burst = 1;
   auto l = service_limiter(cfg);
   self->request(l, patience, uint64_t{1}).receive(
-    [](uint64_t) {}, [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+    [](uint64_t) {}, fail_on_error());
   auto held = self->request(l, patience, uint64_t{2});
   self->send(l, cancel_atom::value);
   held.receive([](uint64_t) { BOOST_ERROR("a held request passed"); },

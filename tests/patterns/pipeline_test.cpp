@@ -264,7 +264,7 @@ BOOST_AUTO_TEST_CASE(pipeline_fed_from_outside_drains_every_step_once_its_upstre
   up.end();
   actor_report report;
   drained.receive([&](actor_report& r) { report = std::move(r); },
-                  [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+                  fail_on_error());
   BOOST_TEST_MESSAGE(to_text(report));
   auto got = receive_all(*this);
   std::vector<uint64_t> expected{1, 7, 13, 19, 25};

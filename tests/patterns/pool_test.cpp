@@ -233,7 +233,7 @@ struct pool_fixture : system_fixture {
     uint32_t result = 0;
     self->request(pool, patience, resize_atom::value, n)
       .receive([&](uint32_t x) { result = x; },
-               [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+               fail_on_error());
     return result;
   }
 
@@ -351,7 +351,7 @@ BOOST_AUTO_TEST_CASE(results_return_to_requesters) {
   expect_answers(20);
   self->request(pool, patience, uint64_t{7})
     .receive([](uint64_t r) { BOOST_CHECK_EQUAL(r, 70u); },
-             [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+             fail_on_error());
   BOOST_CHECK_EQUAL(stat(status(pool), "completed"), 21);
   stop(pool);
 }
@@ -471,7 +471,7 @@ BOOST_AUTO_TEST_CASE(job_whose_every_attempt_crashes_fails_after_max_attempts) {
   // The pool itself carries on.
   self->request(pool, patience, uint64_t{1})
     .receive([](uint64_t x) { BOOST_CHECK_EQUAL(x, 10u); },
-             [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+             fail_on_error());
   stop(pool);
 }
 

@@ -86,7 +86,7 @@ struct service_fixture : system_fixture {
   int32_t expect_value() {
     int32_t result = -1;
     self->receive([&](int32_t x) { result = x; },
-                  [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); },
+                  fail_on_error(),
                   caf::after(patience) >> [] { BOOST_FAIL("no answer"); });
     return result;
   }

@@ -164,7 +164,7 @@ struct state_fixture : system_fixture {
         [&](state_value&) {
           incarnation = caf::actor_cast<caf::actor>(self->current_sender());
         },
-        [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+        fail_on_error());
     BOOST_REQUIRE(incarnation);
     return incarnation;
   }
@@ -565,16 +565,16 @@ BOOST_AUTO_TEST_CASE(state_write_to_a_held_shard_waits_until_the_get_many_is_ans
       BOOST_CHECK_EQUAL(num_of(vs[0]), 0);
       BOOST_CHECK_EQUAL(num_of(vs[1]), 0);
     },
-    [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+    fail_on_error());
   set_a.receive([](caf::ok_atom) {},
-                [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+                fail_on_error());
   cas_a.receive([](bool swapped) { BOOST_CHECK(swapped); },
-                [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+                fail_on_error());
   update_a.receive([](state_value& v) { BOOST_CHECK_EQUAL(num_of(v), 12); },
-                   [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+                   fail_on_error());
   // The read sent after the writes sees them.
   get_a.receive([](state_value& v) { BOOST_CHECK_EQUAL(num_of(v), 12); },
-                [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+                fail_on_error());
   r = status(st);
   BOOST_CHECK_EQUAL(r.stats["holds_expired"], 0);
   BOOST_CHECK_EQUAL(r.stats["get_many_failed"], 0);
@@ -608,7 +608,7 @@ BOOST_AUTO_TEST_CASE(state_get_many_retries_when_a_held_shard_restarted) {
                                                           state_set(b, num(1)));
   gate->open();
   set_b.receive([](caf::ok_atom) {},
-                [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+                fail_on_error());
   pending.receive(
     [&](std::vector<state_value>& vs) {
       BOOST_REQUIRE_EQUAL(vs.size(), 2u);
@@ -618,7 +618,7 @@ BOOST_AUTO_TEST_CASE(state_get_many_retries_when_a_held_shard_restarted) {
       BOOST_CHECK_EQUAL(num_of(vs[0]), 1);
       BOOST_CHECK_EQUAL(num_of(vs[1]), 1);
     },
-    [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+    fail_on_error());
   auto r = status(st);
   BOOST_CHECK_EQUAL(r.stats["get_many_retried"], 1);
   BOOST_CHECK_EQUAL(r.stats["get_many_failed"], 0);
@@ -642,7 +642,7 @@ BOOST_AUTO_TEST_CASE(state_shard_lifts_a_hold_whose_release_never_comes) {
                BOOST_REQUIRE_EQUAL(vs.size(), 1u);
                BOOST_CHECK_EQUAL(num_of(vs[0]), 0);
              },
-             [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+             fail_on_error());
   // Deferred, then let in by the expiry.
   set(shards[0], a, 1);
   BOOST_CHECK_EQUAL(num_of(get(st, a)), 1);
@@ -668,11 +668,11 @@ BOOST_AUTO_TEST_CASE(state_writes_beyond_max_deferred_are_refused) {
   BOOST_CHECK_MESSAGE(err == errc::state_contended, sys.actors().render(err));
   gate->open();
   pending.receive([](std::vector<state_value>&) {},
-                  [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+                  fail_on_error());
   first.receive([](caf::ok_atom) {},
-                [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+                fail_on_error());
   second.receive([](caf::ok_atom) {},
-                 [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+                 fail_on_error());
   BOOST_CHECK_EQUAL(num_of(get(st, keys[0])), 2);
   BOOST_CHECK_EQUAL(status(st).stats["writes_refused"], 1);
 }
@@ -696,9 +696,9 @@ BOOST_AUTO_TEST_CASE(state_refuses_holds_once_a_write_waited_max_write_wait) {
   BOOST_CHECK_MESSAGE(err == errc::state_contended, sys.actors().render(err));
   gate->open();
   first.receive([](std::vector<state_value>&) {},
-                [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+                fail_on_error());
   write.receive([](caf::ok_atom) {},
-                [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+                fail_on_error());
   auto r = status(st);
   BOOST_CHECK_EQUAL(r.stats["holds_refused"], 1);
   BOOST_CHECK_EQUAL(r.stats["get_many_failed"], 1);

@@ -217,7 +217,7 @@ BOOST_AUTO_TEST_CASE(restarting_downstream_learns_its_upstream_failed_for_good) 
   caf::actor source_address;
   self->request(sup, patience, caf::get_atom::value, std::string{"source"})
     .receive([&](caf::actor& a) { source_address = a; },
-             [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+             fail_on_error());
   self->send(source_address, cancel_atom::value);
   self->receive(
     [](sink_done_atom, uint64_t, const caf::error& reason) {

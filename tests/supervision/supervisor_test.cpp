@@ -203,7 +203,7 @@ BOOST_AUTO_TEST_CASE(restarted_child_keeps_its_address_and_gets_held_messages) {
         BOOST_CHECK_EQUAL(incarnation, 1u);
         BOOST_CHECK_EQUAL(notes, 5u);
       },
-      [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); });
+      fail_on_error());
   auto second = expect_start("w", 1);
   BOOST_CHECK(first != second);
   BOOST_CHECK(address_of(sup, "w") == w);
