@@ -3,6 +3,7 @@
 // validation, and the breaker on a stream (alone and supervised) and restarted
 // behind its stable address.
 
+#include "flaky_service.hpp"
 #include "streams.hpp"
 #include "supervision/pipeline.hpp"
 
@@ -21,74 +22,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-using fail_next_atom = caf::atom_constant<caf::atom("failnext")>;
-using hold_atom = caf::atom_constant<caf::atom("hold")>;
-using release_atom = caf::atom_constant<caf::atom("release")>;
-using calls_atom = caf::atom_constant<caf::atom("calls")>;
 using started_atom = caf::atom_constant<caf::atom("started")>;
-
-struct service_state {
-  uint64_t fail_next = 0;
-  bool holding = false;
-  uint64_t calls = 0;
-  std::vector<std::pair<caf::response_promise, uint64_t>> held;
-  static inline const char* name = "scripted_service";
-};
-
-/// What the scripted service answers to (uint64_t n) when it does not fail.
-uint64_t answer_to(uint64_t n) {
-  return n * 3 + 1;
-}
-
-/// A service scripted by the test. (uint64_t n) -> 3n+1, or its own error
-/// (sec::runtime_error) while told to fail; (std::string s) -> (s, s.size()).
-/// Control, each answered with the number of calls so far:
-///   (fail_next_atom, k)        the next k calls fail
-///   (hold_atom)                answers wait until released
-///   (release_atom, reverse)    answers what waits (last first if `reverse`)
-///   (calls_atom)               nothing else
-caf::behavior scripted_service(caf::stateful_actor<service_state>* self,
-                               std::string) {
-  return {
-    [self](uint64_t n) -> caf::result<uint64_t> {
-      auto& st = self->state;
-      ++st.calls;
-      if (st.fail_next > 0) {
-        --st.fail_next;
-        return caf::make_error(caf::sec::runtime_error, "service fails");
-      }
-      if (st.holding) {
-        auto rp = self->make_response_promise();
-        st.held.emplace_back(rp, n);
-        return rp;
-      }
-      return answer_to(n);
-    },
-    [self](const std::string& s) {
-      ++self->state.calls;
-      return std::make_tuple(s, static_cast<uint64_t>(s.size()));
-    },
-    [self](fail_next_atom, uint64_t k) {
-      self->state.fail_next = k;
-      return self->state.calls;
-    },
-    [self](hold_atom) {
-      self->state.holding = true;
-      return self->state.calls;
-    },
-    [self](release_atom, bool reverse) {
-      auto& st = self->state;
-      st.holding = false;
-      if (reverse)
-        std::reverse(st.held.begin(), st.held.end());
-      for (auto& [rp, n] : st.held)
-        rp.deliver(answer_to(n));
-      st.held.clear();
-      return st.calls;
-    },
-    [self](calls_atom) { return self->state.calls; },
-  };
-}
 
 int64_t ms(int64_t ns) {
   return ns / 1'000'000;
@@ -99,47 +33,19 @@ bool failed_with(const caf::expected<uint64_t>& x, Code code) {
   return !x && x.error() == code;
 }
 
-struct breaker_fixture : system_fixture {
-  caf::actor service = sys.actors().spawn(scripted_service, "service");
-  std::vector<caf::actor> breakers;
-
-  ~breaker_fixture() {
-    for (auto& b : breakers)
-      caf::anon_send(b, cancel_atom::value);
-    caf::anon_send_exit(service, caf::exit_reason::user_shutdown);
-  }
-
+struct breaker_fixture : flaky_fixture {
   /// A breaker named "brk" in front of `service`, cancelled at the end.
   caf::actor make_breaker(breaker_config cfg, stage_config links = {}) {
     spawn_context ctx{sys.actors(), "brk", caf::actor{}, caf::actor{}, 0, {}};
     auto b = spawn_breaker(ctx, std::move(cfg), service, std::move(links));
-    breakers.push_back(b);
+    started.push_back(b);
     return b;
   }
 
-  /// Tells the service `msg`; returns its count of calls so far.
-  uint64_t script(caf::message msg) {
-    uint64_t calls = 0;
-    self->request(service, patience, std::move(msg))
-      .receive([&](uint64_t n) { calls = n; },
-               fail_on_error());
-    return calls;
-  }
-
-  uint64_t service_calls() {
-    return script(caf::make_message(calls_atom::value));
-  }
-
+  /// The next k calls fail with the service's own error, which the breaker
+  /// counts as a failure.
   void fail_next(uint64_t k) {
-    script(caf::make_message(fail_next_atom::value, k));
-  }
-
-  caf::expected<uint64_t> call(const caf::actor& b, uint64_t n) {
-    caf::expected<uint64_t> result{uint64_t{0}};
-    self->request(b, patience, n)
-      .receive([&](uint64_t x) { result = x; },
-               [&](caf::error& e) { result = std::move(e); });
-    return result;
+    flaky_fixture::fail_next(k, failure_kind::own_error);
   }
 
   /// Subscribes the test to `b`; returns the state it is in.
@@ -157,10 +63,6 @@ struct breaker_fixture : system_fixture {
     BOOST_CHECK_EQUAL(x.from, from);
     BOOST_CHECK_EQUAL(x.to, to);
     return x;
-  }
-
-  actor_report status(const caf::actor& b) {
-    return request_report(b, caf::make_message(status_atom::value));
   }
 
   /// Makes `b` (consecutive_failures = 1, closed) trip; returns the event.
@@ -617,7 +519,7 @@ child_spec service_child() {
   child_spec spec;
   spec.name = "service";
   spec.start = [](const spawn_context& ctx) {
-    return ctx.system().spawn(scripted_service, ctx.name());
+    return ctx.system().spawn(flaky_service, ctx.name());
   };
   return spec;
 }
@@ -697,7 +599,8 @@ BOOST_AUTO_TEST_CASE(restarted_breaker_keeps_serving_at_its_stable_address) {
   BOOST_CHECK_EQUAL(*call(address, 1), answer_to(1));
   // Trip it through its address, then crash it.
   auto svc = address_of(root, "service");
-  self->request(svc, patience, fail_next_atom::value, uint64_t{1})
+  self->request(svc, patience, fail_atom::value, uint64_t{1},
+                static_cast<uint8_t>(failure_kind::own_error))
     .receive([](uint64_t) {}, [](caf::error&) { BOOST_ERROR("service not scripted"); });
   BOOST_CHECK(!call(address, 2));
   expect_change("closed", "open");

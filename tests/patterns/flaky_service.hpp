@@ -8,6 +8,9 @@
 
 #include <troupe/actors/errors.hpp>
 
+#include <algorithm>
+#include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -43,12 +46,27 @@ struct flaky_state {
   static inline const char* name = "flaky_service";
 };
 
-/// (uint64_t n) -> 3n+1, unless scripted otherwise. Control, each answered
+/// Answers the calls the flaky service holds; returns its count of calls.
+inline uint64_t release_held(caf::stateful_actor<flaky_state>* self,
+                             bool reverse) {
+  auto& st = self->state;
+  st.holding = false;
+  if (reverse)
+    std::reverse(st.held.begin(), st.held.end());
+  for (auto& [rp, n] : st.held)
+    rp.deliver(answer_to(n));
+  st.held.clear();
+  return st.calls;
+}
+
+/// (uint64_t n) -> 3n+1, unless scripted otherwise; (std::string s) ->
+/// (s, s.size()), a call with an answer of two values. Control, each answered
 /// with the number of calls so far:
 ///   (fail_atom, k, failure_kind)  the next k calls fail so
 ///   (silent_atom, k)              the next k calls are never answered
 ///   (hold_atom)                   answers wait until released
-///   (release_atom)                answers what waits, in order
+///   (release_atom [, bool reverse]) answers what waits, in order (last
+///                                 first if `reverse`)
 ///   (watch_atom)                  the sender gets (attempt_atom, n, now_ns)
 ///                                 for each call from now on
 ///   (calls_atom)                  nothing else
@@ -78,6 +96,10 @@ inline caf::behavior flaky_service(caf::stateful_actor<flaky_state>* self,
       }
       return answer_to(n);
     },
+    [self](const std::string& s) {
+      ++self->state.calls;
+      return std::make_tuple(s, static_cast<uint64_t>(s.size()));
+    },
     [self](fail_atom, uint64_t k, uint8_t kind) {
       self->state.fail_next = k;
       self->state.kind = static_cast<failure_kind>(kind);
@@ -91,14 +113,8 @@ inline caf::behavior flaky_service(caf::stateful_actor<flaky_state>* self,
       self->state.holding = true;
       return self->state.calls;
     },
-    [self](release_atom) {
-      auto& st = self->state;
-      st.holding = false;
-      for (auto& [rp, n] : st.held)
-        rp.deliver(answer_to(n));
-      st.held.clear();
-      return st.calls;
-    },
+    [self](release_atom) { return release_held(self, false); },
+    [self](release_atom, bool reverse) { return release_held(self, reverse); },
     [self](watch_atom) {
       self->state.observer = caf::actor_cast<caf::actor>(self->current_sender());
       return self->state.calls;
