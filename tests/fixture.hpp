@@ -96,7 +96,7 @@ struct system_fixture {
   void await_child(const caf::actor& sup, const std::string& name,
                    Predicate holds, const std::string& what) {
     for (int i = 0; i < 10000; ++i) {
-      auto report = request_report(sup, caf::make_message(status_atom::value));
+      auto report = status(sup);
       if (auto child = find_report(report, name); child && holds(*child))
         return;
     }
@@ -124,6 +124,11 @@ struct system_fixture {
                  BOOST_FAIL("request failed: " + sys.actors().render(e));
                });
     return result;
+  }
+
+  /// The report `who` gives on (status_atom): its counters so far.
+  actor_report status(const caf::actor& who) {
+    return request_report(who, caf::make_message(status_atom::value));
   }
 };
 

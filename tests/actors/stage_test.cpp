@@ -168,7 +168,7 @@ BOOST_AUTO_TEST_CASE(status_reports_counters_of_a_running_stage) {
   wait_down(sink);
   // The source has stopped too, but a fresh stage answers status.
   auto idle = spawn_stage(sys, sink_cfg, [](item&, emitter&) {});
-  auto r = request_report(idle, caf::make_message(status_atom::value));
+  auto r = status(idle);
   BOOST_CHECK_EQUAL(r.kind, "sink");
   BOOST_CHECK(r.stopped == stop_reason::running);
   self->send(idle, cancel_atom::value);
@@ -189,7 +189,7 @@ BOOST_AUTO_TEST_CASE(throwing_logic_crashes_only_its_stage) {
   BOOST_CHECK(reason == caf::sec::runtime_error);
   BOOST_CHECK_NE(sys.actors().render(reason).find("bad item 7"), std::string::npos);
   // The process and other actors live on: the source still answers.
-  auto r = request_report(src, caf::make_message(status_atom::value));
+  auto r = status(src);
   BOOST_CHECK_EQUAL(r.kind, "source");
   self->send(src, cancel_atom::value);
 }

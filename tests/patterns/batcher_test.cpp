@@ -139,7 +139,7 @@ BOOST_AUTO_TEST_CASE(batch_timer_starts_at_the_first_item_of_each_batch) {
     BOOST_CHECK(values_of(s.value) == (values{round * 2, round * 2 + 1}));
     BOOST_CHECK_GE(since(start, s).count(), std::chrono::nanoseconds{cfg.timeout}.count());
   }
-  auto r = request_report(b, caf::make_message(status_atom::value));
+  auto r = status(b);
   BOOST_CHECK_EQUAL(r.stats["timed_out"], 5);
   BOOST_CHECK_EQUAL(r.stats["full_batches"], 0);
   BOOST_CHECK_EQUAL(r.out, 5u);
@@ -162,7 +162,7 @@ BOOST_AUTO_TEST_CASE(stale_timer_of_a_full_batch_does_not_cut_the_next_short) {
   BOOST_CHECK(values_of(s.value) == (values{3}));
   BOOST_CHECK_GE(since(second, s).count(), std::chrono::nanoseconds{cfg.timeout}.count());
   BOOST_CHECK_GE(s.at_ns - first, std::chrono::nanoseconds{cfg.timeout}.count());
-  auto r = request_report(b, caf::make_message(status_atom::value));
+  auto r = status(b);
   BOOST_CHECK_EQUAL(r.stats["full_batches"], 1);
   BOOST_CHECK_EQUAL(r.stats["timed_out"], 1);
 }
@@ -177,7 +177,7 @@ BOOST_AUTO_TEST_CASE(size_wins_over_a_running_timer) {
   up.push(numbers({1, 2}));
   up.push(3);
   BOOST_CHECK(values_of(receive_sunk(*this).value) == (values{0, 1, 2, 3}));
-  auto r = request_report(b, caf::make_message(status_atom::value));
+  auto r = status(b);
   BOOST_CHECK_EQUAL(r.stats["full_batches"], 1);
   BOOST_CHECK_EQUAL(r.stats["held"], 0);
 }

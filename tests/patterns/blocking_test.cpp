@@ -112,9 +112,6 @@ struct blocking_fixture : system_fixture {
     return result;
   }
 
-  actor_report status(const caf::actor& exec) {
-    return request_report(exec, caf::make_message(status_atom::value));
-  }
 
   /// Asks for the executor's status until n jobs wait in it: a bounded
   /// number of round trips, each a point of sync.

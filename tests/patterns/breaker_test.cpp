@@ -612,7 +612,7 @@ BOOST_AUTO_TEST_CASE(restarted_breaker_keeps_serving_at_its_stable_address) {
   // and answers at the same address.
   expect_change("", "closed");
   BOOST_CHECK_EQUAL(*call(address, 4), answer_to(4));
-  auto r = request_report(address, caf::make_message(status_atom::value));
+  auto r = status(address);
   BOOST_CHECK_EQUAL(r.restarts, 1u);
   BOOST_CHECK_EQUAL(r.state, "closed");
   auto report = troupe::shutdown(sys, root, shutdown_mode::graceful);
@@ -634,7 +634,7 @@ BOOST_AUTO_TEST_CASE(call_in_flight_is_answered_when_the_breaker_is_cancelled) {
   auto pending = self->request(b, patience, uint64_t{1});
   // The call is out once the breaker counts it.
   for (int i = 0; i < 10000; ++i) {
-    auto r = request_report(b, caf::make_message(status_atom::value));
+    auto r = status(b);
     if (r.stats["in_flight"] == 1)
       break;
   }

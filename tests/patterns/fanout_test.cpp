@@ -268,12 +268,12 @@ BOOST_AUTO_TEST_CASE(fanout_in_input_order_stalls_intake_while_the_first_result_
   caf::anon_send(proc, release_atom::value, uint64_t{1});
   caf::anon_send(proc, release_atom::value, uint64_t{2});
   sync_with(*this, proc);
-  auto status = request_report(fan, caf::make_message(status_atom::value));
-  BOOST_CHECK_EQUAL(status.stats["calls"], 3);
-  BOOST_CHECK_EQUAL(status.stats["in_flight"], 1); // item 0
-  BOOST_CHECK_EQUAL(status.stats["peak_in_flight"], 3);
-  BOOST_CHECK_EQUAL(status.in, 3u);
-  BOOST_CHECK_EQUAL(status.out, 0u);
+  auto now = status(fan);
+  BOOST_CHECK_EQUAL(now.stats["calls"], 3);
+  BOOST_CHECK_EQUAL(now.stats["in_flight"], 1); // item 0
+  BOOST_CHECK_EQUAL(now.stats["peak_in_flight"], 3);
+  BOOST_CHECK_EQUAL(now.in, 3u);
+  BOOST_CHECK_EQUAL(now.out, 0u);
   caf::anon_send(proc, release_atom::value, uint64_t{0});
   for (uint64_t i = 3; i < 6; ++i) {
     auto n = receive_held(*this);
@@ -311,8 +311,8 @@ BOOST_AUTO_TEST_CASE(fanout_emits_no_more_results_than_its_output_window) {
   up.push(numbers(0, 8));
   await_held(*this, 2);
   sync_with(*this, proc);
-  auto status = request_report(fan, caf::make_message(status_atom::value));
-  BOOST_CHECK_EQUAL(status.stats["calls"], 2); // not 8: only 2 results fit
+  auto now = status(fan);
+  BOOST_CHECK_EQUAL(now.stats["calls"], 2); // not 8: only 2 results fit
   caf::anon_send(proc, release_atom::value, uint64_t{0});
   caf::anon_send(proc, release_atom::value, uint64_t{1});
   uint64_t received = 0;
@@ -321,15 +321,15 @@ BOOST_AUTO_TEST_CASE(fanout_emits_no_more_results_than_its_output_window) {
                   caf::after(patience) >> [] { BOOST_FAIL("no results"); });
   // Both results sent and not acknowledged: the window is full, no call.
   sync_with(*this, proc);
-  status = request_report(fan, caf::make_message(status_atom::value));
-  BOOST_CHECK_EQUAL(status.stats["calls"], 2);
-  BOOST_CHECK_EQUAL(status.stats["peak_in_flight"], 2);
+  now = status(fan);
+  BOOST_CHECK_EQUAL(now.stats["calls"], 2);
+  BOOST_CHECK_EQUAL(now.stats["peak_in_flight"], 2);
   // Acknowledged: room for two more.
   self->send(fan, demand{out_link, epoch, 2, 2});
   await_held(*this, 2);
   sync_with(*this, proc);
-  status = request_report(fan, caf::make_message(status_atom::value));
-  BOOST_CHECK_EQUAL(status.stats["calls"], 4);
+  now = status(fan);
+  BOOST_CHECK_EQUAL(now.stats["calls"], 4);
   caf::anon_send(fan, cancel_atom::value);
   final_report();
   caf::anon_send_exit(proc, caf::exit_reason::user_shutdown);
@@ -352,18 +352,18 @@ BOOST_AUTO_TEST_CASE(fanout_timed_out_call_to_a_fixed_processor_keeps_its_slot_u
     BOOST_CHECK(x.reason == errc::call_timeout);
   }
   // Failed, but the processor still holds both: item 2 must wait.
-  auto status = request_report(fan, caf::make_message(status_atom::value));
-  BOOST_CHECK_EQUAL(status.stats["calls"], 2);
-  BOOST_CHECK_EQUAL(status.stats["in_flight"], 2);
-  BOOST_CHECK_EQUAL(status.stats["late"], 2);
-  BOOST_CHECK_EQUAL(status.stats["timeouts"], 2);
+  auto now = status(fan);
+  BOOST_CHECK_EQUAL(now.stats["calls"], 2);
+  BOOST_CHECK_EQUAL(now.stats["in_flight"], 2);
+  BOOST_CHECK_EQUAL(now.stats["late"], 2);
+  BOOST_CHECK_EQUAL(now.stats["timeouts"], 2);
   // The late answer frees the slot (and is not emitted).
   caf::anon_send(proc, release_atom::value, uint64_t{0});
   BOOST_CHECK_EQUAL(receive_held(*this), 2u);
   sync_with(*this, proc);
-  status = request_report(fan, caf::make_message(status_atom::value));
-  BOOST_CHECK_EQUAL(status.stats["late"], 1);
-  BOOST_CHECK_EQUAL(status.stats["peak_in_flight"], 2);
+  now = status(fan);
+  BOOST_CHECK_EQUAL(now.stats["late"], 1);
+  BOOST_CHECK_EQUAL(now.stats["peak_in_flight"], 2);
   caf::anon_send(proc, release_atom::value, uint64_t{1});
   caf::anon_send(proc, release_atom::value, uint64_t{2});
   up.end();
@@ -631,10 +631,10 @@ BOOST_AUTO_TEST_CASE(fanout_requester_that_stops_cancels_its_batch) {
   for (int i = 0; i < 2; ++i)
     self->receive([](caf::down_msg& x) { BOOST_CHECK(x.reason == caf::exit_reason::kill); },
                   caf::after(patience) >> [] { BOOST_FAIL("a per-item actor lives on"); });
-  auto status = request_report(fan, caf::make_message(status_atom::value));
-  BOOST_CHECK_EQUAL(status.stats["abandoned"], 4); // two in flight, two queued
-  BOOST_CHECK_EQUAL(status.stats["in_flight"], 0);
-  BOOST_CHECK_EQUAL(status.stats["queued"], 0);
+  auto now = status(fan);
+  BOOST_CHECK_EQUAL(now.stats["abandoned"], 4); // two in flight, two queued
+  BOOST_CHECK_EQUAL(now.stats["in_flight"], 0);
+  BOOST_CHECK_EQUAL(now.stats["queued"], 0);
   caf::anon_send(fan, cancel_atom::value);
   final_report();
 }
@@ -669,10 +669,10 @@ BOOST_AUTO_TEST_CASE(fanout_answers_a_batch_with_a_batch_of_results_in_order) {
   self->request(fan, patience, uint64_t{5})
     .receive([](uint64_t) { BOOST_FAIL("a failed call answered a value"); },
              [](caf::error& e) { BOOST_CHECK(e == caf::sec::runtime_error); });
-  auto status = request_report(fan, caf::make_message(status_atom::value));
-  BOOST_CHECK_EQUAL(status.stats["requests"], 3);
-  BOOST_CHECK_EQUAL(status.stats["failed"], 2);
-  BOOST_CHECK_LE(status.stats["peak_in_flight"], 3);
+  auto now = status(fan);
+  BOOST_CHECK_EQUAL(now.stats["requests"], 3);
+  BOOST_CHECK_EQUAL(now.stats["failed"], 2);
+  BOOST_CHECK_LE(now.stats["peak_in_flight"], 3);
   caf::anon_send(fan, cancel_atom::value);
   final_report();
   caf::anon_send_exit(proc, caf::exit_reason::user_shutdown);
@@ -689,8 +689,8 @@ BOOST_AUTO_TEST_CASE(fanout_answers_an_empty_batch_with_an_empty_batch) {
     .receive([&](batch& b) { answered = b.items.empty(); },
              fail_on_error());
   BOOST_CHECK_MESSAGE(answered, "an empty batch gets an empty batch back");
-  auto status = request_report(fan, caf::make_message(status_atom::value));
-  BOOST_CHECK_EQUAL(status.stats["calls"], 0);
+  auto now = status(fan);
+  BOOST_CHECK_EQUAL(now.stats["calls"], 0);
   caf::anon_send(fan, cancel_atom::value);
   final_report();
   caf::anon_send_exit(proc, caf::exit_reason::user_shutdown);

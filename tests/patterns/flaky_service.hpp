@@ -160,9 +160,6 @@ struct flaky_fixture : system_fixture {
     return result;
   }
 
-  actor_report status(const caf::actor& who) {
-    return request_report(who, caf::make_message(status_atom::value));
-  }
 
   /// The time of the next call the watched service took.
   int64_t next_attempt() {

@@ -252,7 +252,7 @@ BOOST_AUTO_TEST_CASE(cancelled_join_actor_answers_cancelled_and_stops_its_branch
   self->monitor(slow.target);
   auto j = spawn_join(sys.actors(), join_config{}, {slow});
   auto pending = self->request(j, patience, join_atom::value);
-  BOOST_CHECK_EQUAL(request_report(j, caf::make_message(status_atom::value)).state,
+  BOOST_CHECK_EQUAL(status(j).state,
                     "running");
   self->send(j, cancel_atom::value);
   pending.receive([](batch&) { BOOST_ERROR("the join succeeded"); },

@@ -74,7 +74,7 @@ BOOST_AUTO_TEST_CASE(burst_passes_at_once_then_the_rate_holds) {
       BOOST_CHECK_GE(s.at_ns - start, earliest);
     }
   }
-  auto r = request_report(l, caf::make_message(status_atom::value));
+  auto r = status(l);
   BOOST_CHECK_EQUAL(r.stats["passed"], 30);
   BOOST_CHECK_EQUAL(r.stats["delayed"], 20);
   BOOST_CHECK_EQUAL(r.stats["rejected"], 0);
@@ -139,7 +139,7 @@ BOOST_AUTO_TEST_CASE(rejected_items_show_in_the_report) {
   manual_upstream up{self, l};
   up.push(numbers(0, 20));
   up.await_credit(20);
-  auto r = request_report(l, caf::make_message(status_atom::value));
+  auto r = status(l);
   BOOST_CHECK_EQUAL(r.in, 20u);
   BOOST_CHECK_EQUAL(r.out, 5u);
   BOOST_CHECK_EQUAL(r.dropped, 15u);
@@ -160,7 +160,7 @@ BOOST_AUTO_TEST_CASE(a_waiting_key_does_not_delay_another_key) {
   for (int k = 0; k < 6; ++k)
     first_six.insert(receive_sunk(*this).value.get_as<uint64_t>(0));
   BOOST_CHECK((first_six == std::set<uint64_t>{0, 1, 2, 3, 4, 5}));
-  auto r = request_report(l, caf::make_message(status_atom::value));
+  auto r = status(l);
   BOOST_CHECK_EQUAL(r.stats["keys"], 2);
   BOOST_CHECK_EQUAL(r.stats["held"], 7);
   BOOST_CHECK_EQUAL(r.state, "limiting");
@@ -177,7 +177,7 @@ BOOST_AUTO_TEST_CASE(new_key_beyond_max_keys_is_rejected_when_no_bucket_is_idle)
   // Keys 0 and 1 each pass one item and hold one; key 2 finds no bucket.
   up.push(numbers(0, 5));
   up.await_credit(5);
-  auto r = request_report(l, caf::make_message(status_atom::value));
+  auto r = status(l);
   BOOST_CHECK_EQUAL(r.stats["keys"], 2);
   BOOST_CHECK_EQUAL(r.stats["rejected"], 1);
   BOOST_CHECK_EQUAL(r.stats["passed"], 2);
@@ -196,7 +196,7 @@ BOOST_AUTO_TEST_CASE(idle_full_buckets_make_room_for_new_keys) {
   up.push(numbers(0, 10));
   for (uint64_t k = 0; k < 10; ++k)
     BOOST_CHECK_EQUAL(receive_sunk(*this).value.get_as<uint64_t>(0), k);
-  auto r = request_report(l, caf::make_message(status_atom::value));
+  auto r = status(l);
   BOOST_CHECK_EQUAL(r.stats["keys"], 1);
   BOOST_CHECK_EQUAL(r.stats["rejected"], 0);
 }
@@ -213,7 +213,7 @@ BOOST_AUTO_TEST_CASE(requests_pass_through_to_the_service) {
       fail_on_error());
   // One permit at once, then one each 50 ms.
   BOOST_CHECK_GE(now_ns() - start, 100'000'000);
-  auto r = request_report(l, caf::make_message(status_atom::value));
+  auto r = status(l);
   BOOST_CHECK_EQUAL(r.in, 3u);
   BOOST_CHECK_EQUAL(r.out, 3u);
 }
@@ -263,7 +263,7 @@ BOOST_AUTO_TEST_CASE(full_delay_queue_answers_rate_limited) {
   self->request(l, patience, uint64_t{4}).receive(
     [](uint64_t) { BOOST_FAIL("a full queue took a request"); },
     [](caf::error& e) { BOOST_CHECK(e == errc::rate_limited); });
-  auto r = request_report(l, caf::make_message(status_atom::value));
+  auto r = status(l);
   BOOST_CHECK_EQUAL(r.stats["held"], 2);
   BOOST_CHECK_EQUAL(r.stats["rejected"], 1);
 }
@@ -380,7 +380,7 @@ BOOST_AUTO_TEST_CASE(restarted_limiter_keeps_serving_at_its_stable_address) {
   auto answer = ask(5);
   BOOST_REQUIRE(answer);
   BOOST_CHECK_EQUAL(*answer, 10u);
-  auto r = request_report(address, caf::make_message(status_atom::value));
+  auto r = status(address);
   BOOST_CHECK_EQUAL(r.restarts, 1u);
   auto report = troupe::shutdown(sys, root, shutdown_mode::graceful);
   BOOST_REQUIRE(report);

@@ -204,9 +204,6 @@ struct pool_fixture : system_fixture {
     return result;
   }
 
-  actor_report status(const caf::actor& pool) {
-    return request_report(pool, caf::make_message(status_atom::value));
-  }
 
   /// Asks for the pool's status until its stat `key` is `value`: a bounded
   /// number of round trips, each a point of sync.

@@ -168,7 +168,7 @@ BOOST_AUTO_TEST_CASE(status_counts_requests_answers_errors_and_unexpected) {
   self->request(untyped, patience, std::string{"not in the interface"})
     .receive([](const caf::message&) { BOOST_ERROR("answered"); },
              [](caf::error& e) { BOOST_CHECK(e == caf::sec::unexpected_message); });
-  auto r = request_report(untyped, caf::make_message(status_atom::value));
+  auto r = status(untyped);
   BOOST_CHECK_EQUAL(r.kind, "service");
   BOOST_CHECK(r.stopped == stop_reason::running);
   BOOST_CHECK_EQUAL(r.stats["requests"], 4);
@@ -238,9 +238,9 @@ BOOST_AUTO_TEST_CASE(supervised_service_is_restarted_at_its_stable_address_and_r
   // The new incarnation answers at the same address, with fresh counters.
   BOOST_CHECK_EQUAL(*call_sync(c, patience, caf::add_atom::value, 1, 2), 3);
   BOOST_CHECK_EQUAL(*call_sync(c, patience, caf::add_atom::value, 2, 2), 4);
-  auto status = request_report(root, caf::make_message(status_atom::value));
-  BOOST_REQUIRE(find_report(status, "calc"));
-  BOOST_CHECK_EQUAL(find_report(status, "calc")->stats.at("requests"), 2);
+  auto now = status(root);
+  BOOST_REQUIRE(find_report(now, "calc"));
+  BOOST_CHECK_EQUAL(find_report(now, "calc")->stats.at("requests"), 2);
   auto report = request_report(root, caf::make_message(drain_atom::value));
   auto calc_report = find_report(report, "calc");
   BOOST_REQUIRE(calc_report);

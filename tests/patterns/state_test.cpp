@@ -119,9 +119,6 @@ struct state_fixture : system_fixture {
     return ask<std::vector<caf::actor>>(st, caf::make_message(state_shards_atom::value));
   }
 
-  actor_report status(const caf::actor& st) {
-    return request_report(st, caf::make_message(status_atom::value));
-  }
 
   /// Blocks the shard serving `key` at `address` with an update that waits
   /// for the gate: what is sent to that shard then waits in its mailbox.

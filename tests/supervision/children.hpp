@@ -102,7 +102,7 @@ struct event_log : system_fixture {
   /// Asserts that nothing else happened up to now: a status round trip to the
   /// supervisor orders this after everything it did before.
   void expect_quiet(const caf::actor& sup) {
-    request_report(sup, caf::make_message(status_atom::value));
+    status(sup);
     self->receive(
       [&](started_atom, const std::string& name, uint32_t, const caf::actor&) {
         BOOST_ERROR("unexpected start of " + name);

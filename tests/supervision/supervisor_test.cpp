@@ -88,7 +88,7 @@ BOOST_AUTO_TEST_CASE(transient_child_restarts_only_after_a_failure) {
   self->send(t, finish_atom::value);
   BOOST_CHECK_EQUAL(next_event(), "-t");
   expect_quiet(sup);
-  auto report = request_report(sup, caf::make_message(status_atom::value));
+  auto report = status(sup);
   BOOST_REQUIRE_EQUAL(report.children.size(), 1u);
   BOOST_CHECK(report.children[0].stopped == stop_reason::completed);
   BOOST_CHECK_EQUAL(report.children[0].restarts, 1u);
@@ -104,7 +104,7 @@ BOOST_AUTO_TEST_CASE(temporary_child_is_never_restarted) {
   self->send(address_of(sup, "tmp"), crash_atom::value);
   BOOST_CHECK_EQUAL(next_event(), "-tmp");
   expect_quiet(sup);
-  auto report = request_report(sup, caf::make_message(status_atom::value));
+  auto report = status(sup);
   BOOST_CHECK(report.children[0].stopped == stop_reason::crashed);
   BOOST_CHECK(report.children[1].stopped == stop_reason::running);
   self->send(sup, cancel_atom::value);
@@ -146,7 +146,7 @@ BOOST_AUTO_TEST_CASE(escalation_restarts_the_subtree_under_the_parent) {
   // inner gives up; root restarts inner, which starts a fresh w.
   BOOST_CHECK((next_events(2) == events{"-w", "+w0"}));
   expect_quiet(sup);
-  auto report = request_report(sup, caf::make_message(status_atom::value));
+  auto report = status(sup);
   auto inner_report = find_report(report, "inner");
   BOOST_REQUIRE(inner_report != nullptr);
   BOOST_CHECK_EQUAL(inner_report->restarts, 1u);
@@ -264,7 +264,7 @@ BOOST_AUTO_TEST_CASE(throwing_factory_is_a_crash_the_supervisor_handles) {
   spec.children = {flaky};
   auto sup = spawn_supervisor(sys, spec);
   expect_start("flaky", 1);
-  auto report = request_report(sup, caf::make_message(status_atom::value));
+  auto report = status(sup);
   BOOST_CHECK(report.children[0].stopped == stop_reason::running);
   BOOST_CHECK_EQUAL(report.children[0].restarts, 1u);
   BOOST_CHECK_EQUAL(*calls, 2);
@@ -291,7 +291,7 @@ BOOST_AUTO_TEST_CASE(throwing_handler_is_a_crash_the_supervisor_handles) {
   expect_start("thrower", 0);
   self->send(address_of(sup, "thrower"), crash_atom::value);
   expect_start("thrower", 1);
-  auto report = request_report(sup, caf::make_message(status_atom::value));
+  auto report = status(sup);
   BOOST_CHECK_EQUAL(report.children[0].restarts, 1u);
   self->send(sup, cancel_atom::value);
 }
