@@ -1,0 +1,112 @@
+#pragma once
+
+// A topology file, loaded and validated: the system settings, the supervision
+// tree, the actors with their kinds, configs and wiring, and the nodes they
+// are placed on. The file format is in docs/topology.md.
+
+#include "troupe/supervision/child_spec.hpp"
+#include "troupe/topology/kind.hpp"
+#include "troupe/topology/topology_error.hpp"
+
+#include <caf/timespan.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace troupe {
+
+/// [system]
+struct system_settings {
+  /// Scheduler threads; 0: CAF's default (one per core).
+  size_t threads = 0;
+  /// Default window of a stream link; 0: troupe's default.
+  uint32_t credit = 0;
+  /// How long a graceful shutdown may take before what is left is killed.
+  caf::timespan shutdown = std::chrono::seconds(10);
+};
+
+/// The root ([supervisor]) or a nested supervisor ([supervisors.NAME]).
+struct supervisor_decl {
+  std::string name;
+  /// Empty for the root.
+  std::string parent;
+  source_position where;
+  restart_strategy strategy = restart_strategy::one_for_one;
+  restart_intensity intensity;
+  restart_backoff backoff;
+  /// As a child of its parent (nested supervisors only).
+  restart_type restart = restart_type::permanent;
+  caf::timespan shutdown = std::chrono::seconds(30);
+};
+
+/// [nodes.NAME]: where actors may be placed (distribution).
+struct node_decl {
+  std::string name;
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  source_position where;
+};
+
+/// [actors.NAME]
+struct actor_decl {
+  std::string name;
+  std::string kind;
+  source_position where;
+  const kind_definition* definition = nullptr;
+  /// The supervisor's name (the root's when the file names none).
+  std::string supervisor;
+  restart_type restart = restart_type::transient;
+  caf::timespan shutdown = std::chrono::seconds(5);
+  /// Empty: not placed (runs wherever the topology runs).
+  std::string node;
+  std::vector<std::string> next;
+  std::vector<std::string> services;
+  /// 0: the system's credit.
+  uint32_t credit = 0;
+  /// How many actors name this one in their `next`.
+  size_t inputs = 0;
+  actor_starter start;
+};
+
+struct topology {
+  std::string file;
+  system_settings system;
+  supervisor_decl root;
+  /// Nested supervisors, in file order.
+  std::vector<supervisor_decl> supervisors;
+  /// In file order.
+  std::vector<actor_decl> actors;
+  std::vector<node_decl> nodes;
+
+  /// Null if there is no such actor.
+  const actor_decl* find_actor(const std::string& name) const;
+
+  /// Whether `a` is part of the stream graph (a source, or fed by one): a run
+  /// ends by itself once all of these have ended.
+  bool in_stream(const actor_decl& a) const;
+};
+
+/// Parses and validates `text`, naming it `file` in errors. Throws
+/// topology_errors listing everything wrong; never anything else, whatever
+/// the bytes.
+topology parse_topology(std::string_view text, const std::string& file,
+                        const kind_registry& registry = kinds());
+
+/// Reads `path` and parses it; an unreadable file is a topology_errors too.
+topology load_topology(const std::string& path,
+                       const kind_registry& registry = kinds());
+
+/// The root supervisor's spec: nested supervisors as children, each actor a
+/// child wired to the stable addresses of what it names, children in an
+/// order where what an actor sends to starts before it (so that it stops
+/// after it). `on_stream_end`, if set, is called once with an actor's name
+/// when an actor of the stream ends normally.
+supervisor_spec
+build_supervision(const topology& t,
+                  std::function<void(const std::string&)> on_stream_end = {});
+
+} // namespace troupe
