@@ -1,0 +1,29 @@
+#pragma once
+
+// The built-in kinds (internal): kinds() registers them on its first use.
+// docs/topology.md lists every kind with its keys.
+
+#include "troupe/topology/kind.hpp"
+
+namespace troupe {
+
+void register_builtin_kinds(kind_registry& registry);
+
+namespace kinds {
+
+/// generator, file_lines, stdin_lines
+void add_source_kinds(kind_registry& registry);
+/// hash, sleep, fail, crash
+void add_work_kinds(kind_registry& registry);
+/// counter, file, stdout, null
+void add_sink_kinds(kind_registry& registry);
+/// hash_service, flaky_service, sleep_service
+void add_service_kinds(kind_registry& registry);
+/// batcher, limiter, breaker, pool, fanout, retry, timeout
+void add_pattern_kinds(kind_registry& registry);
+/// join, state, state_count, blocking, blocking_hash
+void add_composite_kinds(kind_registry& registry);
+
+} // namespace kinds
+
+} // namespace troupe
