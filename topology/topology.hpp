@@ -13,14 +13,16 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace troupe {
 
-/// [system]
-struct system_settings {
+/// [system]. (Not system_settings: actors/system.hpp has that name, for
+/// the settings a troupe::system is made with.)
+struct system_decl {
   /// Scheduler threads; 0: CAF's default (one per core).
   size_t threads = 0;
   /// Default window of a stream link; 0: troupe's default.
@@ -74,7 +76,7 @@ struct actor_decl {
 
 struct topology {
   std::string file;
-  system_settings system;
+  system_decl system;
   supervisor_decl root;
   /// Nested supervisors, in file order.
   std::vector<supervisor_decl> supervisors;

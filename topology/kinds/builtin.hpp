@@ -1,12 +1,13 @@
 #pragma once
 
-// The built-in kinds (internal): kinds() registers them on its first use.
-// docs/topology.md lists every kind with its keys.
+// Internal: how kinds() gets the built-in kinds (docs/topology.md lists
+// them, with their keys). Not installed.
 
 #include "troupe/topology/kind.hpp"
 
 namespace troupe {
 
+/// Adds every built-in kind to `registry`.
 void register_builtin_kinds(kind_registry& registry);
 
 namespace kinds {
