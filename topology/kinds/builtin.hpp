@@ -10,7 +10,7 @@ namespace troupe {
 /// Adds every built-in kind to `registry`.
 void register_builtin_kinds(kind_registry& registry);
 
-namespace kinds {
+namespace builtin_kinds {
 
 /// generator, file_lines, stdin_lines
 void add_source_kinds(kind_registry& registry);
@@ -25,6 +25,6 @@ void add_pattern_kinds(kind_registry& registry);
 /// join, state, state_count, blocking, blocking_hash
 void add_composite_kinds(kind_registry& registry);
 
-} // namespace kinds
+} // namespace builtin_kinds
 
 } // namespace troupe

@@ -18,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-namespace troupe::kinds {
+namespace troupe::builtin_kinds {
 
 namespace {
 
@@ -245,4 +245,4 @@ void add_composite_kinds(kind_registry& registry) {
                            "stage", 1, 1, parse_blocking_hash));
 }
 
-} // namespace troupe::kinds
+} // namespace troupe::builtin_kinds

@@ -16,7 +16,7 @@
 #include <chrono>
 #include <limits>
 
-namespace troupe::kinds {
+namespace troupe::builtin_kinds {
 
 namespace {
 
@@ -234,4 +234,4 @@ void add_pattern_kinds(kind_registry& registry) {
                             shape::front, 1, 1, parse_timeout));
 }
 
-} // namespace troupe::kinds
+} // namespace troupe::builtin_kinds

@@ -15,7 +15,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace troupe::kinds {
+namespace troupe::builtin_kinds {
 
 namespace {
 
@@ -253,4 +253,4 @@ void add_service_kinds(kind_registry& registry) {
     }));
 }
 
-} // namespace troupe::kinds
+} // namespace troupe::builtin_kinds

@@ -13,7 +13,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace troupe::kinds {
+namespace troupe::builtin_kinds {
 
 namespace {
 
@@ -173,4 +173,4 @@ void add_sink_kinds(kind_registry& registry) {
     }));
 }
 
-} // namespace troupe::kinds
+} // namespace troupe::builtin_kinds

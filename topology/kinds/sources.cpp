@@ -18,7 +18,7 @@
 #include <stdexcept>
 #include <thread>
 
-namespace troupe::kinds {
+namespace troupe::builtin_kinds {
 
 namespace {
 
@@ -227,4 +227,4 @@ void add_source_kinds(kind_registry& registry) {
     }));
 }
 
-} // namespace troupe::kinds
+} // namespace troupe::builtin_kinds

@@ -6,7 +6,7 @@
 #include <limits>
 #include <string>
 
-namespace troupe::kinds {
+namespace troupe::builtin_kinds {
 
 restart_intensity read_intensity(kind_config& cfg) {
   restart_intensity result;
@@ -164,4 +164,4 @@ void service_logic::describe(actor_report& r) const {
   r.stats["failed"] = static_cast<int64_t>(failed_);
 }
 
-} // namespace troupe::kinds
+} // namespace troupe::builtin_kinds

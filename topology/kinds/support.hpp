@@ -24,7 +24,7 @@
 #include <string>
 #include <utility>
 
-namespace troupe::kinds {
+namespace troupe::builtin_kinds {
 
 /// Runs a pattern config's validate(); a config_error becomes an error of the
 /// table (the kind's own range checks should have caught it first).
@@ -132,4 +132,4 @@ private:
   uint64_t failed_ = 0;
 };
 
-} // namespace troupe::kinds
+} // namespace troupe::builtin_kinds

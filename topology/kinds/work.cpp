@@ -12,7 +12,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace troupe::kinds {
+namespace troupe::builtin_kinds {
 
 namespace {
 
@@ -183,4 +183,4 @@ void add_work_kinds(kind_registry& registry) {
     }));
 }
 
-} // namespace troupe::kinds
+} // namespace troupe::builtin_kinds
