@@ -75,7 +75,7 @@ actor_starter parse_limiter(kind_config& cfg) {
   x.max_queue = static_cast<size_t>(cfg.integer("max_queue", 1024, 1, 10'000'000));
   check_config(cfg, x);
   return [x](const spawn_context& ctx, const wiring& w) {
-    return spawn_limiter(ctx, x, w.links, service_of(w));
+    return spawn_limiter(ctx, x, pattern_links(w), service_of(w));
   };
 }
 
@@ -109,7 +109,7 @@ actor_starter parse_breaker(kind_config& cfg) {
   if (cfg.ok())
     check_config(cfg, x);
   return [x](const spawn_context& ctx, const wiring& w) {
-    return spawn_breaker(ctx, x, service_of(w), w.links);
+    return spawn_breaker(ctx, x, service_of(w), pattern_links(w));
   };
 }
 
@@ -132,7 +132,7 @@ actor_starter parse_pool(kind_config& cfg) {
   if (cfg.ok())
     check_config(cfg, x);
   return [x](const spawn_context& ctx, const wiring& w) {
-    return spawn_pool(ctx, x, w.links);
+    return spawn_pool(ctx, x, pattern_links(w));
   };
 }
 
@@ -165,7 +165,7 @@ actor_starter parse_fanout(kind_config& cfg) {
     } else {
       y.processors = w.services;
     }
-    return spawn_fanout(ctx, std::move(y), w.links);
+    return spawn_fanout(ctx, std::move(y), pattern_links(w));
   };
 }
 
@@ -194,7 +194,7 @@ actor_starter parse_retry(kind_config& cfg) {
   if (cfg.ok())
     check_config(cfg, x);
   return [x](const spawn_context& ctx, const wiring& w) {
-    return spawn_retry(ctx, x, service_of(w), w.links);
+    return spawn_retry(ctx, x, service_of(w), pattern_links(w));
   };
 }
 

@@ -79,6 +79,13 @@ stage_config service_links(const std::string& kind) {
   return links;
 }
 
+stage_config pattern_links(const wiring& w) {
+  auto links = w.links;
+  if (links.inputs == 0)
+    links.inputs = 1;
+  return links;
+}
+
 void ordered_calls::on_start(stage_control& ctl) {
   ctl_ = &ctl;
 }

@@ -54,6 +54,11 @@ uint64_t hash_item(const item& x, uint64_t rounds);
 /// ends on a drain (it waits for one input that never opens).
 stage_config service_links(const std::string& kind);
 
+/// The links of a pattern that is a stage. When nothing feeds it (it stands
+/// in front of a service only) it waits for one input that never opens, so
+/// that it ends on a drain, as a service does.
+stage_config pattern_links(const wiring& w);
+
 /// A stage that makes one asynchronous call per item and emits the outcomes
 /// in item order: at most `max_in_flight` items are held, and only while the
 /// outputs have room for the outcome of every held item, so an outcome can
