@@ -24,6 +24,10 @@ struct run_fixture : system_fixture {
   /// How long the last run took from its start until its streams ended.
   caf::timespan elapsed{0};
 
+  int64_t elapsed_ms() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
+  }
+
   /// Parses `text`, failing the test with the errors if it is invalid.
   topology parse(const std::string& text) {
     try {
@@ -55,7 +59,8 @@ struct run_fixture : system_fixture {
                     caf::after(patience) >> [] { BOOST_FAIL("the stream did not end"); });
     elapsed = std::chrono::steady_clock::now() - began;
     auto report = shutdown(sys.actors(), root, shutdown_mode::graceful);
-    BOOST_REQUIRE_MESSAGE(report, "shutdown failed: " + sys.actors().render(report.error()));
+    if (!report)
+      BOOST_FAIL("shutdown failed: " + sys.actors().render(report.error()));
     return *report;
   }
 
