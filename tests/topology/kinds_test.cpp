@@ -9,6 +9,9 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
 #include <string>
 
 using namespace std::chrono_literals;
@@ -560,6 +563,29 @@ kind = "counter"
   BOOST_CHECK_MESSAGE(source.error.find("file_lines: cannot open '/nonexistent/troupe-test'")
                         != std::string::npos,
                       source.error);
+}
+
+BOOST_AUTO_TEST_CASE(stdin_lines_emits_each_line_until_end_of_input) {
+  // The process's one stdin reader starts at the first stdin_lines and reads
+  // std::cin: this test gives it lines of its own (no other test reads
+  // standard input).
+  static std::stringbuf input{"one\ntwo\r\nthree\n"};
+  auto saved = std::cin.rdbuf(&input);
+  auto r = run(R"(
+[actors.source]
+kind = "stdin_lines"
+next = "out"
+
+[actors.out]
+kind = "file"
+path = ")" + temp_path("stdin.txt") + R"("
+)");
+  std::cin.rdbuf(saved);
+  BOOST_CHECK_EQUAL(actor(r, "source").out, 3u);
+  std::ifstream in{temp_path("stdin.txt")};
+  std::string text{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
+  BOOST_CHECK_EQUAL(text, "one\ntwo\nthree\n");
+  std::remove(temp_path("stdin.txt").c_str());
 }
 
 BOOST_AUTO_TEST_CASE(state_count_updates_a_state) {
