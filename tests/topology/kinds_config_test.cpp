@@ -23,6 +23,7 @@ struct kinds_config_fixture : test::config_fixture {
     BOOST_REQUIRE_MESSAGE(def != nullptr, "no kind " + kind);
     auto cfg = read(text, &kinds());
     state->kind = kind;
+    state->context = "for kind '" + kind + "'";
     bool threw = false;
     auto starter = detail::run_parse(*def, cfg, *state, threw);
     if (!threw)
