@@ -1,0 +1,180 @@
+// The keys of the built-in kinds: every kind is registered with the right
+// shape, reads its keys, and reports the rules that span several keys.
+
+#include "topology/config_fixture.hpp"
+
+#include <troupe/topology/kind.hpp>
+
+#include <boost/test/unit_test.hpp>
+
+#include <string>
+#include <vector>
+
+namespace troupe {
+
+namespace {
+
+struct kinds_config_fixture : test::config_fixture {
+  /// Reads `text` as the table of an actor of `kind` with that kind's parse
+  /// function, unknown keys reported as the loader does; returns the errors
+  /// rendered, one per line.
+  std::string parse(const std::string& kind, const std::string& text) {
+    auto def = kinds().find(kind);
+    BOOST_REQUIRE_MESSAGE(def != nullptr, "no kind " + kind);
+    auto cfg = read(text, &kinds());
+    state->kind = kind;
+    state->context = "for kind '" + kind + "'";
+    bool threw = false;
+    auto starter = detail::run_parse(*def, cfg, *state, threw);
+    if (!threw)
+      detail::report_unknown_keys(*state, "for kind '" + kind + "'");
+    std::string result;
+    for (auto& e : *errors)
+      result += e.render() + "\n";
+    if (result.empty())
+      BOOST_CHECK(starter);
+    return result;
+  }
+};
+
+const kind_definition& kind(const std::string& name) {
+  auto def = kinds().find(name);
+  BOOST_REQUIRE_MESSAGE(def != nullptr, "no kind " + name);
+  return *def;
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(kinds_config_suite, kinds_config_fixture)
+
+BOOST_AUTO_TEST_CASE(every_builtin_kind_is_registered) {
+  std::vector<std::string> expected{
+    "batcher",      "blocking",      "blocking_hash", "breaker",     "counter",
+    "crash",        "fail",          "fanout",        "file",        "file_lines",
+    "flaky_service", "generator",    "hash",          "hash_service", "join",
+    "limiter",      "null",          "pool",          "retry",       "sleep",
+    "sleep_service", "state",        "state_count",   "stdin_lines", "stdout",
+    "timeout"};
+  auto names = kinds().names();
+  for (auto& name : expected)
+    BOOST_CHECK_MESSAGE(std::find(names.begin(), names.end(), name) != names.end(),
+                        "missing kind " + name);
+}
+
+BOOST_AUTO_TEST_CASE(kinds_have_the_shape_of_what_they_are) {
+  BOOST_CHECK(kind("generator").source);
+  BOOST_CHECK(!kind("generator").takes_input);
+  BOOST_CHECK(kind("counter").takes_input && !kind("counter").emits);
+  BOOST_CHECK(kind("hash").takes_input && kind("hash").emits);
+  BOOST_CHECK(kind("hash_service").answers_requests && !kind("hash_service").takes_input);
+  BOOST_CHECK(kind("hash_service").default_restart == restart_type::permanent);
+  BOOST_CHECK(kind("breaker").takes_input && kind("breaker").answers_requests);
+  BOOST_CHECK_EQUAL(kind("breaker").min_services, 1u);
+  BOOST_CHECK_EQUAL(kind("limiter").min_services, 0u);
+  BOOST_CHECK_EQUAL(kind("limiter").max_services, 1u);
+  BOOST_CHECK_EQUAL(kind("join").min_services, 2u);
+  BOOST_CHECK(!kind("timeout").takes_input);
+  BOOST_CHECK(!kind("batcher").answers_requests);
+  for (auto name : {"batcher", "limiter", "breaker", "pool", "fanout", "join", "retry",
+                    "timeout", "state", "blocking"})
+    BOOST_CHECK_EQUAL(kind(name).graph_group, "pattern");
+  for (auto name : {"generator", "hash", "counter", "limiter", "pool", "retry"})
+    BOOST_CHECK(kind(name).default_restart == restart_type::transient);
+}
+
+BOOST_AUTO_TEST_CASE(keys_of_a_kind_are_read) {
+  BOOST_CHECK_EQUAL(parse("generator", "count = 10\nrate = \"100/s\"\nstart = 5"), "");
+  BOOST_CHECK_EQUAL(parse("breaker", "consecutive_failures = 2\nopen_timeout = \"1s\"\n"
+                                     "when_open = \"reject\""),
+                    "");
+}
+
+BOOST_AUTO_TEST_CASE(misspelled_key_is_unknown_with_a_suggestion) {
+  BOOST_CHECK_EQUAL(parse("batcher", "sise = 10"),
+                    "t.toml:1:8: unknown key 'sise' for kind 'batcher'; did you mean 'size'?\n");
+}
+
+BOOST_AUTO_TEST_CASE(limiter_needs_a_rate) {
+  BOOST_CHECK_EQUAL(parse("limiter", "burst = 5"),
+                    "t.toml:1:1: missing key 'rate' for kind 'limiter'\n");
+}
+
+BOOST_AUTO_TEST_CASE(limiter_rate_reads_as_people_write_it) {
+  BOOST_CHECK_EQUAL(parse("limiter", "rate = \"5000/s\""), "");
+  BOOST_CHECK(test::config_fixture::errors->empty());
+}
+
+BOOST_AUTO_TEST_CASE(breaker_minimum_calls_within_window) {
+  BOOST_CHECK_EQUAL(parse("breaker", "window_size = 5\nminimum_calls = 6"),
+                    "t.toml:2:17: 'minimum_calls' (6) must not exceed 'window_size' (5)\n");
+}
+
+BOOST_AUTO_TEST_CASE(fanout_needs_service_or_processor) {
+  BOOST_CHECK_EQUAL(parse("fanout", "max_in_flight = 4"),
+                    "t.toml:1:1: a fanout needs 'service' (fixed processors) or "
+                    "'processor' (an inline service table, one actor per item)\n");
+}
+
+BOOST_AUTO_TEST_CASE(fanout_takes_processor_or_service_not_both) {
+  auto errors = parse("fanout", "service = [\"a\"]\nprocessor = { kind = \"hash_service\" }");
+  BOOST_CHECK_EQUAL(errors, "t.toml:2:13: set either 'service' (fixed processors) or "
+                            "'processor' (one per item), not both\n");
+}
+
+BOOST_AUTO_TEST_CASE(fanout_processor_is_an_inline_service) {
+  BOOST_CHECK_EQUAL(parse("fanout", "processor = { kind = \"hash_service\", rounds = 5 }"), "");
+}
+
+BOOST_AUTO_TEST_CASE(pool_needs_a_worker) {
+  BOOST_CHECK_EQUAL(parse("pool", "workers = 2"),
+                    "t.toml:1:1: missing key 'worker' for kind 'pool'\n");
+}
+
+BOOST_AUTO_TEST_CASE(pool_worker_keys_are_checked_by_its_kind) {
+  BOOST_CHECK_EQUAL(parse("pool", "worker = { kind = \"hash_service\", round = 5 }"),
+                    "t.toml:1:43: unknown key 'round' for kind 'hash_service'; "
+                    "did you mean 'rounds'?\n");
+}
+
+BOOST_AUTO_TEST_CASE(pool_worker_must_answer_requests) {
+  BOOST_CHECK_EQUAL(parse("pool", "worker = { kind = \"counter\" }"),
+                    "t.toml:1:19: 'worker' needs a kind that answers requests; "
+                    "'counter' does not\n");
+}
+
+BOOST_AUTO_TEST_CASE(prefetch_needs_pull_policy) {
+  BOOST_CHECK_EQUAL(parse("pool", "worker = { kind = \"hash_service\" }\nprefetch = 4"),
+                    "t.toml:2:12: 'prefetch' applies to policy \"pull\" only\n");
+  BOOST_CHECK_EQUAL(errors->size(), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(skew_factor_needs_skew_every) {
+  BOOST_CHECK_EQUAL(parse("hash_service", "skew_factor = 5"),
+                    "t.toml:1:15: 'skew_factor' needs 'skew_every' (which requests cost more)\n");
+}
+
+BOOST_AUTO_TEST_CASE(file_kinds_need_a_path) {
+  BOOST_CHECK_EQUAL(parse("file_lines", ""),
+                    "t.toml:1:1: missing key 'path' for kind 'file_lines'\n");
+}
+
+BOOST_AUTO_TEST_CASE(retry_backoffs_in_order) {
+  BOOST_CHECK_EQUAL(parse("retry", "initial_backoff = \"2s\"\nmax_backoff = \"1s\""),
+                    "t.toml:2:15: 'max_backoff' must be at least 'initial_backoff'\n");
+}
+
+BOOST_AUTO_TEST_CASE(choices_list_their_options) {
+  auto errors = parse("fanout", "service = [\"a\"]\norder = \"random\"");
+  BOOST_CHECK_MESSAGE(errors.find("'order'") != std::string::npos, errors);
+  BOOST_CHECK_MESSAGE(errors.find("completion") != std::string::npos, errors);
+}
+
+BOOST_AUTO_TEST_CASE(probabilities_are_between_0_and_1) {
+  auto errors = parse("fail", "probability = 1.5");
+  BOOST_CHECK_MESSAGE(errors.find("'probability' must be between 0") != std::string::npos,
+                      errors);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+} // namespace troupe

@@ -1,0 +1,705 @@
+// The built-in kinds at work: small topology files parsed, started under a
+// supervisor, run until their streams ended and drained; the final report
+// says what each actor did.
+
+#include "topology/run_fixture.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+#include <string>
+
+using namespace std::chrono_literals;
+
+namespace troupe {
+
+using test::find_report;
+using test::run_fixture;
+
+namespace {
+
+/// 0 + 1 + ... + (n - 1): the counter's checksum of a generator's n items.
+int64_t sum_below(int64_t n) {
+  return n * (n - 1) / 2;
+}
+
+int64_t stat(const actor_report& r, const std::string& name) {
+  auto i = r.stats.find(name);
+  BOOST_REQUIRE_MESSAGE(i != r.stats.end(), r.name + " reports no stat " + name);
+  return i->second;
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(kinds_suite, run_fixture)
+
+BOOST_AUTO_TEST_CASE(generator_count_reaches_counter) {
+  auto r = run(R"(
+[actors.source]
+kind = "generator"
+count = 1000
+next = "sink"
+
+[actors.sink]
+kind = "counter"
+)");
+  auto& sink = actor(r, "sink");
+  BOOST_CHECK_EQUAL(stat(sink, "items"), 1000);
+  BOOST_CHECK_EQUAL(stat(sink, "checksum"), sum_below(1000));
+  BOOST_CHECK_EQUAL(actor(r, "source").out, 1000u);
+  BOOST_CHECK(actor(r, "source").stopped == stop_reason::completed);
+}
+
+BOOST_AUTO_TEST_CASE(generator_starts_at_start) {
+  auto r = run(R"(
+[actors.source]
+kind = "generator"
+count = 5
+start = 10
+next = "sink"
+
+[actors.sink]
+kind = "counter"
+)");
+  BOOST_CHECK_EQUAL(stat(actor(r, "sink"), "checksum"), 10 + 11 + 12 + 13 + 14);
+}
+
+BOOST_AUTO_TEST_CASE(generator_rate_paces_it) {
+  auto r = run(R"(
+[actors.source]
+kind = "generator"
+count = 51
+rate = "500/s"
+next = "sink"
+
+[actors.sink]
+kind = "counter"
+)");
+  BOOST_CHECK_EQUAL(stat(actor(r, "sink"), "items"), 51);
+  // Item i is due i / 500 s after the start: the last one at 100 ms.
+  BOOST_CHECK_GE(elapsed_ms(), 100);
+}
+
+BOOST_AUTO_TEST_CASE(batcher_batches) {
+  auto r = run(R"(
+[actors.source]
+kind = "generator"
+count = 1000
+next = "batch"
+
+[actors.batch]
+kind = "batcher"
+size = 100
+timeout = "10s"
+next = "sink"
+
+[actors.sink]
+kind = "counter"
+)");
+  auto& sink = actor(r, "sink");
+  BOOST_CHECK_EQUAL(stat(sink, "items"), 1000);
+  BOOST_CHECK_EQUAL(stat(sink, "batches"), 10);
+  BOOST_CHECK_EQUAL(stat(sink, "checksum"), sum_below(1000));
+  BOOST_CHECK_EQUAL(actor(r, "batch").out, 10u);
+}
+
+BOOST_AUTO_TEST_CASE(limiter_paces) {
+  auto r = run(R"(
+[actors.source]
+kind = "generator"
+count = 101
+next = "limit"
+
+[actors.limit]
+kind = "limiter"
+rate = "1000/s"
+burst = 1
+next = "sink"
+
+[actors.sink]
+kind = "counter"
+)");
+  BOOST_CHECK_EQUAL(stat(actor(r, "sink"), "items"), 101);
+  // One permit at once, then one a millisecond.
+  BOOST_CHECK_GE(elapsed_ms(), 100);
+  BOOST_CHECK_EQUAL(stat(actor(r, "limit"), "passed"), 101);
+}
+
+BOOST_AUTO_TEST_CASE(breaker_opens_on_a_failing_service) {
+  auto r = run(R"(
+[actors.source]
+kind = "generator"
+count = 50
+next = "guard"
+
+[actors.guard]
+kind = "breaker"
+service = "flaky"
+consecutive_failures = 3
+open_timeout = "1h"
+max_concurrent_calls = 1
+when_open = "reject"
+next = "sink"
+
+[actors.flaky]
+kind = "flaky_service"
+probability = 1.0
+error = "runtime_error"
+
+[actors.sink]
+kind = "counter"
+)");
+  auto& guard = actor(r, "guard");
+  BOOST_CHECK_EQUAL(guard.state, "open");
+  BOOST_CHECK_EQUAL(stat(guard, "trips"), 1);
+  BOOST_CHECK_EQUAL(guard.errors, 3u);
+  BOOST_CHECK_EQUAL(guard.dropped, 47u);
+  BOOST_CHECK_EQUAL(stat(actor(r, "sink"), "items"), 0);
+  BOOST_CHECK_EQUAL(actor(r, "flaky").in, 3u);
+}
+
+BOOST_AUTO_TEST_CASE(breaker_passes_answers_of_a_healthy_service) {
+  auto r = run(R"(
+[actors.source]
+kind = "generator"
+count = 200
+next = "guard"
+
+[actors.guard]
+kind = "breaker"
+service = "svc"
+next = "sink"
+
+[actors.svc]
+kind = "hash_service"
+rounds = 10
+
+[actors.sink]
+kind = "counter"
+)");
+  BOOST_CHECK_EQUAL(actor(r, "guard").state, "closed");
+  BOOST_CHECK_EQUAL(stat(actor(r, "sink"), "checksum"), sum_below(200));
+  BOOST_CHECK_EQUAL(stat(actor(r, "svc"), "requests"), 200);
+}
+
+BOOST_AUTO_TEST_CASE(pool_over_hash_service) {
+  auto r = run(R"(
+[actors.source]
+kind = "generator"
+count = 500
+next = "workers"
+
+[actors.workers]
+kind = "pool"
+workers = 3
+policy = "pull"
+prefetch = 2
+worker = { kind = "hash_service", rounds = 50 }
+next = "sink"
+
+[actors.sink]
+kind = "counter"
+)");
+  auto& sink = actor(r, "sink");
+  BOOST_CHECK_EQUAL(stat(sink, "items"), 500);
+  BOOST_CHECK_EQUAL(stat(sink, "checksum"), sum_below(500));
+  auto& pool = actor(r, "workers");
+  BOOST_CHECK_EQUAL(stat(pool, "completed"), 500);
+  BOOST_CHECK_EQUAL(pool.children.size(), 3u);
+}
+
+BOOST_AUTO_TEST_CASE(pool_retries_jobs_of_crashed_workers) {
+  auto r = run(R"(
+[actors.source]
+kind = "generator"
+count = 300
+next = "workers"
+
+[actors.workers]
+kind = "pool"
+workers = 2
+policy = "pull"
+max_attempts = 2
+max_restarts = 100
+worker = { kind = "flaky_service", probability = 0.0, crash_every = 25 }
+next = "sink"
+
+[actors.sink]
+kind = "counter"
+)");
+  auto& sink = actor(r, "sink");
+  BOOST_CHECK_EQUAL(stat(sink, "items"), 300);
+  BOOST_CHECK_EQUAL(stat(sink, "checksum"), sum_below(300));
+  auto& pool = actor(r, "workers");
+  BOOST_CHECK_GT(stat(pool, "worker_restarts"), 0);
+  BOOST_CHECK_GT(stat(pool, "retried"), 0);
+  BOOST_CHECK_EQUAL(stat(pool, "failed"), 0);
+}
+
+BOOST_AUTO_TEST_CASE(fanout_over_fixed_services) {
+  auto r = run(R"(
+[actors.source]
+kind = "generator"
+count = 300
+next = "spread"
+
+[actors.spread]
+kind = "fanout"
+service = ["a", "b"]
+max_in_flight = 8
+next = "sink"
+
+[actors.a]
+kind = "hash_service"
+
+[actors.b]
+kind = "sleep_service"
+delay = "1ms"
+
+[actors.sink]
+kind = "counter"
+)");
+  BOOST_CHECK_EQUAL(stat(actor(r, "sink"), "items"), 300);
+  BOOST_CHECK_EQUAL(stat(actor(r, "sink"), "checksum"), sum_below(300));
+  BOOST_CHECK_EQUAL(actor(r, "a").in + actor(r, "b").in, 300u);
+}
+
+BOOST_AUTO_TEST_CASE(fanout_with_a_processor_per_item) {
+  auto r = run(R"(
+[actors.source]
+kind = "generator"
+count = 100
+next = "spread"
+
+[actors.spread]
+kind = "fanout"
+processor = { kind = "sleep_service", delay = "1ms" }
+order = "completion"
+max_in_flight = 10
+next = "sink"
+
+[actors.sink]
+kind = "counter"
+)");
+  BOOST_CHECK_EQUAL(stat(actor(r, "sink"), "checksum"), sum_below(100));
+  BOOST_CHECK_EQUAL(stat(actor(r, "spread"), "spawned"), 100);
+}
+
+BOOST_AUTO_TEST_CASE(join_emits_a_batch_of_every_answer) {
+  auto r = run(R"(
+[actors.source]
+kind = "generator"
+count = 100
+next = "both"
+
+[actors.both]
+kind = "join"
+service = ["a", "b"]
+next = "sink"
+
+[actors.a]
+kind = "hash_service"
+
+[actors.b]
+kind = "sleep_service"
+delay = "1ms"
+
+[actors.sink]
+kind = "counter"
+)");
+  auto& sink = actor(r, "sink");
+  BOOST_CHECK_EQUAL(stat(sink, "batches"), 100);
+  BOOST_CHECK_EQUAL(stat(sink, "items"), 200);
+  BOOST_CHECK_EQUAL(stat(sink, "checksum"), 2 * sum_below(100));
+}
+
+BOOST_AUTO_TEST_CASE(join_first_error_fails_the_item) {
+  auto r = run(R"(
+[actors.source]
+kind = "generator"
+count = 20
+next = "both"
+
+[actors.both]
+kind = "join"
+mode = "first_error"
+service = ["a", "b"]
+next = "sink"
+
+[actors.a]
+kind = "hash_service"
+
+[actors.b]
+kind = "flaky_service"
+fail_first = 5
+probability = 0.0
+
+[actors.sink]
+kind = "counter"
+)");
+  BOOST_CHECK_EQUAL(stat(actor(r, "sink"), "batches"), 15);
+  BOOST_CHECK_EQUAL(actor(r, "both").errors, 5u);
+}
+
+BOOST_AUTO_TEST_CASE(retry_recovers_from_a_flaky_service) {
+  auto r = run(R"(
+[actors.source]
+kind = "generator"
+count = 200
+next = "again"
+
+[actors.again]
+kind = "retry"
+service = "flaky"
+max_attempts = 30
+initial_backoff = "1ms"
+max_backoff = "2ms"
+budget = false
+next = "sink"
+
+[actors.flaky]
+kind = "flaky_service"
+probability = 0.3
+seed = 42
+
+[actors.sink]
+kind = "counter"
+)");
+  BOOST_CHECK_EQUAL(stat(actor(r, "sink"), "items"), 200);
+  BOOST_CHECK_EQUAL(stat(actor(r, "sink"), "checksum"), sum_below(200));
+  auto& again = actor(r, "again");
+  BOOST_CHECK_GT(stat(again, "retries"), 0);
+  BOOST_CHECK_EQUAL(stat(again, "gave_up"), 0);
+  BOOST_CHECK_GT(stat(actor(r, "flaky"), "failed"), 0);
+}
+
+BOOST_AUTO_TEST_CASE(timeout_answers_for_a_late_service) {
+  auto r = run(R"(
+[actors.source]
+kind = "generator"
+count = 10
+next = "again"
+
+[actors.again]
+kind = "retry"
+service = "deadline"
+max_attempts = 2
+initial_backoff = "1ms"
+budget = false
+next = "sink"
+
+[actors.deadline]
+kind = "timeout"
+service = "slow"
+timeout = "5ms"
+late_window = "1s"
+
+[actors.slow]
+kind = "sleep_service"
+delay = "100ms"
+
+[actors.sink]
+kind = "counter"
+)");
+  BOOST_CHECK_EQUAL(stat(actor(r, "sink"), "items"), 0);
+  BOOST_CHECK_EQUAL(actor(r, "again").errors, 10u);
+  BOOST_CHECK_EQUAL(stat(actor(r, "deadline"), "timed_out"), 20);
+}
+
+BOOST_AUTO_TEST_CASE(crash_is_restarted_and_no_item_is_lost) {
+  auto r = run(R"(
+[supervisor]
+max_restarts = 10
+
+[actors.source]
+kind = "generator"
+count = 1000
+next = "drill"
+
+[actors.drill]
+kind = "crash"
+every = 100
+crashes = 3
+next = "sink"
+
+[actors.sink]
+kind = "counter"
+)");
+  auto& drill = actor(r, "drill");
+  BOOST_CHECK_EQUAL(drill.restarts, 3u);
+  // Each incarnation's report is summed by its supervisor, or the last one
+  // counts only its own: the three crashed items are errors either way.
+  auto items = stat(actor(r, "sink"), "items");
+  BOOST_CHECK_EQUAL(items, 1000 - 3);
+  BOOST_CHECK_EQUAL(stat(actor(r, "sink"), "checksum"),
+                    sum_below(1000) - (99 + 199 + 299));
+}
+
+BOOST_AUTO_TEST_CASE(fail_counts_errors_and_goes_on) {
+  auto r = run(R"(
+[actors.source]
+kind = "generator"
+count = 1000
+next = "lossy"
+
+[actors.lossy]
+kind = "fail"
+probability = 0.2
+seed = 7
+next = "sink"
+
+[actors.sink]
+kind = "counter"
+)");
+  auto& lossy = actor(r, "lossy");
+  auto items = stat(actor(r, "sink"), "items");
+  BOOST_CHECK_GT(lossy.errors, 100u);
+  BOOST_CHECK_LT(lossy.errors, 300u);
+  BOOST_CHECK_EQUAL(static_cast<uint64_t>(items) + lossy.errors, 1000u);
+  BOOST_CHECK(lossy.stopped == stop_reason::completed);
+}
+
+BOOST_AUTO_TEST_CASE(hash_passes_items_or_their_hashes) {
+  auto r = run(R"(
+[actors.source]
+kind = "generator"
+count = 100
+next = ["same", "digest"]
+
+[actors.same]
+kind = "hash"
+rounds = 10
+next = "sink"
+
+[actors.digest]
+kind = "hash"
+emit = "hash"
+next = "hashes"
+
+[actors.sink]
+kind = "counter"
+
+[actors.hashes]
+kind = "counter"
+)");
+  BOOST_CHECK_EQUAL(stat(actor(r, "sink"), "checksum"), sum_below(100));
+  BOOST_CHECK_EQUAL(stat(actor(r, "hashes"), "items"), 100);
+  BOOST_CHECK_NE(stat(actor(r, "hashes"), "checksum"), sum_below(100));
+}
+
+BOOST_AUTO_TEST_CASE(sleep_holds_each_item) {
+  auto r = run(R"(
+[actors.source]
+kind = "generator"
+count = 5
+next = "nap"
+
+[actors.nap]
+kind = "sleep"
+delay = "20ms"
+next = "sink"
+
+[actors.sink]
+kind = "null"
+)");
+  BOOST_CHECK_EQUAL(actor(r, "sink").in, 5u);
+  BOOST_CHECK_GE(elapsed_ms(), 100);
+}
+
+BOOST_AUTO_TEST_CASE(file_sink_writes_lines_and_file_lines_reads_them) {
+  auto path = temp_path("lines.txt");
+  run(R"(
+[actors.source]
+kind = "generator"
+count = 100
+next = "out"
+
+[actors.out]
+kind = "file"
+path = ")" + path + R"("
+)");
+  std::ifstream in{path};
+  std::string line;
+  uint64_t lines = 0;
+  uint64_t sum = 0;
+  while (std::getline(in, line)) {
+    sum += std::stoull(line);
+    ++lines;
+  }
+  BOOST_CHECK_EQUAL(lines, 100u);
+  BOOST_CHECK_EQUAL(sum, static_cast<uint64_t>(sum_below(100)));
+  auto r = run(R"(
+[actors.source]
+kind = "file_lines"
+path = ")" + path + R"("
+next = "sink"
+
+[actors.sink]
+kind = "counter"
+)");
+  BOOST_CHECK_EQUAL(stat(actor(r, "sink"), "items"), 100);
+  std::remove(path.c_str());
+}
+
+BOOST_AUTO_TEST_CASE(file_lines_of_a_missing_file_fails_its_start) {
+  auto r = run_until_root_fails(R"(
+[supervisor]
+max_restarts = 0
+
+[actors.source]
+kind = "file_lines"
+path = "/nonexistent/troupe-test"
+next = "sink"
+
+[actors.sink]
+kind = "counter"
+)");
+  auto& source = actor(r, "source");
+  BOOST_CHECK_MESSAGE(source.error.find("file_lines: cannot open '/nonexistent/troupe-test'")
+                        != std::string::npos,
+                      source.error);
+}
+
+BOOST_AUTO_TEST_CASE(stdin_lines_emits_each_line_until_end_of_input) {
+  // The process's one stdin reader starts at the first stdin_lines and reads
+  // std::cin: this test gives it lines of its own (no other test reads
+  // standard input).
+  static std::stringbuf input{"one\ntwo\r\nthree\n"};
+  auto saved = std::cin.rdbuf(&input);
+  auto r = run(R"(
+[actors.source]
+kind = "stdin_lines"
+next = "out"
+
+[actors.out]
+kind = "file"
+path = ")" + temp_path("stdin.txt") + R"("
+)");
+  std::cin.rdbuf(saved);
+  BOOST_CHECK_EQUAL(actor(r, "source").out, 3u);
+  std::ifstream in{temp_path("stdin.txt")};
+  std::string text{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
+  BOOST_CHECK_EQUAL(text, "one\ntwo\nthree\n");
+  std::remove(temp_path("stdin.txt").c_str());
+}
+
+BOOST_AUTO_TEST_CASE(state_count_updates_a_state) {
+  auto r = run(R"(
+[actors.source]
+kind = "generator"
+count = 100
+next = "tally"
+
+[actors.tally]
+kind = "state_count"
+service = "store"
+key = "seen"
+next = "sink"
+
+[actors.store]
+kind = "state"
+shards = 2
+
+[actors.sink]
+kind = "counter"
+)");
+  BOOST_CHECK_EQUAL(stat(actor(r, "sink"), "items"), 100);
+  BOOST_CHECK_EQUAL(stat(actor(r, "store"), "updates"), 100);
+}
+
+BOOST_AUTO_TEST_CASE(blocking_hash_runs_on_the_executor) {
+  auto r = run(R"(
+[actors.source]
+kind = "generator"
+count = 20
+next = "work"
+
+[actors.work]
+kind = "blocking_hash"
+service = "threads"
+rounds = 1000
+next = "sink"
+
+[actors.threads]
+kind = "blocking"
+max_threads = 2
+
+[actors.sink]
+kind = "counter"
+)");
+  BOOST_CHECK_EQUAL(stat(actor(r, "sink"), "checksum"), sum_below(20));
+  BOOST_CHECK_EQUAL(stat(actor(r, "threads"), "completed"), 20);
+}
+
+BOOST_AUTO_TEST_CASE(hash_service_skews_every_nth_request) {
+  auto r = run(R"(
+[actors.source]
+kind = "generator"
+count = 100
+next = "spread"
+
+[actors.spread]
+kind = "fanout"
+service = "svc"
+next = "sink"
+
+[actors.svc]
+kind = "hash_service"
+rounds = 1
+skew_every = 10
+skew_factor = 5
+
+[actors.sink]
+kind = "null"
+)");
+  BOOST_CHECK_EQUAL(stat(actor(r, "svc"), "skewed"), 10);
+}
+
+BOOST_AUTO_TEST_CASE(limiter_in_front_of_a_service) {
+  auto r = run(R"(
+[actors.source]
+kind = "generator"
+count = 50
+next = "spread"
+
+[actors.spread]
+kind = "fanout"
+service = "limit"
+next = "sink"
+
+[actors.limit]
+kind = "limiter"
+rate = "10000/s"
+service = "svc"
+
+[actors.svc]
+kind = "hash_service"
+
+[actors.sink]
+kind = "counter"
+)");
+  BOOST_CHECK_EQUAL(stat(actor(r, "sink"), "checksum"), sum_below(50));
+  BOOST_CHECK_EQUAL(stat(actor(r, "limit"), "passed"), 50);
+}
+
+BOOST_AUTO_TEST_CASE(stdout_sink_takes_every_item) {
+  auto r = run(R"(
+[actors.source]
+kind = "generator"
+count = 3
+next = "print"
+
+[actors.print]
+kind = "stdout"
+)");
+  BOOST_CHECK_EQUAL(stat(actor(r, "print"), "lines"), 3);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+} // namespace troupe
