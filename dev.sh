@@ -6,14 +6,18 @@
 #   bash dev.sh test             build and run the whole test suite (build/)
 #   bash dev.sh test --sanitize  the same under AddressSanitizer and
 #                                UndefinedBehaviorSanitizer (build-sanitize/)
+#   bash dev.sh fuzz [SECONDS]   build the topology loader's libFuzzer target
+#                                with clang (build-fuzz/) and run it on the
+#                                samples for SECONDS (default 60)
 #   bash dev.sh setup            only install what is missing
 #
-# Builds treat warnings as errors.
+# Test builds treat warnings as errors.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 packages=(g++ meson ninja-build pkg-config python3 libcaf-dev libboost-test-dev
-          libtomlplusplus-dev libssl-dev)
+          libtomlplusplus-dev libssl-dev libcli11-dev libcpp-httplib-dev
+          nlohmann-json3-dev graphviz clang libclang-rt-14-dev)
 
 setup() {
   local missing=()
@@ -94,8 +98,26 @@ case "$cmd" in
       run_tests build
     fi
     ;;
+  fuzz)
+    setup
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+    export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+    if [ ! -f build-fuzz/build.ninja ]; then
+      CXX=clang++ meson setup build-fuzz --buildtype=debugoptimized -Dfuzz=true \
+        -Dtests=false -Dbench=false -Dsamples=false \
+        -Db_sanitize=address,undefined -Db_lundef=false >&2
+    fi
+    ninja -C build-fuzz tests/fuzz/topology_fuzz >&2
+    # The seed corpus is the samples and the invalid files of the tests; what
+    # the fuzzer adds stays in build-fuzz/corpus for the next run.
+    mkdir -p build-fuzz/corpus
+    cp samples/*.toml tests/topology/invalid/*.toml build-fuzz/corpus/
+    build-fuzz/tests/fuzz/topology_fuzz -max_total_time="${2:-60}" \
+      -dict=tests/fuzz/topology.dict -max_len=65536 -timeout=10 \
+      -artifact_prefix=build-fuzz/ build-fuzz/corpus
+    ;;
   *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
