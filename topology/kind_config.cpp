@@ -472,6 +472,15 @@ child_factory kind_config::service_factory(std::string_view key,
                 + in_quotes(kind) + " does not");
     return done({});
   }
+  // An inline table has nowhere to say what it calls, so a kind that needs
+  // a service would fail at every start instead of here.
+  if (def->min_services > 0) {
+    add_error(*inner, kind_where,
+              in_quotes(key) + " cannot be a " + in_quotes(kind)
+                + ": it calls a service, which an inline table cannot name;"
+                  " declare it as an actor and name that one");
+    return done({});
+  }
   inner->kind = def->name;
   inner->context = "for kind " + in_quotes(def->name);
   kind_config cfg{inner};
