@@ -20,7 +20,7 @@
 namespace troupe {
 
 /// [system]
-struct system_settings {
+struct system_decl {
   /// Scheduler threads; 0: CAF's default (one per core).
   size_t threads = 0;
   /// Default window of a stream link; 0: troupe's default.
@@ -74,7 +74,7 @@ struct actor_decl {
 
 struct topology {
   std::string file;
-  system_settings system;
+  system_decl system;
   supervisor_decl root;
   /// Nested supervisors, in file order.
   std::vector<supervisor_decl> supervisors;
