@@ -13,13 +13,15 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace troupe {
 
-/// [system]
+/// [system]. (Not system_settings: actors/system.hpp has that name, for
+/// the settings a troupe::system is made with.)
 struct system_decl {
   /// Scheduler threads; 0: CAF's default (one per core).
   size_t threads = 0;
