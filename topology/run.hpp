@@ -60,7 +60,7 @@ struct run_result {
 run_result run_topology(const topology& t, const run_options& opts);
 
 /// The final report as JSON: per actor in, out, dropped, errors, restarts,
-/// how it stopped; totals; lost. The fields are in docs/topology.md.
+/// how it stopped; totals; lost. The fields are in docs/troupe.md.
 std::string report_json(const topology& t, const run_result& r);
 
 } // namespace troupe
