@@ -85,14 +85,14 @@ std::string printable(std::string_view text) {
   return result;
 }
 
-std::string quoted(std::string_view text) {
+std::string in_quotes(std::string_view text) {
   return "'" + printable(text) + "'";
 }
 
 std::string suggestion(const std::string& word,
                        const std::vector<std::string>& candidates) {
   auto best = closest_match(word, candidates);
-  return best.empty() ? std::string{} : "; did you mean " + quoted(best) + "?";
+  return best.empty() ? std::string{} : "; did you mean " + in_quotes(best) + "?";
 }
 
 void add_error(kind_config::state& s, source_position where,
@@ -102,7 +102,7 @@ void add_error(kind_config::state& s, source_position where,
   if (where.file.empty())
     where.file = s.file;
   ++s.failures;
-  s.errors->push_back(topology_error{std::move(where), std::move(message)});
+  s.errors->push_back(error_at(std::move(where), std::move(message)));
 }
 
 void report_unknown_keys(kind_config::state& s, const std::string& context,
@@ -116,7 +116,7 @@ void report_unknown_keys(kind_config::state& s, const std::string& context,
       continue;
     std::string name{key.str()};
     add_error(s, position_of(value, s.file, s.where),
-              "unknown key " + quoted(name) + " " + context
+              "unknown key " + in_quotes(name) + " " + context
                 + suggestion(name, candidates));
   }
 }
@@ -139,14 +139,14 @@ actor_starter run_parse(const kind_definition& def, kind_config& cfg,
   if (!failure.empty()) {
     threw = true;
     add_error(s, s.where,
-              "kind " + quoted(def.name) + " rejected the configuration of "
-                + quoted(s.actor) + ": " + printable(failure));
+              "kind " + in_quotes(def.name) + " rejected the configuration of "
+                + in_quotes(s.actor) + ": " + printable(failure));
     return {};
   }
   if (!result && s.failures == failures)
     add_error(s, s.where,
-              "kind " + quoted(def.name) + " could not configure "
-                + quoted(s.actor));
+              "kind " + in_quotes(def.name) + " could not configure "
+                + in_quotes(s.actor));
   return result;
 }
 
@@ -159,7 +159,7 @@ namespace {
 using detail::add_error;
 using detail::position_of;
 using detail::printable;
-using detail::quoted;
+using detail::in_quotes;
 using detail::type_phrase;
 
 std::string format_number(double x) {
@@ -213,9 +213,9 @@ bool kind_config::has(std::string_view key) {
 void kind_config::require(std::string_view key) {
   if (!has(key))
     add_error(*state_, state_->where,
-              "missing key " + quoted(key)
+              "missing key " + in_quotes(key)
                 + (state_->kind.empty() ? std::string{}
-                                        : " for kind " + quoted(state_->kind)));
+                                        : " for kind " + in_quotes(state_->kind)));
 }
 
 int64_t kind_config::integer(std::string_view key, int64_t fallback,
@@ -227,7 +227,7 @@ int64_t kind_config::integer(std::string_view key, int64_t fallback,
   auto value = node->value<int64_t>();
   if (!node->is_integer() || !value) {
     add_error(*state_, where,
-              quoted(key) + " must be an integer, not " + type_phrase(*node));
+              in_quotes(key) + " must be an integer, not " + type_phrase(*node));
     return fallback;
   }
   if (*value < min || *value > max) {
@@ -235,7 +235,7 @@ int64_t kind_config::integer(std::string_view key, int64_t fallback,
     constexpr auto highest = std::numeric_limits<int64_t>::max();
     auto fmt = [](int64_t x) { return std::to_string(x); };
     add_error(*state_, where,
-              quoted(key) + " must be "
+              in_quotes(key) + " must be "
                 + range_phrase(min, max, lowest, highest, fmt) + ", got "
                 + std::to_string(*value));
     return fallback;
@@ -251,7 +251,7 @@ double kind_config::number(std::string_view key, double fallback, double min,
   auto where = position_of(*node, state_->file, state_->where);
   if (!node->is_number()) {
     add_error(*state_, where,
-              quoted(key) + " must be a number, not " + type_phrase(*node));
+              in_quotes(key) + " must be a number, not " + type_phrase(*node));
     return fallback;
   }
   double value = node->is_integer()
@@ -261,7 +261,7 @@ double kind_config::number(std::string_view key, double fallback, double min,
     constexpr auto lowest = std::numeric_limits<double>::lowest();
     constexpr auto highest = std::numeric_limits<double>::max();
     add_error(*state_, where,
-              quoted(key) + " must be "
+              in_quotes(key) + " must be "
                 + range_phrase(min, max, lowest, highest, format_number)
                 + ", got " + format_number(value));
     return fallback;
@@ -275,7 +275,7 @@ bool kind_config::boolean(std::string_view key, bool fallback) {
     return fallback;
   if (!node->is_boolean()) {
     add_error(*state_, position_of(*node, state_->file, state_->where),
-              quoted(key) + " must be true or false, not "
+              in_quotes(key) + " must be true or false, not "
                 + type_phrase(*node));
     return fallback;
   }
@@ -288,7 +288,7 @@ std::string kind_config::string(std::string_view key, std::string fallback) {
     return fallback;
   if (!node->is_string()) {
     add_error(*state_, position_of(*node, state_->file, state_->where),
-              quoted(key) + " must be a string, not " + type_phrase(*node));
+              in_quotes(key) + " must be a string, not " + type_phrase(*node));
     return fallback;
   }
   return *node->value<std::string>();
@@ -305,7 +305,7 @@ std::string kind_config::choice(std::string_view key, std::string fallback,
     list += (list.empty() ? "" : ", ") + option;
   if (!node->is_string()) {
     add_error(*state_, where,
-              quoted(key) + " must be one of " + list + " (a string), not "
+              in_quotes(key) + " must be one of " + list + " (a string), not "
                 + type_phrase(*node));
     return fallback;
   }
@@ -314,7 +314,7 @@ std::string kind_config::choice(std::string_view key, std::string fallback,
     if (option == value)
       return value;
   add_error(*state_, where,
-            quoted(key) + " must be one of " + list + ", not \""
+            in_quotes(key) + " must be one of " + list + ", not \""
               + printable(value) + "\"" + detail::suggestion(value, options));
   return fallback;
 }
@@ -328,7 +328,7 @@ caf::timespan kind_config::duration(std::string_view key,
   auto where = position_of(*node, state_->file, state_->where);
   if (!node->is_string()) {
     add_error(*state_, where,
-              quoted(key) + " must be a duration such as \"250ms\" or \"5s\", not "
+              in_quotes(key) + " must be a duration such as \"250ms\" or \"5s\", not "
                 + type_phrase(*node));
     return fallback;
   }
@@ -336,13 +336,13 @@ caf::timespan kind_config::duration(std::string_view key,
   auto value = parse_duration(text);
   if (!value) {
     add_error(*state_, where,
-              quoted(key) + " is not a duration: \"" + printable(text)
+              in_quotes(key) + " is not a duration: \"" + printable(text)
                 + "\" (write e.g. \"250ms\", \"5s\")");
     return fallback;
   }
   if (*value < min || *value > max) {
     add_error(*state_, where,
-              quoted(key) + " must be "
+              in_quotes(key) + " must be "
                 + range_phrase(min, max, caf::timespan::min(),
                                caf::timespan::max(), format_duration)
                 + ", got " + format_duration(*value));
@@ -367,12 +367,12 @@ double kind_config::rate(std::string_view key, double fallback, double min,
   if (!value) {
     if (node->is_string())
       add_error(*state_, where,
-                quoted(key) + " is not a rate: \""
+                in_quotes(key) + " is not a rate: \""
                   + printable(*node->value<std::string>())
                   + "\" (write e.g. \"1000/s\", \"50/ms\")");
     else
       add_error(*state_, where,
-                quoted(key) + " must be a rate such as \"1000/s\", not "
+                in_quotes(key) + " must be a rate such as \"1000/s\", not "
                   + type_phrase(*node));
     return fallback;
   }
@@ -380,7 +380,7 @@ double kind_config::rate(std::string_view key, double fallback, double min,
     constexpr auto lowest = std::numeric_limits<double>::lowest();
     constexpr auto highest = std::numeric_limits<double>::max();
     add_error(*state_, where,
-              quoted(key) + " must be "
+              in_quotes(key) + " must be "
                 + range_phrase(min, max, lowest, highest, rate_text) + ", got "
                 + rate_text(*value));
     return fallback;
@@ -401,14 +401,14 @@ std::vector<std::string> kind_config::strings(std::string_view key) {
   auto array = node->as_array();
   if (!array) {
     add_error(*state_, where,
-              quoted(key) + " must be a string or an array of strings, not "
+              in_quotes(key) + " must be a string or an array of strings, not "
                 + type_phrase(*node));
     return result;
   }
   for (auto& element : *array) {
     if (!element.is_string()) {
       add_error(*state_, position_of(element, state_->file, where),
-                quoted(key) + " must be a string or an array of strings; "
+                in_quotes(key) + " must be a string or an array of strings; "
                   + "this element is " + type_phrase(element));
       continue;
     }
@@ -429,7 +429,7 @@ child_factory kind_config::service_factory(std::string_view key,
   auto table = node->as_table();
   if (!table) {
     add_error(*state_, where,
-              quoted(key)
+              in_quotes(key)
                 + " must be an inline table naming a service kind, e.g. "
                   "{ kind = \"hash_service\" }, not "
                 + type_phrase(*node));
@@ -445,7 +445,7 @@ child_factory kind_config::service_factory(std::string_view key,
   auto kind_node = inner->lookup("kind");
   if (!kind_node) {
     add_error(*inner, where,
-              quoted(key) + " has no 'kind': name a kind that answers "
+              in_quotes(key) + " has no 'kind': name a kind that answers "
                             "requests, e.g. { kind = \"hash_service\" }");
     return done({});
   }
@@ -464,13 +464,13 @@ child_factory kind_config::service_factory(std::string_view key,
     if (state_->registry)
       names = state_->registry->names();
     add_error(*inner, kind_where,
-              "unknown kind " + quoted(kind) + detail::suggestion(kind, names));
+              "unknown kind " + in_quotes(kind) + detail::suggestion(kind, names));
     return done({});
   }
   if (!def->answers_requests) {
     add_error(*inner, kind_where,
-              quoted(key) + " needs a kind that answers requests; "
-                + quoted(kind) + " does not");
+              in_quotes(key) + " needs a kind that answers requests; "
+                + in_quotes(kind) + " does not");
     return done({});
   }
   inner->kind = def->name;
@@ -478,7 +478,7 @@ child_factory kind_config::service_factory(std::string_view key,
   bool threw = false;
   auto starter = detail::run_parse(*def, cfg, *inner, threw);
   if (!threw)
-    detail::report_unknown_keys(*inner, "for kind " + quoted(def->name));
+    detail::report_unknown_keys(*inner, "for kind " + in_quotes(def->name));
   if (!starter || inner->failures > 0)
     return done({});
   return done([starter, kind = def->name](const spawn_context& ctx) {

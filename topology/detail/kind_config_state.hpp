@@ -46,6 +46,16 @@ struct kind_config::state {
 
 namespace detail {
 
+/// Member by member: g++ 12 warns (wrongly, and -Werror makes it fatal) that
+/// the strings of an aggregate-initialised topology_error may be used
+/// uninitialised.
+inline topology_error error_at(source_position where, std::string message) {
+  topology_error result;
+  result.where = std::move(where);
+  result.message = std::move(message);
+  return result;
+}
+
 /// A state for `table`, recording into `errors`.
 std::shared_ptr<kind_config::state>
 make_state(const toml::table& table, source_position where, std::string file,
@@ -64,7 +74,7 @@ std::string type_phrase(const toml::node& node);
 std::string printable(std::string_view text);
 
 /// `text` in single quotes, printable: for names and keys.
-std::string quoted(std::string_view text);
+std::string in_quotes(std::string_view text);
 
 /// " did you mean 'x'?" for the candidate closest to `word`, or nothing.
 std::string suggestion(const std::string& word,

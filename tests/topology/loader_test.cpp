@@ -1,0 +1,261 @@
+#include "topology/loader_fixture.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+
+using namespace std::chrono_literals;
+
+namespace troupe {
+
+using test::loader_fixture;
+
+namespace {
+
+const char* full_file = R"(# every section
+[system]
+threads = 2
+credit = 64
+shutdown = "10s"
+
+[supervisor]
+name = "top"
+strategy = "one_for_all"
+max_restarts = 5
+period = "2s"
+backoff = "10ms"
+max_backoff = "1s"
+backoff_multiplier = 1.5
+
+[supervisors.ingest]
+restart = "transient"
+shutdown = "20s"
+strategy = "rest_for_one"
+
+[nodes.a]
+host = "10.0.0.1"
+port = 4242
+
+[actors.source]
+kind = "test_source"
+supervisor = "ingest"
+count = 5
+rate = "5000/s"
+next = "front"
+
+[actors.front]
+kind = "test_front"
+service = "db"
+credit = 16
+next = ["sink", "other"]
+node = "a"
+
+[actors.sink]
+kind = "test_sink"
+
+[actors.other]
+kind = "test_sink"
+shutdown = "1s"
+
+[actors.db]
+kind = "test_service"
+)";
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(loader, loader_fixture)
+
+BOOST_AUTO_TEST_CASE(every_section_is_read) {
+  auto t = load(full_file);
+  BOOST_CHECK_EQUAL(t.file, "t.toml");
+  BOOST_CHECK_EQUAL(t.system.threads, 2u);
+  BOOST_CHECK_EQUAL(t.system.credit, 64u);
+  BOOST_CHECK(t.system.shutdown == caf::timespan{10s});
+  BOOST_CHECK_EQUAL(t.root.name, "top");
+  BOOST_CHECK(t.root.strategy == restart_strategy::one_for_all);
+  BOOST_CHECK_EQUAL(t.root.intensity.max_restarts, 5);
+  BOOST_CHECK(t.root.intensity.period == caf::timespan{2s});
+  BOOST_CHECK(t.root.backoff.initial == caf::timespan{10ms});
+  BOOST_CHECK(t.root.backoff.max == caf::timespan{1s});
+  BOOST_CHECK_EQUAL(t.root.backoff.multiplier, 1.5);
+  BOOST_REQUIRE_EQUAL(t.supervisors.size(), 1u);
+  auto& ingest = t.supervisors[0];
+  BOOST_CHECK_EQUAL(ingest.name, "ingest");
+  BOOST_CHECK_EQUAL(ingest.parent, "top");
+  BOOST_CHECK(ingest.restart == restart_type::transient);
+  BOOST_CHECK(ingest.shutdown == caf::timespan{20s});
+  BOOST_CHECK(ingest.strategy == restart_strategy::rest_for_one);
+  BOOST_CHECK_EQUAL(ingest.where.line, 16u);
+  BOOST_REQUIRE_EQUAL(t.nodes.size(), 1u);
+  BOOST_CHECK_EQUAL(t.nodes[0].host, "10.0.0.1");
+  BOOST_CHECK_EQUAL(t.nodes[0].port, 4242);
+}
+
+BOOST_AUTO_TEST_CASE(actors_come_in_file_order_with_their_wiring) {
+  auto t = load(full_file);
+  BOOST_REQUIRE_EQUAL(t.actors.size(), 5u);
+  std::vector<std::string> names;
+  for (auto& a : t.actors)
+    names.push_back(a.name);
+  BOOST_CHECK((names == std::vector<std::string>{"source", "front", "sink",
+                                                 "other", "db"}));
+  auto& front = *t.find_actor("front");
+  BOOST_CHECK_EQUAL(front.kind, "test_front");
+  BOOST_REQUIRE(front.definition);
+  BOOST_CHECK_EQUAL(front.definition->name, "test_front");
+  BOOST_CHECK((front.next == std::vector<std::string>{"sink", "other"}));
+  BOOST_CHECK((front.services == std::vector<std::string>{"db"}));
+  BOOST_CHECK_EQUAL(front.credit, 16u);
+  BOOST_CHECK_EQUAL(front.node, "a");
+  BOOST_CHECK_EQUAL(front.supervisor, "top");
+  BOOST_CHECK_EQUAL(front.where.line, 32u);
+  BOOST_CHECK(front.start);
+  BOOST_CHECK_EQUAL(t.find_actor("source")->supervisor, "ingest");
+  BOOST_CHECK(t.find_actor("other")->shutdown == caf::timespan{1s});
+  BOOST_CHECK(t.find_actor("nobody") == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(inputs_count_the_actors_naming_one_in_next) {
+  auto t = load(full_file);
+  BOOST_CHECK_EQUAL(t.find_actor("source")->inputs, 0u);
+  BOOST_CHECK_EQUAL(t.find_actor("front")->inputs, 1u);
+  BOOST_CHECK_EQUAL(t.find_actor("sink")->inputs, 1u);
+  BOOST_CHECK_EQUAL(t.find_actor("db")->inputs, 0u);
+  auto fan_in = load(R"(
+[actors.a]
+kind = "test_source"
+next = "sink"
+[actors.b]
+kind = "test_source"
+next = "sink"
+[actors.sink]
+kind = "test_sink"
+)");
+  BOOST_CHECK_EQUAL(fan_in.find_actor("sink")->inputs, 2u);
+}
+
+BOOST_AUTO_TEST_CASE(the_stream_is_what_sources_reach) {
+  auto t = load(full_file);
+  for (auto name : {"source", "front", "sink", "other"})
+    BOOST_CHECK_MESSAGE(t.in_stream(*t.find_actor(name)), name);
+  BOOST_CHECK(!t.in_stream(*t.find_actor("db")));
+}
+
+BOOST_AUTO_TEST_CASE(restart_defaults_to_the_kinds_and_stream_actors_stay_transient) {
+  auto t = load(full_file);
+  BOOST_CHECK(t.find_actor("db")->restart == restart_type::permanent);
+  BOOST_CHECK(t.find_actor("front")->restart == restart_type::transient);
+  BOOST_CHECK(t.find_actor("sink")->restart == restart_type::transient);
+}
+
+BOOST_AUTO_TEST_CASE(defaults_need_no_sections_but_actors) {
+  auto t = load("[actors.s]\nkind = \"test_source\"\nnext = \"k\"\n"
+                "[actors.k]\nkind = \"test_sink\"\n");
+  BOOST_CHECK_EQUAL(t.root.name, "root");
+  BOOST_CHECK_EQUAL(t.system.threads, 0u);
+  BOOST_CHECK_EQUAL(t.system.credit, 0u);
+  BOOST_CHECK_EQUAL(t.find_actor("s")->supervisor, "root");
+  BOOST_CHECK(t.supervisors.empty());
+}
+
+BOOST_AUTO_TEST_CASE(syntax_errors_come_with_tomls_position) {
+  BOOST_CHECK_EQUAL(error_of("[actors.a]\nkind = \"test_sink\nnext = 1\n"),
+                    "t.toml:2:18: error while parsing string: unescaped "
+                    "control characters other than TAB (U+0009) are "
+                    "explicitly prohibited");
+}
+
+BOOST_AUTO_TEST_CASE(unknown_kind_suggests_the_closest) {
+  BOOST_CHECK_EQUAL(error_of("[actors.a]\nkind = \"test_snk\"\n"),
+                    "t.toml:2:8: unknown kind 'test_snk'; did you mean "
+                    "'test_sink'?");
+}
+
+BOOST_AUTO_TEST_CASE(unknown_key_suggests_closest) {
+  BOOST_CHECK_EQUAL(
+    error_of("[actors.s]\nkind = \"test_source\"\nnext = \"k\"\ncuont = 5\n"
+             "[actors.k]\nkind = \"test_sink\"\n"),
+    "t.toml:4:9: unknown key 'cuont' for kind 'test_source'; did you mean "
+    "'count'?");
+}
+
+BOOST_AUTO_TEST_CASE(reserved_keys_are_suggested_too) {
+  BOOST_CHECK_EQUAL(
+    error_of("[actors.s]\nkind = \"test_source\"\nnxt = \"k\"\nnext = \"k\"\n"
+             "[actors.k]\nkind = \"test_sink\"\n"),
+    "t.toml:3:7: unknown key 'nxt' for kind 'test_source'; did you mean "
+    "'next'?");
+}
+
+BOOST_AUTO_TEST_CASE(every_error_is_reported_in_file_order) {
+  auto all = errors_of(R"([actors.s]
+kind = "test_source"
+count = -1
+next = "sinkk"
+[system]
+threads = "two"
+[actors.k]
+kind = "test_sink"
+)");
+  BOOST_REQUIRE_EQUAL(all.size(), 4u);
+  BOOST_CHECK_EQUAL(all[0], "t.toml:3:9: 'count' must be between 0 and "
+                            "1000000000, got -1");
+  BOOST_CHECK_EQUAL(all[1], "t.toml:4:8: 'next' names 'sinkk', which is not "
+                            "an actor");
+  BOOST_CHECK_EQUAL(all[2], "t.toml:6:11: 'threads' must be an integer, not "
+                            "a string");
+  BOOST_CHECK(all[3].find("t.toml:7:1: actor 'k' (kind 'test_sink') gets no "
+                          "input")
+              == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_kind_that_throws_is_reported_at_the_actor) {
+  registry.add(sink_kind("thrower", "throws", [](kind_config&) -> actor_starter {
+    throw std::logic_error("bad day");
+  }));
+  auto all = errors_of("[actors.s]\nkind = \"test_source\"\nnext = \"x\"\n"
+                       "[actors.x]\nkind = \"thrower\"\nsome = 1\n");
+  BOOST_REQUIRE_EQUAL(all.size(), 1u);
+  BOOST_CHECK_EQUAL(all[0], "t.toml:4:1: kind 'thrower' rejected the "
+                            "configuration of 'x': bad day");
+}
+
+BOOST_AUTO_TEST_CASE(a_file_that_cannot_be_read_is_an_error_too) {
+  try {
+    load_topology("/nonexistent/dir/t.toml", registry);
+    BOOST_FAIL("loaded a missing file");
+  } catch (const topology_errors& e) {
+    BOOST_REQUIRE_EQUAL(e.errors().size(), 1u);
+    BOOST_CHECK_EQUAL(e.errors()[0].render().find(
+                        "/nonexistent/dir/t.toml: cannot read the file"),
+                      0u);
+  }
+  BOOST_CHECK_THROW(load_topology("/", registry), topology_errors);
+}
+
+BOOST_AUTO_TEST_CASE(load_topology_reads_a_file) {
+  auto path = std::string{"loader_test_file.toml"};
+  {
+    std::ofstream out(path);
+    out << full_file;
+  }
+  auto t = load_topology(path, registry);
+  std::remove(path.c_str());
+  BOOST_CHECK_EQUAL(t.file, path);
+  BOOST_CHECK_EQUAL(t.actors.size(), 5u);
+}
+
+BOOST_AUTO_TEST_CASE(huge_and_non_utf8_files_are_refused_with_a_message) {
+  auto huge = errors_of(std::string(9 * 1024 * 1024, '#'));
+  BOOST_REQUIRE_EQUAL(huge.size(), 1u);
+  BOOST_CHECK(huge[0].find("a topology file may have at most") != std::string::npos);
+  auto bad = errors_of("[actors.a]\nkind = \"\xff\xfe\"\n");
+  BOOST_REQUIRE_EQUAL(bad.size(), 1u);
+  BOOST_CHECK(bad[0].find("utf-8") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+} // namespace troupe
