@@ -142,7 +142,14 @@ void live_view::put(const std::string& block) {
   if (in_place_) {
     if (lines_on_screen_ > 0)
       out_ << "\x1b[" << lines_on_screen_ << "A\x1b[J";
-    out_ << block;
+    std::istringstream lines{block};
+    std::string line;
+    while (std::getline(lines, line)) {
+      // The last column stays free: a full line moves some terminals on.
+      if (width_ > 1 && line.size() >= width_)
+        line.resize(width_ - 1);
+      out_ << line << '\n';
+    }
     lines_on_screen_ = count_lines(block);
   } else {
     out_ << '[' << time_of_day() << "] " << block << '\n';

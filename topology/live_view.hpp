@@ -30,6 +30,12 @@ public:
   /// Draws a frame saying why there is no data this time.
   void draw_unavailable(const std::string& why, clock::time_point now);
 
+  /// Columns of the terminal, for a frame drawn in place: longer lines are
+  /// cut (a line that wraps would break the redraw). 0: no limit.
+  void set_width(size_t columns) {
+    width_ = columns;
+  }
+
   /// Prints a line of its own (a signal was seen, ...) that the next frame
   /// does not overwrite.
   void note(const std::string& line);
@@ -53,6 +59,7 @@ private:
   std::map<std::string, uint64_t> last_counts_;
   /// Lines of the frame on screen, for the next one to replace.
   size_t lines_on_screen_ = 0;
+  size_t width_ = 0;
 };
 
 } // namespace troupe

@@ -146,6 +146,12 @@ metrics_server::metrics_server(caf::actor_system& sys,
   server_ = std::make_unique<httplib::Server>();
   // Scrapes are rare: one thread answers them all.
   server_->new_task_queue = [] { return new httplib::ThreadPool(1); };
+  // httplib's default sets SO_REUSEPORT, which lets a second server share a
+  // port in use without a word; SO_REUSEADDR alone only allows a restart.
+  server_->set_socket_options([](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   server_->Get("/metrics", [this](const httplib::Request&,
                                   httplib::Response& res) {
     res.set_content(scrape(), "text/plain; version=0.0.4; charset=utf-8");

@@ -1,5 +1,7 @@
 #include "troupe/topology/report_tree.hpp"
 
+#include <algorithm>
+
 namespace troupe {
 
 namespace {
@@ -22,6 +24,16 @@ std::vector<report_row> flatten(const actor_report& root) {
   std::vector<std::string> path;
   walk(root, path, rows);
   return rows;
+}
+
+void order_children(actor_report& root,
+                    const std::function<size_t(const std::string&)>& rank) {
+  std::stable_sort(root.children.begin(), root.children.end(),
+                   [&](const actor_report& x, const actor_report& y) {
+                     return rank(x.name) < rank(y.name);
+                   });
+  for (auto& child : root.children)
+    order_children(child, rank);
 }
 
 uint64_t total_lost(const actor_report& root) {

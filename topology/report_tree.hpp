@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +27,12 @@ struct report_row {
 /// Every node of the tree, depth first in start order; the rows point into
 /// `root`, which must outlive them.
 std::vector<report_row> flatten(const actor_report& root);
+
+/// Orders the children of every supervisor in the tree by `rank` (stable:
+/// equal ranks keep their order). Reports come in start order, where what
+/// an actor sends to comes first; people read a topology in file order.
+void order_children(actor_report& root,
+                    const std::function<size_t(const std::string&)>& rank);
 
 /// The `lost` of every node summed: items missing from a stage's input links
 /// (gaps in their numbering) plus messages that a supervised child's address

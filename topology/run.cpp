@@ -15,7 +15,11 @@
 #include <cstring>
 #include <optional>
 #include <ostream>
+#include <map>
+#include <iostream>
 #include <set>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 namespace troupe {
 
@@ -65,6 +69,11 @@ public:
     for (auto& a : t.actors)
       if (t.in_stream(a))
         streaming_.insert(a.name);
+    // Actors in file order, then nested supervisors in file order.
+    for (auto& a : t.actors)
+      ranks_.emplace(a.name, ranks_.size());
+    for (auto& s : t.supervisors)
+      ranks_.emplace(s.name, ranks_.size());
     if (opts.view) {
       view_.emplace(*opts.view, opts.view_in_place, "troupe run " + t.file);
       next_frame_ = clock_type::now();
@@ -181,17 +190,34 @@ private:
     bound_ = clock_type::now() + answer_margin;
   }
 
+  void in_file_order(actor_report& r) const {
+    order_children(r, [this](const std::string& name) {
+      auto i = ranks_.find(name);
+      return i != ranks_.end() ? i->second : ranks_.size();
+    });
+  }
+
   void draw() {
     if (!view_)
       return;
     std::optional<actor_report> status;
     std::string failure;
-    self_->request(root_, status_timeout, status_atom::value)
+    // An actor of its own per request: a blocking actor keeps the timeout
+    // of an answered request in its mailbox, and every such stale message
+    // would restart the runner's wait.
+    caf::scoped_actor asker{self_->system()};
+    asker->request(root_, status_timeout, status_atom::value)
       .receive([&](actor_report& r) { status = std::move(r); },
                [&](caf::error& e) { failure = self_->system().render(e); });
-    if (status)
+    if (opts_.view_in_place && opts_.view == &std::cerr) {
+      winsize size{};
+      if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0)
+        view_->set_width(size.ws_col);
+    }
+    if (status) {
+      in_file_order(*status);
       view_->draw(*status, clock_type::now());
-    else
+    } else
       view_->draw_unavailable(failure, clock_type::now());
   }
 
@@ -212,6 +238,7 @@ private:
       return r;
     }
     r.report = std::move(*final_);
+    in_file_order(r.report);
     r.lost = total_lost(r.report);
     if (view_)
       view_->draw(r.report, clock_type::now());
@@ -260,6 +287,7 @@ private:
   caf::scoped_actor& self_;
   caf::actor root_;
   std::set<std::string> streaming_;
+  std::map<std::string, size_t> ranks_;
   std::optional<live_view> view_;
   std::optional<clock_type::time_point> next_frame_;
   /// When the root's answer is overdue (escalation), while one is awaited.

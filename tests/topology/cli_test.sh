@@ -18,6 +18,7 @@ threads = 2
 
 [actors.numbers]
 kind = "test_numbers"
+supervisor = "work"
 count = 2000
 next = "pass"
 

@@ -5,6 +5,7 @@
 
 #include <caf/all.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <stdexcept>
@@ -23,18 +24,17 @@ public:
   }
 
   bool produce(emitter& out, size_t max) override {
-    if (interval_ == caf::timespan{0}) {
-      for (size_t i = 0; i < max && next_ < count_; ++i)
-        out.push(caf::make_message(next_++));
-      return next_ < count_;
-    }
-    // Paced: one item when it is due; the stage asks again after a short
-    // delay when it emitted nothing.
     auto now = std::chrono::steady_clock::now();
-    if (max > 0 && next_ < count_ && now >= due_) {
+    if (next_ == 0)
+      start_ = now;
+    // Paced: item n is due at start + n * interval; all those due go out as
+    // credit allows (the stage asks again after a short delay when it
+    // emitted nothing).
+    auto due = count_;
+    if (interval_ > caf::timespan{0})
+      due = std::min<int64_t>(count_, (now - start_) / interval_ + 1);
+    for (size_t i = 0; i < max && next_ < due; ++i)
       out.push(caf::make_message(next_++));
-      due_ = now + interval_;
-    }
     return next_ < count_;
   }
 
@@ -42,7 +42,7 @@ private:
   int64_t count_;
   caf::timespan interval_;
   int64_t next_ = 0;
-  std::chrono::steady_clock::time_point due_;
+  std::chrono::steady_clock::time_point start_;
 };
 
 kind_definition numbers_kind() {

@@ -104,6 +104,7 @@ threads = 2
 
 [actors.numbers]
 kind = "test_numbers"
+supervisor = "work"
 count = 300
 next = "pass"
 
