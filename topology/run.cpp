@@ -101,7 +101,9 @@ public:
             bound_ = clock_type::now() + answer_margin;
           }
         },
-        caf::after(delay) >> [this] { on_timeout(); });
+        caf::after(delay) >> [] {});
+      // After any message too, so that a busy mailbox delays nothing due.
+      on_timeout();
     }
     return result();
   }
@@ -123,6 +125,7 @@ private:
     return result;
   }
 
+  // Does what is due: a frame of the view, an escalation.
   void on_timeout() {
     auto now = clock_type::now();
     if (bound_ && now >= *bound_)
@@ -142,7 +145,6 @@ private:
   }
 
   void on_signal(int sig) {
-    ++signals_;
     auto name = std::string(sig == SIGINT ? "SIGINT" : "SIGTERM");
     switch (phase_) {
       case phase::running:
@@ -293,7 +295,6 @@ private:
   /// When the root's answer is overdue (escalation), while one is awaited.
   std::optional<clock_type::time_point> bound_;
   phase phase_ = phase::running;
-  int signals_ = 0;
   bool by_signal_ = false;
   bool overran_ = false;
   bool root_down_ = false;
