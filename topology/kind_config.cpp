@@ -214,8 +214,7 @@ void kind_config::require(std::string_view key) {
   if (!has(key))
     add_error(*state_, state_->where,
               "missing key " + in_quotes(key)
-                + (state_->kind.empty() ? std::string{}
-                                        : " for kind " + in_quotes(state_->kind)));
+                + (state_->context.empty() ? "" : " " + state_->context));
 }
 
 int64_t kind_config::integer(std::string_view key, int64_t fallback,
@@ -474,11 +473,12 @@ child_factory kind_config::service_factory(std::string_view key,
     return done({});
   }
   inner->kind = def->name;
+  inner->context = "for kind " + in_quotes(def->name);
   kind_config cfg{inner};
   bool threw = false;
   auto starter = detail::run_parse(*def, cfg, *inner, threw);
   if (!threw)
-    detail::report_unknown_keys(*inner, "for kind " + in_quotes(def->name));
+    detail::report_unknown_keys(*inner, inner->context);
   if (!starter || inner->failures > 0)
     return done({});
   return done([starter, kind = def->name](const spawn_context& ctx) {

@@ -236,12 +236,13 @@ private:
 
   void read_system(const toml::table& table) {
     auto s = state_for(table, where(table, {file_, 1, 1}));
+    s->context = "in [system]";
     kind_config c{s};
     auto& sys = x_.result.system;
     sys.threads = static_cast<size_t>(c.integer("threads", 0, 0, 256));
     sys.credit = static_cast<uint32_t>(c.integer("credit", 0, 1, 1 << 20));
     sys.shutdown = c.duration("shutdown", sys.shutdown, 1ms, longest);
-    detail::report_unknown_keys(*s, "in [system]");
+    detail::report_unknown_keys(*s, s->context);
   }
 
   // The keys [supervisor] and [supervisors.X] share.
@@ -249,6 +250,7 @@ private:
                        const std::string& context, bool root) {
     decl.where = where(table, {file_, 1, 1});
     auto s = state_for(table, decl.where);
+    s->context = context;
     kind_config c{s};
     if (root) {
       auto name = c.string("name", decl.name);
@@ -306,13 +308,14 @@ private:
     decl.name = name;
     decl.where = at;
     auto s = state_for(table, at);
+    s->context = "in [nodes." + name + "]";
     kind_config c{s};
     decl.host = c.string("host", decl.host);
     if (decl.host.empty())
       c.fail("host", "'host' must not be empty");
     c.require("port");
     decl.port = static_cast<uint16_t>(c.integer("port", 0, 1, 65535));
-    detail::report_unknown_keys(*s, "in [nodes." + name + "]");
+    detail::report_unknown_keys(*s, s->context);
     x_.result.nodes.push_back(std::move(decl));
   }
 
@@ -365,6 +368,8 @@ private:
     }
     auto def = decl.definition;
     s->kind = decl.kind;
+    if (def)
+      s->context = "for kind " + in_quotes(def->name);
     pos.supervisor = position("supervisor");
     decl.supervisor = c.string("supervisor", "");
     pos.restart_given = c.has("restart");
@@ -388,20 +393,25 @@ private:
     pos.next_items = name_positions(table.get("next"), pos.next);
     if (auto next = table.get("next"))
       pos.next_invalid = !next->is_string() && !next->is_array();
-    if (def && !def->emits && c.has("next"))
+    if (def && !def->emits && c.has("next")) {
       c.fail("next", "kind " + in_quotes(def->name)
                        + " emits nothing, so it takes no 'next'");
+      decl.next.clear(); // nothing more to say about what it names
+      pos.next_items.clear();
+    }
     pos.service = position("service");
     decl.services = c.strings("service");
     pos.service_items = name_positions(table.get("service"), pos.service);
-    if (def && def->max_services == 0 && c.has("service"))
+    if (def && def->max_services == 0 && c.has("service")) {
       c.fail("service", "kind " + in_quotes(def->name) + " takes no 'service'");
+      decl.services.clear();
+      pos.service_items.clear();
+    }
     if (def) {
       bool threw = false;
       decl.start = detail::run_parse(*def, c, *s, threw);
       if (!threw)
-        detail::report_unknown_keys(*s, "for kind " + in_quotes(def->name),
-                                    reserved_actor_keys);
+        detail::report_unknown_keys(*s, s->context, reserved_actor_keys);
     }
     x_.result.actors.push_back(std::move(decl));
     x_.actors.push_back(std::move(pos));

@@ -1,7 +1,7 @@
 #include "troupe/topology/topology.hpp"
 
-#include <deque>
-#include <set>
+#include <map>
+#include <vector>
 
 namespace troupe {
 
@@ -14,21 +14,26 @@ const actor_decl* topology::find_actor(const std::string& name) const {
 
 bool topology::in_stream(const actor_decl& a) const {
   // Everything reachable by `next` from a source.
-  std::set<std::string> seen;
-  std::deque<const actor_decl*> todo;
-  for (auto& x : actors)
-    if (x.definition && x.definition->source) {
-      seen.insert(x.name);
-      todo.push_back(&x);
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < actors.size(); ++i)
+    index.emplace(actors[i].name, i);
+  std::vector<bool> seen(actors.size(), false);
+  std::vector<size_t> todo;
+  for (size_t i = 0; i < actors.size(); ++i)
+    if (actors[i].definition && actors[i].definition->source) {
+      seen[i] = true;
+      todo.push_back(i);
     }
   while (!todo.empty()) {
-    auto x = todo.front();
-    todo.pop_front();
-    if (x->name == a.name)
+    auto& x = actors[todo.back()];
+    todo.pop_back();
+    if (x.name == a.name)
       return true;
-    for (auto& name : x->next)
-      if (auto y = find_actor(name); y && seen.insert(name).second)
-        todo.push_back(y);
+    for (auto& name : x.next)
+      if (auto j = index.find(name); j != index.end() && !seen[j->second]) {
+        seen[j->second] = true;
+        todo.push_back(j->second);
+      }
   }
   return false;
 }

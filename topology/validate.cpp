@@ -236,12 +236,15 @@ private:
           continue;
         }
         auto j = find_target(i, name, "next", at);
-        if (!j)
+        if (!j) {
+          next_unresolved_ = true;
           continue;
+        }
         auto& b = t_.actors[*j];
         if (b.definition && !b.definition->takes_input) {
           x_.fail(at, "'next' names " + described(b)
                         + " which takes no input");
+          next_unresolved_ = true;
           continue;
         }
         next_[i].push_back(*j);
@@ -299,6 +302,10 @@ private:
   // -- shapes -----------------------------------------------------------------
 
   void check_shapes() {
+    // A `next` that names nothing valid most likely meant an actor that now
+    // seems to get no input: that would be the same error twice.
+    for (auto& pos : x_.actors)
+      next_unresolved_ = next_unresolved_ || pos.next_invalid;
     for (size_t i = 0; i < t_.actors.size(); ++i) {
       auto& a = t_.actors[i];
       auto def = a.definition;
@@ -310,7 +317,7 @@ private:
           && !x_.actors[i].next_invalid)
         x_.fail(a.where, what + " needs a 'next': the actors its items go to");
       if (def->takes_input && !def->answers_requests && !def->source
-          && a.inputs == 0)
+          && a.inputs == 0 && !next_unresolved_)
         x_.fail(a.where, what + " gets no input: name it in the 'next' of "
                                 "the actor that feeds it");
     }
@@ -450,6 +457,7 @@ private:
   loading& x_;
   topology& t_;
   bool tree_ok_ = true;
+  bool next_unresolved_ = false;
   std::map<std::string, size_t> actor_index_;
   std::map<std::string, size_t> supervisor_index_;
   std::vector<std::string> actor_names_;

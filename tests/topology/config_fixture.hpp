@@ -28,6 +28,7 @@ struct config_fixture {
     state = detail::make_state(doc, {"t.toml", 1, 1}, "t.toml", errors);
     state->actor = "a";
     state->kind = "k";
+    state->context = "for kind 'k'";
     state->registry = registry;
     return kind_config{state};
   }

@@ -198,6 +198,7 @@ next = "sinkk"
 threads = "two"
 [actors.k]
 kind = "test_sink"
+expect = "x"
 )");
   BOOST_REQUIRE_EQUAL(all.size(), 4u);
   BOOST_CHECK_EQUAL(all[0], "t.toml:3:9: 'count' must be between 0 and "
@@ -206,9 +207,16 @@ kind = "test_sink"
                             "an actor");
   BOOST_CHECK_EQUAL(all[2], "t.toml:6:11: 'threads' must be an integer, not "
                             "a string");
-  BOOST_CHECK(all[3].find("t.toml:7:1: actor 'k' (kind 'test_sink') gets no "
-                          "input")
-              == 0);
+  BOOST_CHECK_EQUAL(all[3], "t.toml:9:10: 'expect' must be an integer, not "
+                            "a string");
+}
+
+BOOST_AUTO_TEST_CASE(a_misspelt_next_is_not_also_reported_as_a_missing_input) {
+  auto all = errors_of("[actors.s]\nkind = \"test_source\"\nnext = \"snk\"\n"
+                       "[actors.sink]\nkind = \"test_sink\"\n");
+  BOOST_REQUIRE_EQUAL(all.size(), 1u);
+  BOOST_CHECK_EQUAL(all[0], "t.toml:3:8: 'next' names 'snk', which is not an "
+                            "actor; did you mean 'sink'?");
 }
 
 BOOST_AUTO_TEST_CASE(a_kind_that_throws_is_reported_at_the_actor) {

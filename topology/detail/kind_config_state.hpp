@@ -27,6 +27,8 @@ struct kind_config::state {
   source_position where;
   std::string actor;
   std::string kind;
+  /// Where the table is, for messages: "for kind 'batcher'", "in [system]".
+  std::string context;
   std::string file;
   /// Every error of the file, shared by all tables read from it.
   std::shared_ptr<std::vector<topology_error>> errors;
