@@ -32,11 +32,19 @@ std::string quoted(const std::string& text) {
   return result + '"';
 }
 
-// Patterns get a colour each, the same for a kind in every drawing.
-const char* pattern_colour(const std::string& kind) {
-  static const char* palette[] = {"#fde2e4", "#e2ece9", "#fff1e6", "#dfe7fd",
-                                  "#f0efeb", "#e8dff5", "#fce1e4", "#ddedea",
-                                  "#daeaf6", "#fcf4dd"};
+// Patterns get a colour each, the same for a kind in every drawing: the
+// built-in ones a colour of their own, others one picked by their name.
+std::string pattern_colour(const std::string& kind) {
+  static const std::map<std::string, std::string> builtin = {
+    {"batcher", "#daeaf6"}, {"blocking", "#e8dff5"}, {"breaker", "#fde2e4"},
+    {"fanout", "#fff1e6"},  {"join", "#e2ece9"},     {"limiter", "#ddedea"},
+    {"pool", "#dfe7fd"},    {"retry", "#fcf4dd"},    {"state", "#f0efeb"},
+    {"timeout", "#fce1e4"},
+  };
+  if (auto i = builtin.find(kind); i != builtin.end())
+    return i->second;
+  static const char* palette[] = {"#e4f1d9", "#f9e0c9", "#d9e4f1", "#efd9f1",
+                                  "#f1eed9", "#d9f1ee"};
   uint32_t hash = 2166136261u; // FNV-1a: stable across runs and platforms
   for (unsigned char c : kind) {
     hash ^= c;

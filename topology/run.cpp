@@ -17,6 +17,7 @@
 #include <ostream>
 #include <map>
 #include <iostream>
+#include <limits>
 #include <set>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -69,11 +70,14 @@ public:
     for (auto& a : t.actors)
       if (t.in_stream(a))
         streaming_.insert(a.name);
-    // Actors in file order, then nested supervisors in file order.
+    // Actors and nested supervisors by where the file declares them.
+    auto rank = [](const source_position& p) {
+      return size_t{p.line} << 32 | p.column;
+    };
     for (auto& a : t.actors)
-      ranks_.emplace(a.name, ranks_.size());
+      ranks_.emplace(a.name, rank(a.where));
     for (auto& s : t.supervisors)
-      ranks_.emplace(s.name, ranks_.size());
+      ranks_.emplace(s.name, rank(s.where));
     if (opts.view) {
       view_.emplace(*opts.view, opts.view_in_place, "troupe run " + t.file);
       next_frame_ = clock_type::now();
@@ -195,7 +199,7 @@ private:
   void in_file_order(actor_report& r) const {
     order_children(r, [this](const std::string& name) {
       auto i = ranks_.find(name);
-      return i != ranks_.end() ? i->second : ranks_.size();
+      return i != ranks_.end() ? i->second : std::numeric_limits<size_t>::max();
     });
   }
 
