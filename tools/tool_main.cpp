@@ -29,7 +29,8 @@ constexpr int exit_invalid = 2;
 const char* exit_codes_text =
   "Exit codes: 0 success; 1 the root supervisor gave up (run); 2 an invalid\n"
   "file or command line; 130 a run cancelled by a second signal.\n"
-  "The file format and the built-in kinds: docs/topology.md.";
+  "The file format and the built-in kinds: docs/topology.md; the command,\n"
+  "its reports and metrics: docs/troupe.md.";
 
 /// Prints every error of a file that does not load; false then.
 bool load(const std::string& file, topology& t) {
@@ -162,7 +163,8 @@ int dispatch(int argc, char** argv) {
                       "Serve Prometheus metrics at http://HOST:PORT/metrics "
                       "while running. PORT alone or :PORT binds 127.0.0.1; "
                       "port 0 picks a free one. The address is printed on "
-                      "stderr.");
+                      "stderr.")
+    ->type_name("HOST:PORT");
   auto view_flag = run_sub->add_flag(
     "--view", run_cmd.view,
     "Show the live view on stderr even when it is not a terminal (then as "

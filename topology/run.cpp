@@ -136,7 +136,10 @@ private:
       overdue();
     if (next_frame_ && now >= *next_frame_) {
       draw();
-      next_frame_ = clock_type::now() + opts_.view_interval;
+      // A zero or negative interval would redraw without a pause.
+      next_frame_ = clock_type::now()
+                    + std::max(opts_.view_interval,
+                               caf::timespan{std::chrono::milliseconds(10)});
     }
   }
 
