@@ -72,6 +72,28 @@ assert actors["root"]["kind"] == "supervisor"
 PY
 grep -q "drained, lost 0" "$dir/err" || fail "run summary: $(cat "$dir/err")"
 
+# A root supervisor that gives up: exit 1.
+cat > "$dir/crash.toml" <<'TOML'
+[supervisor]
+max_restarts = 1
+period = "1m"
+
+[actors.numbers]
+kind = "test_numbers"
+next = "crash"
+
+[actors.crash]
+kind = "test_crash"
+next = "sink"
+
+[actors.sink]
+kind = "test_sink"
+TOML
+status=0
+"$tool" run "$dir/crash.toml" --report json > "$dir/report.json" 2> "$dir/err" || status=$?
+[ $status -eq 1 ] || fail "a root that gives up: exit $status $(cat "$dir/err")"
+grep -q '"exit_code": 1' "$dir/report.json" || fail "a root that gives up: $(cat "$dir/report.json")"
+
 # --view off a terminal: plain timestamped blocks on stderr.
 "$tool" run "$dir/ok.toml" --view --view-interval 10ms > /dev/null 2> "$dir/err" \
   || fail "run --view: exit $?"

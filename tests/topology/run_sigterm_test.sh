@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SIGTERM during a run drains it: exit 0, lost 0. The test waits until the
-# metrics endpoint shows items flowing, then signals; a second signal during
-# a slow drain cancels (exit 130).
+# metrics endpoint shows items flowing, then signals. A topology without a
+# stream runs until a signal; a second signal during a slow drain cancels
+# (exit 130).
 set -euo pipefail
 tool=$1
 dir=$(mktemp -d)
@@ -77,6 +78,27 @@ assert actors["sink"]["in"] > 0
 assert actors["sink"]["in"] == actors["numbers"]["out"], (actors["sink"], actors["numbers"])
 PY
 grep -q "SIGTERM: shutting down gracefully" "$dir/err" || fail "no notice of the signal"
+
+# Without a stream, a run lasts until a signal.
+cat > "$dir/service.toml" <<'TOML'
+[actors.echo]
+kind = "test_echo"
+TOML
+"$tool" run "$dir/service.toml" --report json --metrics :0 \
+  > "$dir/report.json" 2> "$dir/err" &
+pid=$!
+for _ in $(seq 1 600); do
+  grep -q "running until a signal" "$dir/err" && break
+  kill -0 "$pid" 2> /dev/null || fail "troupe run ended without a signal"
+  sleep 0.1
+done
+kill -0 "$pid" 2> /dev/null || fail "troupe run ended without a signal"
+kill -TERM "$pid"
+status=0
+wait "$pid" || status=$?
+pid=
+[ $status -eq 0 ] || fail "exit $status after SIGTERM without a stream"
+grep -q '"outcome": "drained after a signal"' "$dir/report.json" || fail "report: $(cat "$dir/report.json")"
 
 # A second signal while a slow stage drains what it holds cancels the run.
 cat > "$dir/slow_drain.toml" <<'TOML'
