@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <iosfwd>
+#include <stdexcept>
 #include <string>
 
 namespace troupe {
@@ -26,7 +27,22 @@ struct run_options {
   /// "HOST:PORT" of a Prometheus text endpoint (/metrics); empty: none.
   std::string metrics;
   /// SIGINT or SIGTERM start the graceful shutdown; a second one cancels.
+  /// They are blocked in every thread the run starts and taken by a thread
+  /// of its own, so call run_topology before starting other threads that
+  /// leave them unblocked. The signal mask is restored when it returns.
   bool handle_signals = true;
+  /// Where the run says what it does besides the live view: the metrics
+  /// address ("metrics: http://127.0.0.1:9100/metrics"), signals seen, why
+  /// it is waiting; null: nowhere.
+  std::ostream* log = nullptr;
+};
+
+/// Thrown by run_topology when it cannot start: a malformed or unusable
+/// metrics address, or a topology its actors reject on start (troupe run
+/// exits with 2).
+class run_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
 };
 
 struct run_result {
@@ -44,7 +60,7 @@ struct run_result {
 run_result run_topology(const topology& t, const run_options& opts);
 
 /// The final report as JSON: per actor in, out, dropped, errors, restarts,
-/// how it stopped; totals; lost.
+/// how it stopped; totals; lost. The fields are in docs/troupe.md.
 std::string report_json(const topology& t, const run_result& r);
 
 } // namespace troupe
