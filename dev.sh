@@ -2,7 +2,7 @@
 # Sets up, builds, runs and tests troupe on Debian 12. Every command first
 # installs the Debian packages that are missing (a no-op when all are there).
 #
-#   bash dev.sh run              build and run the main job: samples/supervised_pipeline
+#   bash dev.sh run              build and run the main job: samples/ingest.toml
 #   bash dev.sh test             build and run the whole test suite (build/)
 #   bash dev.sh test --sanitize  the same under AddressSanitizer and
 #                                UndefinedBehaviorSanitizer (build-sanitize/)
@@ -85,7 +85,7 @@ case "$cmd" in
   run)
     setup
     build build
-    exec build/samples/supervised_pipeline "${@:2}"
+    exec build/tools/troupe run samples/ingest.toml "${@:2}"
     ;;
   test)
     setup
