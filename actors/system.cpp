@@ -13,9 +13,9 @@ namespace troupe {
 
 namespace {
 
-constexpr const char* credit_key = "troupe.default-credit";
-constexpr const char* deadline_key = "troupe.shutdown-deadline";
-constexpr const char* threads_key = "scheduler.max-threads";
+constexpr char credit_key[] = "troupe.default-credit";
+constexpr char deadline_key[] = "troupe.shutdown-deadline";
+constexpr char threads_key[] = "scheduler.max-threads";
 
 bool is_set(const caf::actor_system_config& cfg, caf::string_view key) {
   return caf::get_if(&cfg.content, key) != nullptr;
