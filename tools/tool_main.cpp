@@ -52,8 +52,11 @@ int check(const std::vector<std::string>& files) {
       result = exit_invalid;
       continue;
     }
-    std::cout << file << ": ok (" << t.actors.size() << " actors, "
-              << 1 + t.supervisors.size() << " supervisors)\n";
+    auto plural = [](size_t n, const char* noun) {
+      return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
+    };
+    std::cout << file << ": ok (" << plural(t.actors.size(), "actor") << ", "
+              << plural(1 + t.supervisors.size(), "supervisor") << ")\n";
   }
   return result;
 }

@@ -266,10 +266,13 @@ private:
       case phase::draining:
         if (stopped == stop_reason::drained) {
           r.outcome = by_signal_ ? "drained after a signal" : "drained";
+          // What a killed actor held did not drain: not a clean end.
           auto killed = totals(r.report).killed;
-          if (killed > 0)
-            r.outcome += ", " + std::to_string(killed)
+          if (killed > 0) {
+            r.exit_code = 1;
+            r.outcome += ", but " + std::to_string(killed)
                          + " killed at the deadline";
+          }
         } else {
           r.exit_code = 1;
           r.outcome = "the root supervisor gave up while draining";

@@ -47,7 +47,8 @@ public:
 
 struct run_result {
   /// As `troupe run` exits: 0 ran and drained, 1 the root supervisor gave
-  /// up, 130 cancelled by a second signal.
+  /// up (or a drain ended by killing actors), 130 cancelled by a second
+  /// signal.
   int exit_code = 0;
   /// How it ended, in a few words ("drained", "cancelled", ...).
   std::string outcome;
