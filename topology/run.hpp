@@ -53,8 +53,9 @@ struct run_options {
   caf::timespan view_interval = std::chrono::seconds(1);
   /// "HOST:PORT" of a Prometheus text endpoint (/metrics); empty: none.
   std::string metrics;
-  /// SIGINT or SIGTERM start the graceful shutdown; a second one cancels.
-  /// They are blocked in every thread the run starts and taken by a thread
+  /// SIGINT or SIGTERM start the graceful shutdown; a second one cancels
+  /// (during the drain that follows the stream's end, the first only says
+  /// the drain is under way, and a second cancels). They are blocked in every thread the run starts and taken by a thread
   /// of its own, so call run_topology before starting other threads that
   /// leave them unblocked. The signal mask is restored when it returns.
   bool handle_signals = true;
