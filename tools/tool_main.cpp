@@ -27,8 +27,13 @@ namespace {
 constexpr int exit_invalid = 2;
 
 const char* exit_codes_text =
-  "Exit codes: 0 success; 1 the root supervisor gave up (run); 2 an invalid\n"
-  "file or command line; 130 a run cancelled by a second signal.\n"
+  "Exit codes: 0 success (run: the stream drained, or a signal's graceful\n"
+  "shutdown did); 1 a run that did not end cleanly: the root supervisor gave\n"
+  "up, a drain overran its deadline and was cancelled, a drain killed actors\n"
+  "at its deadline, or the root sent no final report; 2 an invalid file or\n"
+  "command line, or a run that could not start (a metrics address in use);\n"
+  "130 a run cancelled by a second signal, or a signal during the teardown\n"
+  "after the final report.\n"
   "The file format and the built-in kinds: docs/topology.md; the command,\n"
   "its reports and metrics: docs/troupe.md.";
 
@@ -104,22 +109,29 @@ int run(const run_command& cmd) {
   }
   opts.view_interval = *parse_duration(cmd.view_interval);
   opts.metrics = cmd.metrics;
-  run_result r;
+  // Printed before the actor system is torn down, which an actor that
+  // does not stop may hold until the teardown limit.
+  opts.on_result = [&](const run_result& r) {
+    if (cmd.report == "json")
+      std::cout << report_json(t, r) << '\n';
+    else if (cmd.report == "text")
+      std::cout << to_text(r.report);
+    else if (!opts.view)
+      std::cerr << to_text(r.report);
+    std::cerr << "troupe: " << cmd.file << ": " << r.outcome;
+    if (r.report_missing)
+      std::cerr << ", lost unknown\n";
+    else
+      std::cerr << ", lost " << r.lost << '\n';
+    std::cout.flush();
+    std::cerr.flush();
+  };
   try {
-    r = run_topology(t, opts);
+    return run_topology(t, opts).exit_code;
   } catch (const run_error& e) {
     std::cerr << "troupe: " << e.what() << '\n';
     return exit_invalid;
   }
-  if (cmd.report == "json")
-    std::cout << report_json(t, r) << '\n';
-  else if (cmd.report == "text")
-    std::cout << to_text(r.report);
-  else if (!opts.view)
-    std::cerr << to_text(r.report);
-  std::cerr << "troupe: " << cmd.file << ": " << r.outcome << ", lost "
-            << r.lost << '\n';
-  return r.exit_code;
 }
 
 std::string check_duration(const std::string& text) {
@@ -165,9 +177,14 @@ int dispatch(int argc, char** argv) {
   run_sub->add_option("--metrics", run_cmd.metrics,
                       "Serve Prometheus metrics at http://HOST:PORT/metrics "
                       "while running. PORT alone or :PORT binds 127.0.0.1; "
-                      "port 0 picks a free one. The address is printed on "
-                      "stderr.")
-    ->type_name("HOST:PORT");
+                      "port 0 picks a free one. The address bound is printed "
+                      "on stderr.")
+    ->type_name("HOST:PORT")
+    ->check(CLI::Validator(
+      [](const std::string& text) {
+        return text.empty() ? std::string{"must not be empty"} : std::string{};
+      },
+      "HOST:PORT"));
   auto view_flag = run_sub->add_flag(
     "--view", run_cmd.view,
     "Show the live view on stderr even when it is not a terminal (then as "

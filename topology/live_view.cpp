@@ -22,15 +22,6 @@ bool numeric(size_t column) {
   return column >= 2 && column <= 8;
 }
 
-std::string key_of(const report_row& row) {
-  std::string key;
-  for (auto& sup : row.path) {
-    key += sup;
-    key += '\0';
-  }
-  return key + row.report->name;
-}
-
 std::string time_of_day() {
   auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   std::tm local{};
@@ -51,12 +42,9 @@ live_view::live_view(std::ostream& out, bool in_place, std::string title)
 }
 
 std::string live_view::table(const actor_report& status,
-                             clock::time_point now) {
-  double seconds = 0;
-  if (last_)
-    seconds = std::chrono::duration<double>(now - *last_).count();
+                             clock::time_point now,
+                             const std::set<std::string>& no_data) {
   std::vector<std::vector<std::string>> cells;
-  std::map<std::string, uint64_t> counts;
   for (auto& row : flatten(status)) {
     auto& r = *row.report;
     auto name = std::string(row.depth() * 2, ' ') + r.name;
@@ -65,16 +53,23 @@ std::string live_view::table(const actor_report& status,
                        std::to_string(r.restarts), state_word(r)});
       continue;
     }
-    auto key = key_of(row);
+    auto key = qualified_name(row);
     auto count = r.out > 0 ? r.out : r.in;
-    counts[key] = count;
     std::string rate = "-";
-    if (auto i = last_counts_.find(key);
-        i != last_counts_.end() && seconds > 0 && count >= i->second) {
-      std::ostringstream text;
-      text << std::fixed << std::setprecision(0)
-           << static_cast<double>(count - i->second) / seconds;
-      rate = text.str();
+    auto last = last_counts_.find(key);
+    // A placeholder's counts, or counts lower than before, are stale: they
+    // neither get a rate nor become the base of the next one.
+    bool fresh = no_data.count(key) == 0
+                 && (last == last_counts_.end() || count >= last->second.count);
+    if (fresh) {
+      if (last != last_counts_.end() && now > last->second.at) {
+        auto seconds = std::chrono::duration<double>(now - last->second.at).count();
+        std::ostringstream text;
+        text << std::fixed << std::setprecision(0)
+             << static_cast<double>(count - last->second.count) / seconds;
+        rate = text.str();
+      }
+      last_counts_[key] = sample{count, now};
     }
     auto queue = queue_length(r);
     cells.push_back({name, r.kind, std::to_string(r.in), std::to_string(r.out),
@@ -82,8 +77,6 @@ std::string live_view::table(const actor_report& status,
                      std::to_string(r.dropped), std::to_string(r.errors),
                      std::to_string(r.restarts), state_word(r)});
   }
-  last_counts_ = std::move(counts);
-  last_ = now;
   std::vector<size_t> widths(headings.size());
   for (size_t c = 0; c < headings.size(); ++c) {
     widths[c] = headings[c].size();
@@ -109,14 +102,15 @@ std::string live_view::table(const actor_report& status,
   return out.str();
 }
 
-void live_view::draw(const actor_report& status, clock::time_point now) {
+void live_view::draw(const actor_report& status, clock::time_point now,
+                     const std::set<std::string>& no_data) {
   if (!start_)
     start_ = now;
   auto elapsed = std::chrono::duration<double>(now - *start_).count();
   std::ostringstream block;
   block << title_ << " (" << std::fixed << std::setprecision(1) << elapsed
         << "s)\n"
-        << table(status, now);
+        << table(status, now, no_data);
   put(block.str());
 }
 

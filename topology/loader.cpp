@@ -295,9 +295,13 @@ private:
     detail::supervisor_positions at;
     if (auto parent = table.get("parent"))
       at.parent = where(*parent, {});
+    if (auto restart = table.get("restart"))
+      at.restart = where(*restart, {});
     read_supervisor(table, decl, "in [supervisors." + name + "]", false);
     if (at.parent.line == 0)
       at.parent = decl.where;
+    if (at.restart.line == 0)
+      at.restart = decl.where;
     x_.result.supervisors.push_back(std::move(decl));
     x_.supervisors.push_back(std::move(at));
   }

@@ -7,6 +7,11 @@
 
 #include <httplib.h>
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <charconv>
 #include <functional>
 #include <sstream>
@@ -37,9 +42,11 @@ std::string label_value(const std::string& text) {
   return result;
 }
 
-std::string labels(const actor_report& r) {
-  return "actor=\"" + label_value(r.name) + "\",kind=\"" + label_value(r.kind)
-         + "\"";
+// The actor by its place in the tree: bare names repeat (every state has a
+// "shard-0"), and a series must be unique.
+std::string labels(const report_row& row) {
+  return "actor=\"" + label_value(qualified_name(row)) + "\",kind=\""
+         + label_value(row.report->kind) + "\"";
 }
 
 struct counter_family {
@@ -118,7 +125,7 @@ std::string prometheus_text(const actor_report* status) {
     out << "# HELP " << family.name << ' ' << family.help << '\n'
         << "# TYPE " << family.name << " counter\n";
     for (auto& row : rows)
-      out << family.name << '{' << labels(*row.report) << "} "
+      out << family.name << '{' << labels(row) << "} "
           << family.value(*row.report) << '\n';
   }
   out << "# HELP troupe_actor_stat A pattern's own counters and gauges "
@@ -126,26 +133,63 @@ std::string prometheus_text(const actor_report* status) {
       << "# TYPE troupe_actor_stat gauge\n";
   for (auto& row : rows)
     for (auto& [key, value] : row.report->stats)
-      out << "troupe_actor_stat{" << labels(*row.report) << ",stat=\""
+      out << "troupe_actor_stat{" << labels(row) << ",stat=\""
           << label_value(key) << "\"} " << value << '\n';
   out << "# HELP troupe_actor_state The actor's state: 1 for the current one "
          "(running, open, completed, ...).\n"
       << "# TYPE troupe_actor_state gauge\n";
   for (auto& row : rows)
-    out << "troupe_actor_state{" << labels(*row.report) << ",state=\""
+    out << "troupe_actor_state{" << labels(row) << ",state=\""
         << label_value(state_word(*row.report)) << "\"} 1\n";
   return out.str();
 }
+
+namespace {
+
+// The address `host` stands for, as digits: what the server binds and the
+// URL names ("0" is 0.0.0.0, "localhost" 127.0.0.1 or ::1). Empty when it
+// does not resolve.
+std::string numeric_host(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0 || !found)
+    return {};
+  char text[INET6_ADDRSTRLEN] = {};
+  const void* address = nullptr;
+  if (found->ai_family == AF_INET)
+    address = &reinterpret_cast<const sockaddr_in*>(found->ai_addr)->sin_addr;
+  else if (found->ai_family == AF_INET6)
+    address = &reinterpret_cast<const sockaddr_in6*>(found->ai_addr)->sin6_addr;
+  std::string result;
+  if (address && ::inet_ntop(found->ai_family, address, text, sizeof(text)))
+    result = text;
+  ::freeaddrinfo(found);
+  return result;
+}
+
+} // namespace
 
 metrics_server::metrics_server(caf::actor_system& sys,
                                const std::string& address,
                                caf::timespan scrape_timeout)
   : sys_(sys), scrape_timeout_(scrape_timeout) {
   auto where = parse_metrics_address(address);
-  host_ = where.host;
+  host_ = numeric_host(where.host);
+  if (host_.empty())
+    throw run_error("metrics: cannot listen on " + address + ": the host '"
+                    + where.host + "' does not resolve");
   server_ = std::make_unique<httplib::Server>();
-  // Scrapes are rare: one thread answers them all.
-  server_->new_task_queue = [] { return new httplib::ThreadPool(1); };
+  // A few threads, and no connection kept open after its answer: a scraper
+  // that holds a keep-alive connection (or connects and says nothing) then
+  // blocks neither the other scrapes nor, for long, the server's stop.
+  server_->new_task_queue = [] { return new httplib::ThreadPool(4); };
+  server_->set_keep_alive_max_count(1);
+  server_->set_keep_alive_timeout(1);
+  server_->set_read_timeout(std::chrono::seconds(1));
+  server_->set_write_timeout(std::chrono::seconds(1));
   // httplib's default sets SO_REUSEPORT, which lets a second server share a
   // port in use without a word; SO_REUSEADDR alone only allows a restart.
   server_->set_socket_options([](int sock) {
@@ -181,9 +225,11 @@ metrics_server::~metrics_server() {
   thread_.join();
 }
 
-void metrics_server::serve(caf::actor root) {
+void metrics_server::serve(caf::actor root,
+                           std::function<void(actor_report&)> prepare) {
   std::lock_guard<std::mutex> guard{mtx_};
   root_ = std::move(root);
+  prepare_ = std::move(prepare);
 }
 
 std::string metrics_server::url() const {
@@ -193,9 +239,11 @@ std::string metrics_server::url() const {
 
 std::string metrics_server::scrape() {
   caf::actor root;
+  std::function<void(actor_report&)> prepare;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     root = root_;
+    prepare = prepare_;
   }
   if (!root)
     return prometheus_text(nullptr);
@@ -204,6 +252,8 @@ std::string metrics_server::scrape() {
   self->request(root, scrape_timeout_, status_atom::value)
     .receive([&](actor_report& r) { status = std::move(r); },
              [](caf::error&) {});
+  if (status && prepare)
+    prepare(*status);
   return prometheus_text(status ? &*status : nullptr);
 }
 

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -32,28 +33,32 @@ struct metrics_address {
 /// 127.0.0.1); port 0 means any free port. Throws run_error when malformed.
 metrics_address parse_metrics_address(const std::string& text);
 
-/// Every series of one scrape: per actor (supervisors too, by name, with
-/// its kind) troupe_actor_{in,out,dropped,errors,restarts,lost}_total, a
+/// Every series of one scrape: per actor (supervisors too; label `actor` its
+/// name qualified by its place in the tree, the root left out, as
+/// "counts/shard-0"; label `kind` its kind) troupe_actor_{in,out,dropped,errors,restarts,lost}_total, a
 /// troupe_actor_stat gauge per entry of its stats, troupe_actor_state (1 for
 /// its state word), and troupe_up (0 when `status` is null: no report).
 std::string prometheus_text(const actor_report* status);
 
 class metrics_server {
 public:
-  /// Binds to `address` at once and serves on a thread of its own; throws
-  /// run_error when the address is malformed or cannot be bound (a port in
-  /// use, a host that is not local). Until serve() it reports troupe_up 0.
+  /// Binds to `address` at once and serves on threads of its own (a few, so
+  /// that a slow or idle client holds up no other scrape; a connection is
+  /// closed after one answer, and stays idle 1 s at most); throws run_error
+  /// when the address is malformed or cannot be bound (a port in use, a
+  /// host that is not local). Until serve() it reports troupe_up 0.
   metrics_server(caf::actor_system& sys, const std::string& address,
                  caf::timespan scrape_timeout = std::chrono::seconds(2));
   metrics_server(const metrics_server&) = delete;
   metrics_server& operator=(const metrics_server&) = delete;
   ~metrics_server();
 
-  /// From now on, scrapes ask `root` for its status; a null handle stops
-  /// asking.
-  void serve(caf::actor root);
+  /// From now on, scrapes ask `root` for its status, and pass it through
+  /// `prepare` (if set) before rendering it; a null handle stops asking.
+  void serve(caf::actor root, std::function<void(actor_report&)> prepare = {});
 
-  /// The address bound, with the port chosen when it was 0.
+  /// The address bound, as digits ("0" binds 0.0.0.0, and says so), with
+  /// the port chosen when it was 0.
   const std::string& host() const noexcept {
     return host_;
   }
@@ -73,6 +78,7 @@ private:
   uint16_t port_ = 0;
   std::mutex mtx_;
   caf::actor root_;
+  std::function<void(actor_report&)> prepare_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
 };

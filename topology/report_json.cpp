@@ -8,6 +8,10 @@ namespace troupe {
 
 namespace {
 
+// Keys in the order written here, which is the order docs/troupe.md explains
+// them in, rather than sorted.
+using json = nlohmann::ordered_json;
+
 // A sink of the stream: fed by `next`, with no `next` of its own.
 bool is_sink(const actor_decl& a) {
   return a.inputs > 0 && a.next.empty();
@@ -17,15 +21,15 @@ bool is_source(const actor_decl& a) {
   return a.definition && a.definition->source;
 }
 
-nlohmann::json row_json(const report_row& row) {
+json row_json(const report_row& row, const actor_decl* decl) {
   auto& r = *row.report;
-  nlohmann::json stats = nlohmann::json::object();
+  json stats = json::object();
   for (auto& [key, value] : r.stats)
     stats[key] = value;
   return {
     {"name", r.name},
-    {"kind", r.kind},
-    {"supervisor", row.path.empty() ? nlohmann::json() : nlohmann::json(row.path.back())},
+    {"kind", decl ? decl->kind : r.kind},
+    {"supervisor", row.path.empty() ? json() : json(row.path.back())},
     {"path", row.path},
     {"in", r.in},
     {"out", r.out},
@@ -50,10 +54,13 @@ std::string report_json(const topology& t, const run_result& r) {
   uint64_t unconfirmed = 0, emitted = 0, consumed = 0, crashed = 0, killed = 0;
   size_t actors = 0;
   auto rows = flatten(r.report);
-  auto list = nlohmann::json::array();
+  auto list = json::array();
   for (auto& row : rows) {
     auto& x = *row.report;
-    list.push_back(row_json(row));
+    // By its place in the tree, not its name: a pool's "worker-0" is not
+    // the file's actor "worker-0".
+    auto decl = declared_actor(t, row);
+    list.push_back(row_json(row, decl));
     restarts += x.restarts;
     if (x.kind == "supervisor")
       continue;
@@ -65,18 +72,19 @@ std::string report_json(const topology& t, const run_result& r) {
     unconfirmed += x.unconfirmed;
     crashed += x.stopped == stop_reason::crashed ? 1 : 0;
     killed += x.stopped == stop_reason::killed ? 1 : 0;
-    if (auto decl = t.find_actor(x.name)) {
+    if (decl) {
       if (is_source(*decl))
         emitted += x.out;
       else if (is_sink(*decl))
         consumed += x.in;
     }
   }
-  nlohmann::json doc = {
+  json doc = {
     {"file", t.file},
     {"outcome", r.outcome},
     {"exit_code", r.exit_code},
-    {"lost", r.lost},
+    {"lost", r.report_missing ? json() : json(r.lost)},
+    {"report_missing", r.report_missing},
     {"totals",
      {
        {"actors", actors},
@@ -94,7 +102,7 @@ std::string report_json(const topology& t, const run_result& r) {
     {"actors", std::move(list)},
   };
   // Names are UTF-8 (toml++ checks), but rendered errors may carry any bytes.
-  return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+  return doc.dump(2, ' ', false, json::error_handler_t::replace);
 }
 
 } // namespace troupe

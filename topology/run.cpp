@@ -4,6 +4,7 @@
 #include "troupe/actors/system.hpp"
 #include "troupe/supervision/shutdown.hpp"
 #include "troupe/supervision/supervisor.hpp"
+#include "troupe/topology/duration.hpp"
 #include "troupe/topology/live_view.hpp"
 #include "troupe/topology/metrics.hpp"
 #include "troupe/topology/report_tree.hpp"
@@ -12,13 +13,18 @@
 #include <caf/all.hpp>
 
 #include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
 #include <cstring>
-#include <optional>
-#include <ostream>
-#include <map>
 #include <iostream>
 #include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <ostream>
 #include <set>
+#include <thread>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -32,6 +38,9 @@ using stream_end_atom = caf::atom_constant<caf::atom("streamend")>;
 /// A SIGINT or SIGTERM, from the signal thread.
 using signal_atom = caf::atom_constant<caf::atom("signal")>;
 
+/// The root's status for a frame of the live view, or why there is none.
+using frame_atom = caf::atom_constant<caf::atom("frame")>;
+
 using clock_type = std::chrono::steady_clock;
 
 /// How much longer than its deadline the root may take to answer a drain or
@@ -41,8 +50,9 @@ constexpr auto answer_margin = std::chrono::seconds(5);
 /// How long the runner waits at a time when nothing is due.
 constexpr auto idle_wait = std::chrono::hours(1);
 
-/// How long a status request for the live view may take.
-constexpr auto status_timeout = std::chrono::seconds(2);
+/// The least a status request for the live view may take: shorter view
+/// intervals would turn every frame into a timeout.
+constexpr auto least_status_timeout = std::chrono::milliseconds(100);
 
 system_settings settings_of(const system_decl& decl) {
   system_settings result;
@@ -99,6 +109,15 @@ public:
         },
         [this](signal_atom, int sig) { on_signal(sig); },
         [this](actor_report& r) { final_ = std::move(r); },
+        [this](frame_atom, actor_report& status) {
+          frame_pending_ = false;
+          draw(status);
+        },
+        [this](frame_atom, const std::string& why) {
+          frame_pending_ = false;
+          if (view_)
+            view_->draw_unavailable(why, clock_type::now());
+        },
         [this](caf::down_msg& x) {
           if (x.source == root_.address() && !root_down_) {
             root_down_ = true;
@@ -135,7 +154,7 @@ private:
     if (bound_ && now >= *bound_)
       overdue();
     if (next_frame_ && now >= *next_frame_) {
-      draw();
+      ask_for_frame();
       // A zero or negative interval would redraw without a pause.
       next_frame_ = clock_type::now()
                     + std::max(opts_.view_interval,
@@ -160,6 +179,13 @@ private:
         drain();
         break;
       case phase::draining:
+        // The stream ended by itself: the first signal is no second one.
+        if (!by_signal_ && !signalled_in_drain_) {
+          signalled_in_drain_ = true;
+          say(name + ": the stream has ended and the drain is under way "
+                     "(again to cancel)");
+          break;
+        }
         say(name + ": cancelling");
         cancel();
         break;
@@ -199,35 +225,70 @@ private:
     bound_ = clock_type::now() + answer_margin;
   }
 
+  // Children of supervisors in file order; what a pattern supervises
+  // itself keeps its order.
   void in_file_order(actor_report& r) const {
-    order_children(r, [this](const std::string& name) {
+    order_children(r, [this](const report_row& row) {
+      auto unranked = std::numeric_limits<size_t>::max();
+      std::string name;
+      if (auto decl = declared_actor(t_, row))
+        name = decl->name;
+      else if (row.report->kind == "supervisor")
+        name = row.report->name;
+      else
+        return unranked;
       auto i = ranks_.find(name);
-      return i != ranks_.end() ? i->second : std::numeric_limits<size_t>::max();
+      return i != ranks_.end() ? i->second : unranked;
     });
   }
 
-  void draw() {
+  // Asks the root for its status on behalf of the view, without waiting: an
+  // actor of its own forwards the answer (or why there is none) as a
+  // frame_atom message, so that signals and the stream's end are taken
+  // while the root is slow to answer. A frame whose request is still out
+  // is skipped.
+  void ask_for_frame() {
+    if (!view_ || frame_pending_)
+      return;
+    frame_pending_ = true;
+    auto timeout = std::max(opts_.view_interval,
+                            caf::timespan{least_status_timeout});
+    auto runner = caf::actor_cast<caf::actor>(self_);
+    self_->system().spawn([root = root_, runner,
+                           timeout](caf::event_based_actor* asker) {
+      asker->request(root, timeout, status_atom::value)
+        .then(
+          [asker, runner](actor_report& r) {
+            asker->send(runner, frame_atom::value, std::move(r));
+          },
+          [asker, runner](caf::error& e) {
+            asker->send(runner, frame_atom::value, asker->system().render(e));
+          });
+    });
+  }
+
+  // Rows without a report of their own, then the declared kinds and the
+  // file's order, as every view of a report shows it.
+  std::set<std::string> prepare(actor_report& r) const {
+    std::set<std::string> no_data;
+    for (auto& row : flatten(r))
+      if (is_placeholder(row) && declared_actor(t_, row))
+        no_data.insert(qualified_name(row));
+    use_declared_kinds(t_, r);
+    in_file_order(r);
+    return no_data;
+  }
+
+  void draw(actor_report& status) {
     if (!view_)
       return;
-    std::optional<actor_report> status;
-    std::string failure;
-    // An actor of its own per request: a blocking actor keeps the timeout
-    // of an answered request in its mailbox, and every such stale message
-    // would restart the runner's wait.
-    caf::scoped_actor asker{self_->system()};
-    asker->request(root_, status_timeout, status_atom::value)
-      .receive([&](actor_report& r) { status = std::move(r); },
-               [&](caf::error& e) { failure = self_->system().render(e); });
     if (opts_.view_in_place && opts_.view == &std::cerr) {
       winsize size{};
       if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0)
         view_->set_width(size.ws_col);
     }
-    if (status) {
-      in_file_order(*status);
-      view_->draw(*status, clock_type::now());
-    } else
-      view_->draw_unavailable(failure, clock_type::now());
+    auto no_data = prepare(status);
+    view_->draw(status, clock_type::now(), no_data);
   }
 
   void say(const std::string& line) {
@@ -242,12 +303,13 @@ private:
     if (!final_) {
       r.exit_code = 1;
       r.outcome = "no final report from the root supervisor";
+      r.report_missing = true;
       r.report.name = t_.root.name;
       r.report.kind = "supervisor";
       return r;
     }
     r.report = std::move(*final_);
-    in_file_order(r.report);
+    prepare(r.report);
     r.lost = total_lost(r.report);
     if (view_)
       view_->draw(r.report, clock_type::now());
@@ -305,12 +367,153 @@ private:
   /// When the root's answer is overdue (escalation), while one is awaited.
   std::optional<clock_type::time_point> bound_;
   phase phase_ = phase::running;
+  /// A status request for the view is out.
+  bool frame_pending_ = false;
+  /// The drain was started by a signal (not by the stream's end).
   bool by_signal_ = false;
+  /// A signal came during a drain the stream's end started.
+  bool signalled_in_drain_ = false;
   bool overran_ = false;
   bool root_down_ = false;
   bool abandoned_ = false;
   std::optional<actor_report> final_;
 };
+
+/// Where the signal thread sends signals: the runner while it runs; once
+/// the result is out, a signal ends the process (130), and one that comes
+/// while the result is printed ends it when that is done.
+class signal_target {
+public:
+  explicit signal_target(caf::actor runner) : runner_(std::move(runner)) {
+  }
+
+  void on_signal(int sig) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (runner_) {
+      caf::anon_send(runner_, signal_atom::value, sig);
+      return;
+    }
+    if (out_)
+      exit_cancelled();
+    signalled_ = true;
+  }
+
+  /// The runner is done; drops the handle, which must not outlive the
+  /// actor system.
+  void run_ended() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    runner_ = nullptr;
+  }
+
+  void result_is_out() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    out_ = true;
+    if (signalled_)
+      exit_cancelled();
+  }
+
+private:
+  [[noreturn]] static void exit_cancelled() {
+    std::cout.flush();
+    std::cerr.flush();
+    std::_Exit(130);
+  }
+
+  std::mutex mtx_;
+  caf::actor runner_;
+  bool signalled_ = false;
+  bool out_ = false;
+};
+
+std::string actors_phrase(size_t n) {
+  return std::to_string(n) + (n == 1 ? " actor" : " actors");
+}
+
+/// Calls `on_overdue` on a thread of its own unless it is destroyed within
+/// `limit` of its start.
+class watchdog {
+public:
+  watchdog(caf::timespan limit, std::function<void()> on_overdue)
+    : thread_([this, limit, on_overdue = std::move(on_overdue)] {
+        std::unique_lock<std::mutex> guard{mtx_};
+        if (!cv_.wait_for(guard, limit, [this] { return finished_; }))
+          on_overdue();
+      }) {
+  }
+  watchdog(const watchdog&) = delete;
+  watchdog& operator=(const watchdog&) = delete;
+
+  ~watchdog() {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      finished_ = true;
+      cv_.notify_all();
+    }
+    thread_.join();
+  }
+
+private:
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  bool finished_ = false;
+  std::thread thread_;
+};
+
+/// Says why the process ends now, flushes and ends it.
+[[noreturn]] void exit_now(std::ostream* log, const std::string& why,
+                           int exit_code) {
+  if (log)
+    *log << "troupe: " << why << std::endl;
+  std::cout.flush();
+  std::cerr.flush();
+  std::_Exit(exit_code);
+}
+
+/// Destroys `sys`, which waits for every actor to stop; if that takes longer
+/// than `limit`, says so on `log` and exits the process with `exit_code`.
+/// The system is destroyed on the calling thread: CAF's logger is held by
+/// the thread that made the system, and its destructor waits for it.
+void tear_down(std::unique_ptr<troupe::system> sys, caf::timespan limit,
+               std::ostream* log, int exit_code) {
+  if (limit <= caf::timespan{0}) {
+    sys.reset();
+    return;
+  }
+  auto deadline = clock_type::now() + limit;
+  auto within = " did not stop within " + format_duration(limit) + " of the end";
+  auto& registry = sys->actors().registry();
+  {
+    // The system lives while this waits, so the count can be read.
+    struct {
+      std::mutex mtx;
+      std::condition_variable cv;
+      bool stopped = false;
+    } actors;
+    std::thread waiter{[&] {
+      registry.await_running_count_equal(0);
+      std::lock_guard<std::mutex> guard{actors.mtx};
+      actors.stopped = true;
+      actors.cv.notify_all();
+    }};
+    std::unique_lock<std::mutex> guard{actors.mtx};
+    if (!actors.cv.wait_until(guard, deadline, [&] { return actors.stopped; }))
+      exit_now(log,
+               actors_phrase(registry.running()) + within
+                 + "; exiting without waiting for them",
+               exit_code);
+    guard.unlock();
+    waiter.join();
+  }
+  watchdog overdue{std::max(caf::timespan{deadline - clock_type::now()},
+                            caf::timespan{std::chrono::milliseconds(100)}),
+                   [log, within, exit_code] {
+                     exit_now(log,
+                              "the actor system" + within
+                                + "; exiting without waiting for it",
+                              exit_code);
+                   }};
+  sys.reset();
+}
 
 } // namespace
 
@@ -320,41 +523,55 @@ run_result run_topology(const topology& t, const run_options& opts) {
   std::optional<blocked_signals> blocked;
   if (opts.handle_signals)
     blocked.emplace();
-  troupe::system sys{settings_of(t.system)};
+  auto sys = std::make_unique<troupe::system>(settings_of(t.system));
   std::unique_ptr<metrics_server> metrics;
   if (!opts.metrics.empty()) {
-    metrics = std::make_unique<metrics_server>(sys.actors(), opts.metrics);
+    metrics = std::make_unique<metrics_server>(sys->actors(), opts.metrics);
     if (opts.log)
       *opts.log << "metrics: " << metrics->url() << std::endl;
   }
-  caf::scoped_actor self{sys.actors()};
-  auto runner_handle = caf::actor_cast<caf::actor>(self);
-  caf::actor root;
-  try {
-    auto spec = build_supervision(t, [runner_handle](const std::string& name) {
-      caf::anon_send(runner_handle, stream_end_atom::value, name);
-    });
-    spawn_context ctx{sys.actors()};
-    ctx.report_to(runner_handle);
-    root = spawn_supervisor(ctx, std::move(spec));
-  } catch (const config_error& e) {
-    throw run_error(e.what());
-  }
-  self->monitor(root);
-  if (metrics)
-    metrics->serve(root);
   std::optional<signal_thread> signals;
-  if (opts.handle_signals)
-    signals.emplace([runner_handle](int sig) {
-      caf::anon_send(runner_handle, signal_atom::value, sig);
-    });
-  runner r{t, opts, self, root};
-  auto result = r.wait();
+  std::shared_ptr<signal_target> target;
+  run_result result;
+  {
+    caf::scoped_actor self{sys->actors()};
+    auto runner_handle = caf::actor_cast<caf::actor>(self);
+    caf::actor root;
+    try {
+      auto spec = build_supervision(t, [runner_handle](const std::string& name) {
+        caf::anon_send(runner_handle, stream_end_atom::value, name);
+      });
+      spawn_context ctx{sys->actors()};
+      ctx.report_to(runner_handle);
+      root = spawn_supervisor(ctx, std::move(spec));
+    } catch (const config_error& e) {
+      throw run_error(e.what());
+    }
+    self->monitor(root);
+    if (metrics)
+      metrics->serve(root, [&t](actor_report& r) { use_declared_kinds(t, r); });
+    if (opts.handle_signals) {
+      target = std::make_shared<signal_target>(runner_handle);
+      signals.emplace([target](int sig) { target->on_signal(sig); });
+    }
+    runner r{t, opts, self, root};
+    result = r.wait();
+    if (target)
+      target->run_ended();
+    if (metrics)
+      metrics->serve(nullptr);
+    if (r.abandoned())
+      caf::anon_send_exit(root, caf::exit_reason::kill);
+  }
+  // The report goes out before the teardown, which an actor that does not
+  // stop would hold forever; signals stay taken until the end.
+  if (opts.on_result)
+    opts.on_result(result);
+  if (target)
+    target->result_is_out();
+  metrics.reset();
+  tear_down(std::move(sys), opts.teardown_limit, opts.log, result.exit_code);
   signals.reset();
-  if (metrics)
-    metrics->serve(nullptr);
-  if (r.abandoned())
-    caf::anon_send_exit(root, caf::exit_reason::kill);
   return result;
 }
 

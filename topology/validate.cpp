@@ -36,6 +36,8 @@ public:
     check_links();
     check_shapes();
     check_stream_restarts();
+    if (tree_ok_)
+      check_supervisor_restarts();
     check_cycles();
     if (tree_ok_)
       check_scope();
@@ -341,6 +343,7 @@ private:
           todo.push_back(j);
         }
     }
+    stream_ = stream;
     for (size_t i = 0; i < t_.actors.size(); ++i) {
       auto& a = t_.actors[i];
       if (!stream[i] || a.restart == restart_type::transient)
@@ -354,6 +357,29 @@ private:
                   + in_quotes(to_string(a.restart)));
       else
         a.restart = restart_type::transient;
+    }
+  }
+
+  // A temporary supervisor that gives up is not started again, and neither
+  // are the stream actors under it: what feeds them would wait for credit
+  // forever and the run would never end.
+  void check_supervisor_restarts() {
+    std::vector<bool> holds_stream(parent_.size(), false);
+    for (size_t i = 0; i < t_.actors.size(); ++i) {
+      if (!stream_[i])
+        continue;
+      for (auto s = supervisor_of_[i]; s != root && !holds_stream[s]; s = parent_[s])
+        holds_stream[s] = true;
+    }
+    for (size_t i = 0; i < t_.supervisors.size(); ++i) {
+      auto& s = t_.supervisors[i];
+      if (s.restart != restart_type::temporary || !holds_stream[i + 1])
+        continue;
+      x_.fail(x_.supervisors[i].restart,
+              "supervisor " + in_quotes(s.name)
+                + " holds stream actors, so restart = \"temporary\" would "
+                  "strand its upstream when it gives up; use transient or "
+                  "permanent");
     }
   }
 
@@ -465,6 +491,7 @@ private:
   std::vector<std::string> node_names_;
   std::vector<size_t> parent_;        // by supervisor index
   std::vector<size_t> supervisor_of_; // by actor
+  std::vector<bool> stream_;          // by actor: a source or fed by one
   std::vector<size_t> entered_;       // by supervisor index
   std::vector<size_t> left_;          // by supervisor index
   adjacency next_;                    // resolved `next` links

@@ -109,6 +109,18 @@ for args in "run" "run $dir/ok.toml --report xml" "run $dir/ok.toml --view-inter
   [ $status -eq 2 ] || fail "'$args': exit $status"
 done
 
+# An empty metrics address is a usage error, not "no metrics".
+status=0
+"$tool" run "$dir/ok.toml" --metrics '' > /dev/null 2> "$dir/err" || status=$?
+[ $status -eq 2 ] || fail "--metrics '': exit $status"
+grep -q -- "--metrics" "$dir/err" || fail "--metrics '': $(cat "$dir/err")"
+
+# The address printed is the one bound: "0" is 0.0.0.0, port 0 a real port.
+"$tool" run "$dir/ok.toml" --metrics 0:0 > /dev/null 2> "$dir/err" \
+  || fail "--metrics 0:0: exit $? $(cat "$dir/err")"
+grep -Eq '^metrics: http://0\.0\.0\.0:[1-9][0-9]*/metrics$' "$dir/err" \
+  || fail "--metrics 0:0: $(cat "$dir/err")"
+
 # A metrics address that cannot be used: exit 2, before running.
 status=0
 "$tool" run "$dir/ok.toml" --metrics 127.0.0.1:http > /dev/null 2> "$dir/err" || status=$?
@@ -127,6 +139,13 @@ grep -q "metrics" "$dir/err" || fail "bad metrics address: $(cat "$dir/err")"
 "$troupe" graph --help | grep -q 'DOT' || fail "troupe graph --help"
 "$troupe" kinds --help > /dev/null || fail "troupe kinds --help"
 "$troupe" --version | grep -q '^troupe [0-9]' || fail "troupe --version"
+# Every way to each exit code is listed.
+"$troupe" run --help > "$dir/help"
+for phrase in "root supervisor gave" "overran its deadline" "killed actors" \
+              "no final report" "130 a run cancelled by a second signal" \
+              "2 an invalid file"; do
+  tr '\n' ' ' < "$dir/help" | grep -q "$phrase" || fail "run --help lacks '$phrase'"
+done
 status=0
 "$troupe" > /dev/null 2>&1 || status=$?
 [ $status -eq 2 ] || fail "troupe without a command: exit $status"

@@ -4,6 +4,8 @@
 
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace troupe {
 
@@ -56,6 +58,66 @@ BOOST_AUTO_TEST_CASE(a_frame_has_a_line_per_actor_with_rate_and_queue) {
   auto batch = line_of(second, "batch");
   BOOST_CHECK(batch.find(" 3 ") != std::string::npos);    // held
   BOOST_CHECK(batch.find("open") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_placeholder_frame_gets_no_rate_and_no_jump_after_it) {
+  std::ostringstream sink;
+  live_view view{sink, false, "test"};
+  auto t0 = live_view::clock::now();
+  view.table(tree(1000), t0);
+  // The supervisor's placeholder for "src": earlier incarnations' counts.
+  auto placeholder = view.table(tree(0), t0 + std::chrono::seconds(1), {"src"});
+  BOOST_CHECK(line_of(placeholder, "src").find(" - ") != std::string::npos);
+  // 2000 more in the 2 s since the last real counts, not 3000 in 1 s.
+  auto after = view.table(tree(3000), t0 + std::chrono::seconds(2));
+  BOOST_CHECK_MESSAGE(line_of(after, "src").find(" 1000 ") != std::string::npos,
+                      after);
+}
+
+BOOST_AUTO_TEST_CASE(counts_that_went_backwards_get_no_rate_and_no_jump_after_them) {
+  std::ostringstream sink;
+  live_view view{sink, false, "test"};
+  auto t0 = live_view::clock::now();
+  view.table(tree(1000), t0);
+  auto stale = view.table(tree(10), t0 + std::chrono::seconds(1));
+  BOOST_CHECK(line_of(stale, "src").find(" - ") != std::string::npos);
+  auto after = view.table(tree(3000), t0 + std::chrono::seconds(2));
+  BOOST_CHECK_MESSAGE(line_of(after, "src").find(" 1000 ") != std::string::npos,
+                      after);
+}
+
+BOOST_AUTO_TEST_CASE(rates_are_kept_per_place_in_the_tree) {
+  // Two pools each with a "worker-0": each row has its own rate.
+  auto pools = [](uint64_t a, uint64_t b) {
+    actor_report root;
+    root.name = "root";
+    root.kind = "supervisor";
+    for (auto [name, out] : {std::pair{"a", a}, std::pair{"b", b}}) {
+      actor_report pool;
+      pool.name = name;
+      pool.kind = "pool";
+      actor_report worker;
+      worker.name = "worker-0";
+      worker.kind = "worker";
+      worker.out = out;
+      pool.children = {worker};
+      root.children.push_back(pool);
+    }
+    return root;
+  };
+  std::ostringstream sink;
+  live_view view{sink, false, "test"};
+  auto t0 = live_view::clock::now();
+  view.table(pools(100, 5000), t0);
+  auto second = view.table(pools(300, 5000), t0 + std::chrono::seconds(1));
+  std::istringstream lines{second};
+  std::vector<std::string> workers;
+  for (std::string line; std::getline(lines, line);)
+    if (line.find("worker-0") != std::string::npos)
+      workers.push_back(line);
+  BOOST_REQUIRE_EQUAL(workers.size(), 2u);
+  BOOST_CHECK_MESSAGE(workers[0].find(" 200 ") != std::string::npos, second);
+  BOOST_CHECK_MESSAGE(workers[1].find(" 0 ") != std::string::npos, second);
 }
 
 BOOST_AUTO_TEST_CASE(in_place_frames_replace_the_one_before) {

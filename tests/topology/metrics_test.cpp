@@ -11,6 +11,15 @@
 
 #include <httplib.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <sstream>
 #include <string>
 
 namespace troupe {
@@ -99,6 +108,93 @@ BOOST_FIXTURE_TEST_CASE(a_scrape_gets_every_actors_series, metrics_fixture) {
   get(server, "/nothing", &status);
   BOOST_CHECK_EQUAL(status, 404);
   troupe::shutdown(sys.actors(), root);
+}
+
+BOOST_FIXTURE_TEST_CASE(every_series_is_exported_once, metrics_fixture) {
+  // Two states each have a shard-0 and a shard-1; a nested supervisor's
+  // actors are named by their place too.
+  auto root = start(R"(
+[supervisors.work]
+
+[actors.counts]
+kind = "state"
+shards = 2
+
+[actors.sessions]
+kind = "state"
+shards = 2
+supervisor = "work"
+)");
+  metrics_server server{sys.actors(), "127.0.0.1:0"};
+  server.serve(root);
+  await_child(root, "counts", [](const actor_report& r) { return r.children.size() == 2; },
+              "reports its shards");
+  auto body = get(server, "/metrics");
+  std::istringstream lines{body};
+  std::map<std::string, int> series;
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty() && line.front() != '#')
+      ++series[line.substr(0, line.rfind(' '))];
+  for (auto& [name, count] : series)
+    BOOST_CHECK_MESSAGE(count == 1, name << " " << count << " times");
+  BOOST_CHECK(contains(body, "troupe_actor_in_total{actor=\"counts/shard-0\","));
+  BOOST_CHECK(contains(body, "troupe_actor_in_total{actor=\"work/sessions/shard-1\","));
+  BOOST_CHECK(contains(body, "troupe_actor_in_total{actor=\"work/sessions\",kind=\"state\"}"));
+  BOOST_CHECK(contains(body, "troupe_actor_in_total{actor=\"work\",kind=\"supervisor\"}"));
+  troupe::shutdown(sys.actors(), root);
+}
+
+BOOST_FIXTURE_TEST_CASE(scrapes_are_prepared_as_the_runner_asks, metrics_fixture) {
+  auto root = start(chain);
+  metrics_server server{sys.actors(), "127.0.0.1:0"};
+  server.serve(root, [](actor_report& r) { r.kind = "prepared"; });
+  BOOST_CHECK(contains(get(server, "/metrics"), "{actor=\"root\",kind=\"prepared\"}"));
+  troupe::shutdown(sys.actors(), root);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_kept_alive_connection_holds_up_no_other_scrape, metrics_fixture) {
+  auto root = start(chain);
+  auto idle = ::socket(AF_INET, SOCK_STREAM, 0);
+  BOOST_REQUIRE_GE(idle, 0);
+  auto server = std::make_unique<metrics_server>(sys.actors(), "127.0.0.1:0");
+  server->serve(root);
+  // A scraper that keeps its connection open, and one that connects and
+  // says nothing: with one server thread either held the next scrape for
+  // the keep-alive timeout (5 s).
+  httplib::Client kept{server->host(), server->port()};
+  kept.set_keep_alive(true);
+  auto first = kept.Get("/metrics");
+  BOOST_REQUIRE(first);
+  BOOST_CHECK_EQUAL(first->status, 200);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(server->port());
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  BOOST_REQUIRE_EQUAL(::connect(idle, reinterpret_cast<sockaddr*>(&to), sizeof(to)), 0);
+  for (int i = 0; i < 2; ++i) {
+    httplib::Client other{server->host(), server->port()};
+    other.set_read_timeout(std::chrono::seconds(3));
+    auto res = other.Get("/metrics");
+    BOOST_REQUIRE_MESSAGE(res, "scrape " << i << " got no answer within 3 s");
+    BOOST_CHECK_EQUAL(res->status, 200);
+  }
+  auto again = kept.Get("/metrics");
+  BOOST_REQUIRE(again);
+  BOOST_CHECK_EQUAL(again->status, 200);
+  // Stopping waits for the idle connection's thread, 1 s at most.
+  auto stopping = std::chrono::steady_clock::now();
+  server.reset();
+  BOOST_CHECK(std::chrono::steady_clock::now() - stopping < std::chrono::seconds(3));
+  ::close(idle);
+  troupe::shutdown(sys.actors(), root);
+}
+
+BOOST_FIXTURE_TEST_CASE(the_url_names_the_address_bound, metrics_fixture) {
+  metrics_server server{sys.actors(), "0:0"};
+  BOOST_CHECK_EQUAL(server.host(), "0.0.0.0");
+  BOOST_CHECK_NE(server.port(), 0);
+  BOOST_CHECK_EQUAL(server.url(), "http://0.0.0.0:" + std::to_string(server.port())
+                                    + "/metrics");
 }
 
 BOOST_FIXTURE_TEST_CASE(a_port_in_use_is_an_error, metrics_fixture) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -101,6 +102,25 @@ kind_definition echo_kind() {
                       });
 }
 
+kind_definition stubborn_kind() {
+  return service_kind(
+    "test_stubborn", "test service that ignores the first request to stop",
+    [](kind_config&) -> actor_starter {
+      return [](const spawn_context& ctx, const wiring&) {
+        return ctx.system().spawn([](caf::event_based_actor* self) -> caf::behavior {
+          // A drain's exit message is ignored, a cancel's honoured.
+          auto asked = std::make_shared<bool>(false);
+          self->set_exit_handler([self, asked](caf::exit_msg& x) {
+            if (*asked)
+              self->quit(x.reason);
+            *asked = true;
+          });
+          return {[](int64_t x) { return x; }};
+        });
+      };
+    });
+}
+
 } // namespace
 
 void register_run_kinds() {
@@ -119,6 +139,7 @@ void register_run_kinds() {
                               };
                             }));
     register_kind(echo_kind());
+    register_kind(stubborn_kind());
   });
 }
 

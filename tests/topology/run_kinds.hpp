@@ -12,6 +12,9 @@
 //   test_call     stage in front of one `service`: passes items on
 //   test_sink     sink: takes items (its report's `in` counts them)
 //   test_echo     service: answers an integer with itself
+//   test_stubborn service: answers an integer with itself; ignores the
+//                 first exit message (a drain waits for its `shutdown`),
+//                 quits on the second (a cancel)
 
 namespace troupe::test {
 

@@ -1,5 +1,6 @@
 #include "topology/run_kinds.hpp"
 
+#include <troupe/topology/report_tree.hpp>
 #include <troupe/topology/run.hpp>
 #include <troupe/topology/topology.hpp>
 
@@ -149,6 +150,101 @@ kind = "test_sink"
   for (auto key : {"dropped", "errors", "restarts", "lost", "error", "state",
                    "stats"})
     BOOST_CHECK_MESSAGE(pass.contains(key), key);
+}
+
+BOOST_AUTO_TEST_CASE(the_json_finds_file_actors_by_place_not_by_name) {
+  // The sink is named like a shard of the state: a shard is no sink, and
+  // the state's own children keep their kind.
+  auto t = parse(R"(
+[system]
+threads = 2
+
+[actors.numbers]
+kind = "generator"
+count = 300
+next = "tally"
+
+[actors.tally]
+kind = "state_count"
+service = "counts"
+by_item = true
+next = "shard-0"
+
+[actors.shard-0]
+kind = "counter"
+
+[actors.counts]
+kind = "state"
+shards = 2
+)");
+  auto r = run(t);
+  BOOST_REQUIRE_EQUAL(r.exit_code, 0);
+  auto doc = nlohmann::json::parse(report_json(t, r));
+  BOOST_CHECK_EQUAL(doc["totals"]["emitted"], 300);
+  BOOST_CHECK_EQUAL(doc["totals"]["consumed"], 300);
+  size_t shards = 0;
+  for (auto& a : doc["actors"]) {
+    if (a["name"] != "shard-0")
+      continue;
+    if (a["supervisor"] == "root") {
+      BOOST_CHECK_EQUAL(a["kind"], "counter");
+      BOOST_CHECK_EQUAL(a["in"], 300);
+    } else {
+      BOOST_CHECK_EQUAL(a["supervisor"], "counts");
+      BOOST_CHECK_EQUAL(a["kind"], "state_shard");
+      ++shards;
+    }
+  }
+  BOOST_CHECK_EQUAL(shards, 1u);
+}
+
+BOOST_AUTO_TEST_CASE(an_actor_without_a_report_of_its_own_has_its_declared_kind) {
+  // A plain CAF service: its supervisor's report on it is a placeholder.
+  auto t = parse(chain + R"(
+[actors.echo]
+kind = "test_echo"
+)");
+  auto r = run(t);
+  BOOST_REQUIRE_EQUAL(r.exit_code, 0);
+  BOOST_CHECK_EQUAL(find(r.report, "echo")->kind, "test_echo");
+  auto doc = nlohmann::json::parse(report_json(t, r));
+  for (auto& a : doc["actors"])
+    if (a["name"] == "echo")
+      BOOST_CHECK_EQUAL(a["kind"], "test_echo");
+}
+
+BOOST_AUTO_TEST_CASE(without_a_final_report_lost_is_unknown) {
+  auto t = parse(chain);
+  run_result r;
+  r.exit_code = 1;
+  r.outcome = "no final report from the root supervisor";
+  r.report_missing = true;
+  r.report.name = "root";
+  r.report.kind = "supervisor";
+  auto doc = nlohmann::json::parse(report_json(t, r));
+  BOOST_CHECK(doc["lost"].is_null());
+  BOOST_CHECK_EQUAL(doc["report_missing"], true);
+  BOOST_CHECK_EQUAL(doc["exit_code"], 1);
+  auto ok = run(t);
+  doc = nlohmann::json::parse(report_json(t, ok));
+  BOOST_CHECK_EQUAL(doc["report_missing"], false);
+  BOOST_CHECK_EQUAL(doc["lost"], 0);
+}
+
+BOOST_AUTO_TEST_CASE(lost_counts_what_was_sent_and_never_confirmed) {
+  actor_report root;
+  root.name = "root";
+  root.kind = "supervisor";
+  actor_report source;
+  source.name = "source";
+  source.out = 100;
+  source.unconfirmed = 7;
+  actor_report stage;
+  stage.name = "stage";
+  stage.lost = 2;
+  stage.unconfirmed = 1;
+  root.children = {source, stage};
+  BOOST_CHECK_EQUAL(total_lost(root), 10u);
 }
 
 BOOST_AUTO_TEST_CASE(a_bad_metrics_address_stops_the_run_before_it_starts) {

@@ -32,6 +32,7 @@ struct actor_positions {
 
 struct supervisor_positions {
   source_position parent;
+  source_position restart;
 };
 
 struct loading {
