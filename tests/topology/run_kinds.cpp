@@ -95,9 +95,13 @@ kind_definition echo_kind() {
   return service_kind("test_echo", "test service answering an integer",
                       [](kind_config&) -> actor_starter {
                         return [](const spawn_context& ctx, const wiring&) {
-                          return ctx.system().spawn([]() -> caf::behavior {
-                            return {[](int64_t x) { return x; }};
-                          });
+                          // An unused argument: CAF 0.17 trips UBSan when
+                          // a spawned function takes none.
+                          return ctx.system().spawn(
+                            [](int) -> caf::behavior {
+                              return {[](int64_t x) { return x; }};
+                            },
+                            0);
                         };
                       });
 }
@@ -107,7 +111,9 @@ kind_definition stubborn_kind() {
     "test_stubborn", "test service that ignores the first request to stop",
     [](kind_config&) -> actor_starter {
       return [](const spawn_context& ctx, const wiring&) {
-        return ctx.system().spawn([](caf::event_based_actor* self) -> caf::behavior {
+        // An unused argument: CAF 0.17 trips UBSan when a spawned function
+        // takes none besides its self pointer.
+        return ctx.system().spawn([](caf::event_based_actor* self, int) -> caf::behavior {
           // A drain's exit message is ignored, a cancel's honoured.
           auto asked = std::make_shared<bool>(false);
           self->set_exit_handler([self, asked](caf::exit_msg& x) {
@@ -116,7 +122,7 @@ kind_definition stubborn_kind() {
             *asked = true;
           });
           return {[](int64_t x) { return x; }};
-        });
+        }, 0);
       };
     });
 }
