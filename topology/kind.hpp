@@ -31,7 +31,9 @@ namespace troupe {
 /// An actor's connections, resolved to stable addresses when it starts.
 struct wiring {
   /// `next` as addresses, `inputs` = how many actors name this one in their
-  /// `next`, `credit` from the file or the system, `kind` = the kind's name.
+  /// `next` (one more for a stream actor also named in a `service`: an
+  /// input only the drain ends, so that it answers requests until the final
+  /// drain), `credit` from the file or the system, `kind` = the kind's name.
   stage_config links;
   /// The actors named by `service`, in the file's order.
   std::vector<caf::actor> services;

@@ -36,6 +36,7 @@ public:
     check_links();
     check_shapes();
     check_stream_restarts();
+    mark_awaited();
     check_cycles();
     if (tree_ok_)
       check_scope();
@@ -270,6 +271,7 @@ private:
           continue;
         }
         links_[i].push_back({*j, at, "'service'"});
+        b.serves = true;
       }
       check_service_count(a, pos);
     }
@@ -343,6 +345,7 @@ private:
     }
     for (size_t i = 0; i < t_.actors.size(); ++i) {
       auto& a = t_.actors[i];
+      a.stream = stream[i];
       if (!stream[i] || a.restart == restart_type::transient)
         continue;
       if (x_.actors[i].restart_given)
@@ -355,6 +358,33 @@ private:
       else
         a.restart = restart_type::transient;
     }
+  }
+
+  // What the run waits for: the stream, less what a stream actor that also
+  // serves feeds (itself included). Such an actor gets an input that only the
+  // drain ends (build.cpp), so that it answers its callers until the final
+  // drain; what it feeds ends after it.
+  void mark_awaited() {
+    std::vector<bool> held(t_.actors.size(), false);
+    std::vector<size_t> todo;
+    for (size_t i = 0; i < t_.actors.size(); ++i) {
+      auto& a = t_.actors[i];
+      if (a.stream && a.serves && !(a.definition && a.definition->source)) {
+        held[i] = true;
+        todo.push_back(i);
+      }
+    }
+    while (!todo.empty()) {
+      auto i = todo.back();
+      todo.pop_back();
+      for (auto j : next_[i])
+        if (!held[j]) {
+          held[j] = true;
+          todo.push_back(j);
+        }
+    }
+    for (size_t i = 0; i < t_.actors.size(); ++i)
+      t_.actors[i].awaited = t_.actors[i].stream && !held[i];
   }
 
   void check_cycles() {

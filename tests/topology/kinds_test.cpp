@@ -213,6 +213,50 @@ kind = "counter"
   BOOST_CHECK_EQUAL(pool.children.size(), 3u);
 }
 
+BOOST_AUTO_TEST_CASE(stream_actor_that_serves_answers_until_the_final_drain) {
+  // `shared` works on the stream of `few` and answers `caller` too: its own
+  // stream ends long before the other, and it must not stop with it.
+  auto r = run(R"(
+[actors.few]
+kind = "generator"
+count = 5
+next = "shared"
+
+[actors.shared]
+kind = "pool"
+worker = { kind = "hash_service", rounds = 1 }
+next = "few_sink"
+
+[actors.few_sink]
+kind = "counter"
+
+[actors.many]
+kind = "generator"
+count = 200
+next = "caller"
+
+[actors.caller]
+kind = "retry"
+service = "shared"
+max_attempts = 1
+next = "many_sink"
+
+[actors.many_sink]
+kind = "counter"
+)",
+               [this](const caf::actor& root) {
+                 // Once what the run waits for ended, it still runs.
+                 auto now = status(root);
+                 BOOST_CHECK(actor(now, "shared").stopped == stop_reason::running);
+                 BOOST_CHECK(actor(now, "few_sink").stopped == stop_reason::running);
+                 BOOST_CHECK(actor(now, "many_sink").stopped == stop_reason::completed);
+               });
+  BOOST_CHECK_EQUAL(actor(r, "caller").errors, 0u);
+  BOOST_CHECK_EQUAL(stat(actor(r, "many_sink"), "checksum"), sum_below(200));
+  BOOST_CHECK_EQUAL(stat(actor(r, "few_sink"), "checksum"), sum_below(5));
+  BOOST_CHECK(actor(r, "shared").stopped == stop_reason::drained);
+}
+
 BOOST_AUTO_TEST_CASE(pool_retries_jobs_of_crashed_workers) {
   auto r = run(R"(
 [actors.source]

@@ -143,6 +143,42 @@ BOOST_AUTO_TEST_CASE(the_stream_is_what_sources_reach) {
   BOOST_CHECK(!t.in_stream(*t.find_actor("db")));
 }
 
+BOOST_AUTO_TEST_CASE(a_run_waits_for_the_stream_but_not_for_what_serves_in_it) {
+  auto t = load(R"(
+[actors.few]
+kind = "test_source"
+next = "shared"
+[actors.shared]
+kind = "test_front"
+service = "db"
+next = "few_sink"
+[actors.few_sink]
+kind = "test_sink"
+[actors.many]
+kind = "test_source"
+next = "caller"
+[actors.caller]
+kind = "test_front"
+service = "shared"
+next = "many_sink"
+[actors.many_sink]
+kind = "test_sink"
+[actors.db]
+kind = "test_service"
+)");
+  for (auto name : {"few", "shared", "few_sink", "many", "caller", "many_sink"})
+    BOOST_CHECK_MESSAGE(t.find_actor(name)->stream, name);
+  BOOST_CHECK(!t.find_actor("db")->stream);
+  BOOST_CHECK(t.find_actor("shared")->serves);
+  BOOST_CHECK(t.find_actor("db")->serves);
+  BOOST_CHECK(!t.find_actor("caller")->serves);
+  // `shared` answers `caller` until the final drain, and feeds `few_sink`.
+  for (auto name : {"few", "many", "caller", "many_sink"})
+    BOOST_CHECK_MESSAGE(t.find_actor(name)->awaited, name);
+  for (auto name : {"shared", "few_sink", "db"})
+    BOOST_CHECK_MESSAGE(!t.find_actor(name)->awaited, name);
+}
+
 BOOST_AUTO_TEST_CASE(restart_defaults_to_the_kinds_and_stream_actors_stay_transient) {
   auto t = load(full_file);
   BOOST_CHECK(t.find_actor("db")->restart == restart_type::permanent);
