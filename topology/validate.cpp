@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <string_view>
 #include <tuple>
 
 namespace troupe::detail {
@@ -36,6 +37,7 @@ public:
     check_links();
     check_shapes();
     check_stream_restarts();
+    check_next_outside_the_stream();
     mark_awaited();
     check_cycles();
     if (tree_ok_)
@@ -357,6 +359,35 @@ private:
                   + in_quotes(to_string(a.restart)));
       else
         a.restart = restart_type::transient;
+    }
+  }
+
+  // An actor outside the stream never ends before the drain, so the links
+  // it feeds never end either: a stream actor it feeds would wait for it
+  // forever, and the run with it.
+  void check_next_outside_the_stream() {
+    for (size_t i = 0; i < t_.actors.size(); ++i) {
+      auto& a = t_.actors[i];
+      auto def = a.definition;
+      if (a.stream || !def)
+        continue;
+      // Reported as getting no input already.
+      if (def->takes_input && !def->answers_requests && a.inputs == 0)
+        continue;
+      for (auto& l : links_[i]) {
+        auto& b = t_.actors[l.to];
+        if (std::string_view{l.key} != "'next'" || !b.stream)
+          continue;
+        auto why = a.inputs == 0 ? " has no upstream" : " is not fed by a source";
+        x_.fail(l.at, in_quotes(a.name) + why
+                        + ", so its 'next' would never end and "
+                        + in_quotes(b.name)
+                        + " would wait for it forever; feed "
+                        + in_quotes(a.name)
+                        + " from the stream (name it in a 'next'), or drop "
+                          "its 'next'");
+        break;
+      }
     }
   }
 

@@ -291,6 +291,30 @@ BOOST_AUTO_TEST_CASE(load_topology_reads_a_file) {
   BOOST_CHECK_EQUAL(t.actors.size(), 5u);
 }
 
+BOOST_AUTO_TEST_CASE(next_from_outside_the_stream_into_it_is_refused) {
+  // `front` answers requests only; `relay` is fed by it alone, so neither
+  // ever ends before the drain, and `sink` would wait for `relay` forever.
+  auto error = error_of(R"([actors.source]
+kind = "test_source"
+next = "sink"
+[actors.front]
+kind = "test_front"
+service = "db"
+next = "relay"
+[actors.relay]
+kind = "test_stage"
+next = "sink"
+[actors.db]
+kind = "test_service"
+[actors.sink]
+kind = "test_sink"
+)");
+  BOOST_CHECK_EQUAL(error, "t.toml:10:8: 'relay' is not fed by a source, so its 'next' "
+                           "would never end and 'sink' would wait for it forever; "
+                           "feed 'relay' from the stream (name it in a 'next'), or "
+                           "drop its 'next'");
+}
+
 BOOST_AUTO_TEST_CASE(huge_and_non_utf8_files_are_refused_with_a_message) {
   auto huge = errors_of(std::string(9 * 1024 * 1024, '#'));
   BOOST_REQUIRE_EQUAL(huge.size(), 1u);
