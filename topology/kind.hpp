@@ -63,6 +63,10 @@ struct kind_definition {
   /// How many actors its `service` key must name; 0 and 0: no such key.
   size_t min_services = 0;
   size_t max_services = 0;
+  /// The kinds its `service` may name, when it sends requests only one
+  /// kind understands (state_count needs a `state`); empty: any kind that
+  /// answers requests.
+  std::vector<std::string> service_kinds;
   /// Whether it may be part of a cycle of `next` links.
   bool allows_cycles = false;
   /// How it restarts unless the file says otherwise.

@@ -272,11 +272,30 @@ private:
                         + " which does not answer requests");
           continue;
         }
+        check_service_kind(a, b, at);
         links_[i].push_back({*j, at, "'service'"});
         b.serves = true;
       }
       check_service_count(a, pos);
     }
+  }
+
+  // Whether `b`, named in the `service` of `a`, is of a kind `a` can call.
+  void check_service_kind(const actor_decl& a, const actor_decl& b,
+                          const source_position& at) {
+    auto def = a.definition;
+    if (!def || def->service_kinds.empty() || !b.definition)
+      return;
+    auto& wanted = def->service_kinds;
+    if (std::find(wanted.begin(), wanted.end(), b.kind) != wanted.end())
+      return;
+    std::string list;
+    for (size_t k = 0; k < wanted.size(); ++k)
+      list += (k == 0 ? "a " : k + 1 == wanted.size() ? " or a " : ", a ")
+              + in_quotes(wanted[k]);
+    x_.fail(at, "'service' names " + described(b) + " but kind "
+                  + in_quotes(def->name) + " needs " + list
+                  + " behind its 'service'");
   }
 
   void check_service_count(const actor_decl& a, const actor_positions& pos) {

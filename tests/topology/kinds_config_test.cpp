@@ -4,6 +4,7 @@
 #include "topology/config_fixture.hpp"
 
 #include <troupe/topology/kind.hpp>
+#include <troupe/topology/topology.hpp>
 
 #include <boost/test/unit_test.hpp>
 
@@ -80,6 +81,29 @@ BOOST_AUTO_TEST_CASE(kinds_have_the_shape_of_what_they_are) {
     BOOST_CHECK_EQUAL(kind(name).graph_group, "pattern");
   for (auto name : {"generator", "hash", "counter", "limiter", "pool", "retry"})
     BOOST_CHECK(kind(name).default_restart == restart_type::transient);
+}
+
+BOOST_AUTO_TEST_CASE(state_count_and_blocking_hash_need_their_service_kind) {
+  BOOST_CHECK((kind("state_count").service_kinds == std::vector<std::string>{"state"}));
+  BOOST_CHECK((kind("blocking_hash").service_kinds == std::vector<std::string>{"blocking"}));
+  for (auto name : {"state_count", "blocking_hash"}) {
+    auto text = std::string{"[actors.src]\nkind = \"generator\"\nnext = \"work\"\n"
+                            "[actors.work]\nkind = \""} + name
+                + "\"\nservice = \"h\"\nnext = \"sink\"\n"
+                  "[actors.h]\nkind = \"hash_service\"\n"
+                  "[actors.sink]\nkind = \"counter\"\n";
+    std::string rendered;
+    try {
+      parse_topology(text, "t.toml");
+    } catch (const topology_errors& e) {
+      for (auto& x : e.errors())
+        rendered += x.render() + "\n";
+    }
+    BOOST_CHECK_MESSAGE(rendered.find("t.toml:6:11: 'service' names 'h', a 'hash_service', "
+                                      "but kind '" + std::string{name} + "' needs a")
+                          != std::string::npos,
+                        rendered);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(keys_of_a_kind_are_read) {
