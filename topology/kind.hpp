@@ -60,6 +60,11 @@ struct kind_definition {
   bool emits = false;
   /// May be named in another actor's `service` (answers requests).
   bool answers_requests = false;
+  /// With answers_requests and min_services 0: it answers requests only
+  /// when its own `service` names one (a limiter without one paces a stream,
+  /// and would fail every request). Then it may be named in a `service` only
+  /// if it has its own, and cannot be an inline table, which names none.
+  bool answers_only_with_service = false;
   /// How many actors its `service` key must name; 0 and 0: no such key.
   size_t min_services = 0;
   size_t max_services = 0;

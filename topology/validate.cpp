@@ -273,6 +273,7 @@ private:
           continue;
         }
         check_service_kind(a, b, at);
+        check_service_has_its_own(b, at);
         links_[i].push_back({*j, at, "'service'"});
         b.serves = true;
       }
@@ -296,6 +297,17 @@ private:
     x_.fail(at, "'service' names " + described(b) + " but kind "
                   + in_quotes(def->name) + " needs " + list
                   + " behind its 'service'");
+  }
+
+  // Whether `b`, named in a `service`, answers requests as it is declared.
+  void check_service_has_its_own(const actor_decl& b, const source_position& at) {
+    auto def = b.definition;
+    if (!def || !def->answers_only_with_service || !b.services.empty())
+      return;
+    x_.fail(at, "'service' names " + described(b)
+                  + " which answers requests only in front of a 'service' of "
+                    "its own; give " + in_quotes(b.name)
+                  + " a 'service', or name the actor it would stand in front of");
   }
 
   void check_service_count(const actor_decl& a, const actor_positions& pos) {

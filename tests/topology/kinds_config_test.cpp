@@ -166,6 +166,14 @@ BOOST_AUTO_TEST_CASE(pool_worker_must_answer_requests) {
                     "'counter' does not\n");
 }
 
+BOOST_AUTO_TEST_CASE(limiter_answers_requests_only_with_a_service_of_its_own) {
+  BOOST_CHECK(kind("limiter").answers_only_with_service);
+  BOOST_CHECK_EQUAL(parse("pool", "worker = { kind = \"limiter\", rate = \"1000/s\" }"),
+                    "t.toml:1:19: 'worker' cannot be a 'limiter': it answers requests "
+                    "only in front of a service, which an inline table cannot name; "
+                    "declare it as an actor with a 'service' and name that one\n");
+}
+
 BOOST_AUTO_TEST_CASE(prefetch_needs_pull_policy) {
   BOOST_CHECK_EQUAL(parse("pool", "worker = { kind = \"hash_service\" }\nprefetch = 4"),
                     "t.toml:2:12: 'prefetch' applies to policy \"pull\" only\n");
