@@ -33,6 +33,8 @@ public:
     index_names();
     check_namespace();
     check_supervisors();
+    if (tree_ok_)
+      check_nesting_depth();
     check_placements();
     check_links();
     check_shapes();
@@ -95,6 +97,19 @@ private:
     }
   }
 
+  // "; did you mean ...?" for a name that names nothing, while suggestions
+  // are worth their cost: each compares the name with every candidate, and
+  // a file with thousands of dangling names among thousands of actors would
+  // spend seconds on suggestions for errors beyond the 200 that are shown.
+  std::string suggest(const std::string& name,
+                      const std::vector<std::string>& candidates) {
+    constexpr size_t shown_errors = 200; // as the loader shows at most
+    if (suggested_ >= shown_errors)
+      return {};
+    ++suggested_;
+    return suggestion(name, candidates);
+  }
+
   // The supervisor `name` names, by index; records an error if none.
   std::optional<size_t> find_supervisor(const std::string& name,
                                         const std::string& key,
@@ -107,7 +122,7 @@ private:
     else
       x_.fail(at, in_quotes(key) + " names " + in_quotes(name)
                     + ", which is not a supervisor"
-                    + suggestion(name, supervisor_names_));
+                    + suggest(name, supervisor_names_));
     return std::nullopt;
   }
 
@@ -148,6 +163,32 @@ private:
       for (auto p : path)
         state[p] = done;
     }
+  }
+
+  // A supervisor's spec holds its nested ones, and is built, copied and
+  // destroyed recursively: tens of thousands of levels (a few megabytes of
+  // file) would exhaust the stack of whoever runs the file. No real tree
+  // comes near this.
+  void check_nesting_depth() {
+    constexpr size_t deepest = 3999; // levels below the root
+    constexpr size_t unknown = static_cast<size_t>(-1);
+    const size_t n = parent_.size();
+    std::vector<size_t> depth(n, unknown);
+    depth[root] = 0;
+    for (size_t start = 1; start < n; ++start) {
+      std::vector<size_t> path;
+      for (auto s = start; depth[s] == unknown; s = parent_[s])
+        path.push_back(s);
+      for (auto k = path.size(); k > 0; --k)
+        depth[path[k - 1]] = depth[parent_[path[k - 1]]] + 1;
+    }
+    for (size_t s = 1; s < n; ++s)
+      if (depth[s] == deepest + 1)
+        x_.fail(x_.supervisors[s - 1].parent,
+                "supervisor " + in_quotes(supervisor(s).name) + " is nested "
+                  + std::to_string(depth[s])
+                  + " levels below the root; supervisors nest at most "
+                  + std::to_string(deepest) + " levels deep");
   }
 
   void report_parent_cycle(const std::vector<size_t>& cycle) {
@@ -192,7 +233,7 @@ private:
       if (!a.node.empty() && nodes.count(a.node) == 0)
         x_.fail(pos.node, "'node' names " + in_quotes(a.node)
                             + ", which is not a node ([nodes.NAME])"
-                            + suggestion(a.node, node_names_));
+                            + suggest(a.node, node_names_));
     }
   }
 
@@ -216,7 +257,7 @@ private:
     else
       x_.fail(at, in_quotes(key) + " names " + in_quotes(name)
                     + ", which is not an actor"
-                    + suggestion(name, actor_names_));
+                    + suggest(name, actor_names_));
     return std::nullopt;
   }
 
@@ -550,6 +591,7 @@ private:
   topology& t_;
   bool tree_ok_ = true;
   bool next_unresolved_ = false;
+  size_t suggested_ = 0;
   std::map<std::string, size_t> actor_index_;
   std::map<std::string, size_t> supervisor_index_;
   std::vector<std::string> actor_names_;

@@ -315,6 +315,45 @@ kind = "test_sink"
                            "drop its 'next'");
 }
 
+BOOST_AUTO_TEST_CASE(thousands_of_dangling_names_are_reported_quickly) {
+  // A suggestion compares a name with every actor's: for each of 12000
+  // dangling names among 12000 actors that took 30 s, for errors of which
+  // only the first 200 are shown. The bound fails only on such a regression.
+  constexpr size_t n = 12000;
+  std::string text = "[actors.source]\nkind = \"test_source\"\nnext = [";
+  for (size_t i = 0; i < n; ++i)
+    text += (i == 0 ? "\"y" : ", \"y") + std::to_string(i) + "\"";
+  text += "]\n";
+  for (size_t i = 0; i < n; ++i)
+    text += "[actors.x" + std::to_string(i) + "]\nkind = \"test_stage\"\nnext = \"x"
+            + std::to_string(i + 1 < n ? i + 1 : 0) + "\"\n";
+  auto began = std::chrono::steady_clock::now();
+  auto all = errors_of(text);
+  auto took = std::chrono::steady_clock::now() - began;
+  BOOST_REQUIRE_EQUAL(all.size(), 201u);
+  BOOST_CHECK_EQUAL(all[0], "t.toml:3:9: 'next' names 'y0', which is not an actor; "
+                            "did you mean 'x0'?");
+  BOOST_CHECK_MESSAGE(took < std::chrono::seconds(10),
+                      "loading took "
+                        << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                        << " ms");
+}
+
+BOOST_AUTO_TEST_CASE(supervisors_nest_at_most_3999_levels_deep) {
+  // Deeper trees would exhaust the stack when built and run.
+  auto nested = [](size_t levels) {
+    std::string text = "[actors.a]\nkind = \"test_service\"\n";
+    for (size_t s = 1; s <= levels; ++s)
+      text += "[supervisors.s" + std::to_string(s) + "]\nparent = \""
+              + (s == 1 ? std::string{"root"} : "s" + std::to_string(s - 1)) + "\"\n";
+    return text;
+  };
+  BOOST_CHECK(errors_of(nested(3999)).empty());
+  BOOST_CHECK_EQUAL(error_of(nested(4000)),
+                    "t.toml:8002:10: supervisor 's4000' is nested 4000 levels below "
+                    "the root; supervisors nest at most 3999 levels deep");
+}
+
 BOOST_AUTO_TEST_CASE(huge_and_non_utf8_files_are_refused_with_a_message) {
   auto huge = errors_of(std::string(9 * 1024 * 1024, '#'));
   BOOST_REQUIRE_EQUAL(huge.size(), 1u);
