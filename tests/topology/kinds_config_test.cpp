@@ -185,6 +185,19 @@ BOOST_AUTO_TEST_CASE(skew_factor_needs_skew_every) {
                     "t.toml:1:15: 'skew_factor' needs 'skew_every' (which requests cost more)\n");
 }
 
+BOOST_AUTO_TEST_CASE(skewed_hash_service_rounds_are_bounded) {
+  BOOST_CHECK_EQUAL(parse("hash_service", "rounds = 1000000\nskew_every = 10\n"
+                                          "skew_factor = 10000"),
+                    "t.toml:3:15: 'rounds' (1000000) times 'skew_factor' (10000) is more "
+                    "than 1000000000 rounds for a skewed request; lower one of them\n");
+}
+
+BOOST_AUTO_TEST_CASE(skewed_hash_service_rounds_may_reach_the_bound) {
+  BOOST_CHECK_EQUAL(parse("hash_service", "rounds = 100000\nskew_every = 10\n"
+                                          "skew_factor = 10000"),
+                    "");
+}
+
 BOOST_AUTO_TEST_CASE(file_kinds_need_a_path) {
   BOOST_CHECK_EQUAL(parse("file_lines", ""),
                     "t.toml:1:1: missing key 'path' for kind 'file_lines'\n");

@@ -14,6 +14,8 @@
 #include <sstream>
 #include <string>
 
+#include <sys/stat.h>
+
 using namespace std::chrono_literals;
 
 namespace troupe {
@@ -607,6 +609,49 @@ kind = "counter"
   BOOST_CHECK_MESSAGE(source.error.find("file_lines: cannot open '/nonexistent/troupe-test'")
                         != std::string::npos,
                       source.error);
+}
+
+BOOST_AUTO_TEST_CASE(file_kinds_refuse_what_is_not_a_regular_file) {
+  // Opening a FIFO would block a scheduler thread until its other end opens;
+  // a directory is no file of lines.
+  auto fifo = temp_path("fifo");
+  BOOST_REQUIRE_EQUAL(::mkfifo(fifo.c_str(), 0600), 0);
+  for (auto path : {fifo, std::string{"/tmp"}}) {
+    auto r = run_until_root_fails(R"(
+[supervisor]
+max_restarts = 0
+
+[actors.source]
+kind = "file_lines"
+path = ")" + path + R"("
+next = "sink"
+
+[actors.sink]
+kind = "counter"
+)");
+    auto& source = actor(r, "source");
+    BOOST_CHECK_MESSAGE(source.error.find("file_lines: '" + path
+                                          + "' is not a regular file")
+                          != std::string::npos,
+                        source.error);
+  }
+  auto r = run_until_root_fails(R"(
+[supervisor]
+max_restarts = 0
+
+[actors.source]
+kind = "generator"
+next = "out"
+
+[actors.out]
+kind = "file"
+path = ")" + fifo + R"("
+)");
+  auto& out = actor(r, "out");
+  BOOST_CHECK_MESSAGE(out.error.find("file: '" + fifo + "' is not a regular file")
+                        != std::string::npos,
+                      out.error);
+  std::remove(fifo.c_str());
 }
 
 BOOST_AUTO_TEST_CASE(stdin_lines_emits_each_line_until_end_of_input) {
