@@ -415,6 +415,8 @@ private:
                        + " emits nothing, so it takes no 'next'");
       decl.next.clear(); // nothing more to say about what it names
       pos.next_items.clear();
+      // What it named now seems to get no input: the same error again.
+      pos.next_invalid = true;
     }
     pos.service = position("service");
     decl.services = c.strings("service");

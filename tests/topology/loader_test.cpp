@@ -354,6 +354,20 @@ BOOST_AUTO_TEST_CASE(supervisors_nest_at_most_3999_levels_deep) {
                     "the root; supervisors nest at most 3999 levels deep");
 }
 
+BOOST_AUTO_TEST_CASE(next_on_a_sink_is_one_error_not_two) {
+  // The refused `next` is the mistake; `other` getting no input follows.
+  BOOST_CHECK_EQUAL(error_of(R"([actors.source]
+kind = "test_source"
+next = "sink"
+[actors.sink]
+kind = "test_sink"
+next = "other"
+[actors.other]
+kind = "test_sink"
+)"),
+                    "t.toml:6:8: kind 'test_sink' emits nothing, so it takes no 'next'");
+}
+
 BOOST_AUTO_TEST_CASE(huge_and_non_utf8_files_are_refused_with_a_message) {
   auto huge = errors_of(std::string(9 * 1024 * 1024, '#'));
   BOOST_REQUIRE_EQUAL(huge.size(), 1u);
