@@ -27,7 +27,9 @@ struct actor_plan {
   size_t inputs = 0;
   uint32_t credit = 0;
   actor_starter start;
-  /// Set for actors of the stream only.
+  /// wiring::per_run: one per actor and build.
+  std::shared_ptr<std::any> per_run = std::make_shared<std::any>();
+  /// Set for the actors the run waits for only.
   std::function<void(const std::string&)> on_stream_end;
 };
 
@@ -50,6 +52,7 @@ caf::actor start_actor(const actor_plan& p, const spawn_context& ctx) {
   w.links.inputs = p.inputs;
   w.links.credit = p.credit;
   w.links.kind = p.kind;
+  w.per_run = p.per_run;
   auto handle = p.start(ctx, w);
   if (handle && p.on_stream_end)
     handle->attach_functor(

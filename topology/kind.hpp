@@ -20,9 +20,11 @@
 
 #include <caf/actor.hpp>
 
+#include <any>
 #include <cstddef>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -37,6 +39,11 @@ struct wiring {
   stage_config links;
   /// The actors named by `service`, in the file's order.
   std::vector<caf::actor> services;
+  /// Shared by the incarnations of this actor that one build_supervision
+  /// (one run) starts, and empty at first: where a kind keeps what must
+  /// outlive a restart but not the run (crash's count of crashes left).
+  /// Null for an actor no build_supervision starts (an inline table's).
+  std::shared_ptr<std::any> per_run;
 };
 
 /// Starts one incarnation of a configured actor.

@@ -486,6 +486,31 @@ kind = "counter"
                     sum_below(1000) - (99 + 199 + 299));
 }
 
+BOOST_AUTO_TEST_CASE(crash_budget_is_whole_in_each_run_of_one_topology) {
+  auto t = parse(R"(
+[actors.source]
+kind = "generator"
+count = 100
+next = "drill"
+
+[actors.drill]
+kind = "crash"
+every = 10
+crashes = 2
+next = "sink"
+
+[actors.sink]
+kind = "counter"
+)");
+  for (int round = 0; round < 2; ++round) {
+    BOOST_TEST_CONTEXT("run " << round) {
+      auto r = run(t);
+      BOOST_CHECK_EQUAL(actor(r, "drill").restarts, 2u);
+      BOOST_CHECK_EQUAL(stat(actor(r, "sink"), "items"), 100 - 2);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(fail_counts_errors_and_goes_on) {
   auto r = run(R"(
 [actors.source]
