@@ -4,6 +4,8 @@
 
 #include "topology/run_fixture.hpp"
 
+#include <troupe/patterns/state.hpp>
+
 #include <boost/test/unit_test.hpp>
 
 #include <chrono>
@@ -13,6 +15,7 @@
 #include <iterator>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <sys/stat.h>
 
@@ -36,9 +39,60 @@ int64_t stat(const actor_report& r, const std::string& name) {
   return i->second;
 }
 
+struct kinds_fixture : run_fixture {
+  /// The count a state_count stored under `key` in the state "store" of the
+  /// topology under `root`; 0 if there is none.
+  uint64_t stored_count(const caf::actor& root, const std::string& key) {
+    uint64_t result = 0;
+    self->request(address_of(root, "store"), test::patience, state_get(key))
+      .receive(
+        [&](state_value& x) {
+          if (x.found) {
+            BOOST_REQUIRE(x.value.match_elements<uint64_t>());
+            result = x.value.get_as<uint64_t>(0);
+          }
+        },
+        fail_on_error());
+    return result;
+  }
+
+  /// Streams 0, 1, 2 from a generator into a file sink with `keys`, started
+  /// as incarnation `restarts`; the file's text once the sink ended.
+  std::string through_file_sink(const std::string& path, const std::string& keys,
+                                uint32_t restarts) {
+    auto t = parse(R"(
+[actors.source]
+kind = "generator"
+count = 3
+next = "out"
+
+[actors.out]
+kind = "file"
+path = ")" + path + "\"\n" + keys);
+    wiring sink_wiring;
+    sink_wiring.links.inputs = 1;
+    auto sink = t.find_actor("out")->start(
+      spawn_context{sys.actors(), "out", caf::actor{}, caf::actor{}, restarts, {}},
+      sink_wiring);
+    BOOST_REQUIRE(sink);
+    self->monitor(sink);
+    wiring source_wiring;
+    source_wiring.links.next = {sink};
+    BOOST_REQUIRE(t.find_actor("source")->start(spawn_context{sys.actors()}, source_wiring));
+    BOOST_CHECK(!wait_down(sink));
+    std::ifstream in{path};
+    return std::string{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
+  }
+
+  static void write_file(const std::string& path, const std::string& text) {
+    std::ofstream out{path};
+    out << text;
+  }
+};
+
 } // namespace
 
-BOOST_FIXTURE_TEST_SUITE(kinds_suite, run_fixture)
+BOOST_FIXTURE_TEST_SUITE(kinds_suite, kinds_fixture)
 
 BOOST_AUTO_TEST_CASE(generator_count_reaches_counter) {
   auto r = run(R"(
@@ -617,6 +671,22 @@ kind = "counter"
   std::remove(path.c_str());
 }
 
+BOOST_AUTO_TEST_CASE(file_sink_truncates_on_its_first_start_only) {
+  auto path = temp_path("truncate.txt");
+  write_file(path, "old\n");
+  BOOST_CHECK_EQUAL(through_file_sink(path, "", 0), "0\n1\n2\n");
+  // A restarted sink goes on after what the last incarnation wrote.
+  BOOST_CHECK_EQUAL(through_file_sink(path, "", 1), "0\n1\n2\n0\n1\n2\n");
+  std::remove(path.c_str());
+}
+
+BOOST_AUTO_TEST_CASE(file_sink_with_append_keeps_what_the_file_held) {
+  auto path = temp_path("append.txt");
+  write_file(path, "old\n");
+  BOOST_CHECK_EQUAL(through_file_sink(path, "append = true\n", 0), "old\n0\n1\n2\n");
+  std::remove(path.c_str());
+}
+
 BOOST_AUTO_TEST_CASE(file_lines_of_a_missing_file_fails_its_start) {
   auto r = run_until_root_fails(R"(
 [supervisor]
@@ -703,6 +773,7 @@ path = ")" + temp_path("stdin.txt") + R"("
 }
 
 BOOST_AUTO_TEST_CASE(state_count_updates_a_state) {
+  uint64_t seen = 0;
   auto r = run(R"(
 [actors.source]
 kind = "generator"
@@ -721,9 +792,47 @@ shards = 2
 
 [actors.sink]
 kind = "counter"
-)");
+)",
+               [&](const caf::actor& root) { seen = stored_count(root, "seen"); });
+  BOOST_CHECK_EQUAL(seen, 100u);
   BOOST_CHECK_EQUAL(stat(actor(r, "sink"), "items"), 100);
   BOOST_CHECK_EQUAL(stat(actor(r, "store"), "updates"), 100);
+}
+
+BOOST_AUTO_TEST_CASE(state_count_by_item_counts_each_item_apart) {
+  // Two generators of 0..4: each number comes twice.
+  std::vector<uint64_t> counts;
+  run(R"(
+[actors.one]
+kind = "generator"
+count = 5
+next = "tally"
+
+[actors.two]
+kind = "generator"
+count = 5
+next = "tally"
+
+[actors.tally]
+kind = "state_count"
+service = "store"
+key = "n"
+by_item = true
+next = "sink"
+
+[actors.store]
+kind = "state"
+shards = 3
+
+[actors.sink]
+kind = "counter"
+)",
+      [&](const caf::actor& root) {
+        for (int i = 0; i < 5; ++i)
+          counts.push_back(stored_count(root, "n:" + std::to_string(i)));
+        counts.push_back(stored_count(root, "n"));
+      });
+  BOOST_CHECK((counts == std::vector<uint64_t>{2, 2, 2, 2, 2, 0}));
 }
 
 BOOST_AUTO_TEST_CASE(blocking_hash_runs_on_the_executor) {
