@@ -101,6 +101,9 @@ private:
     caf::actor current;
     child_protocol protocol;
     bool done = false;
+    // Its last incarnation exited normally by itself (finished its work):
+    // a group restart leaves it ended unless it is permanent.
+    bool ended_normally = false;
     uint32_t restarts = 0;
     std::deque<clock_type::time_point> restart_times;
     actor_report totals; // counters summed over incarnations; last stop
@@ -126,6 +129,7 @@ private:
 
   void start_child(size_t i) {
     auto& c = children_[i];
+    c.ended_normally = false;
     spawn_context ctx{self_->system(), c.spec.name, c.relay,
                       caf::actor_cast<caf::actor>(self_), c.restarts, lookup_};
     caf::actor handle;
@@ -176,6 +180,9 @@ private:
       return;
     auto& c = children_[*idx];
     c.current = nullptr;
+    // A stop the supervisor asked for ends a child with another reason (a
+    // cancel, a user_shutdown exit), so this one finished by itself.
+    c.ended_normally = !x.reason || x.reason == caf::exit_reason::normal;
     by_address_.erase(x.source);
     // Whoever hears from the supervisor after this can rely on the address
     // holding messages for the next incarnation.
@@ -350,6 +357,13 @@ private:
       auto& c = children_[i];
       if (c.current)
         continue;
+      if (c.ended_normally && c.spec.restart != restart_type::permanent) {
+        // OTP: a transient or temporary child that finished stays finished;
+        // it ended while its group was stopping (its exit may be deferred,
+        // which then finds it done).
+        give_up(i, false);
+        continue;
+      }
       if (c.spec.restart == restart_type::temporary) {
         // OTP: a temporary child is not restarted with its group. It was
         // stopped, not finished: the links it fed end with an error.
@@ -364,6 +378,7 @@ private:
     for (auto& [i, reason] : deferred)
       if (!children_[i].current && !children_[i].done)
         child_exited(i, reason);
+    check_auto_shutdown();
   }
 
   void escalate() {

@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <map>
 #include <memory>
-#include <optional>
 #include <stdexcept>
 #include <tuple>
 
@@ -28,7 +27,9 @@ struct actor_plan {
   size_t inputs = 0;
   uint32_t credit = 0;
   actor_starter start;
-  /// Set for actors of the stream only.
+  /// wiring::per_run: one per actor and build.
+  std::shared_ptr<std::any> per_run = std::make_shared<std::any>();
+  /// Set for the actors the run waits for only.
   std::function<void(const std::string&)> on_stream_end;
 };
 
@@ -51,6 +52,7 @@ caf::actor start_actor(const actor_plan& p, const spawn_context& ctx) {
   w.links.inputs = p.inputs;
   w.links.credit = p.credit;
   w.links.kind = p.kind;
+  w.per_run = p.per_run;
   auto handle = p.start(ctx, w);
   if (handle && p.on_stream_end)
     handle->attach_functor(
@@ -65,15 +67,25 @@ class builder {
 public:
   builder(const topology& t, std::function<void(const std::string&)> on_end)
     : t_(t), on_stream_end_(std::move(on_end)) {
-    supervisor_index_[t.root.name] = 0;
+    std::map<std::string, size_t> supervisor_index;
+    supervisor_index[t.root.name] = 0;
     for (size_t i = 0; i < t.supervisors.size(); ++i)
-      supervisor_index_[t.supervisors[i].name] = i + 1;
-    parent_.assign(t.supervisors.size() + 1, 0);
+      supervisor_index[t.supervisors[i].name] = i + 1;
+    auto index_of = [&](const std::string& name) {
+      auto i = supervisor_index.find(name);
+      return i != supervisor_index.end() ? i->second : size_t{0};
+    };
+    const size_t n = t.supervisors.size() + 1;
+    parent_.assign(n, 0);
     for (size_t i = 0; i < t.supervisors.size(); ++i)
       parent_[i + 1] = index_of(t.supervisors[i].parent);
-    for (size_t i = 0; i < t.actors.size(); ++i)
+    supervisor_of_.resize(t.actors.size());
+    for (size_t i = 0; i < t.actors.size(); ++i) {
       actor_index_[t.actors[i].name] = i;
-    find_stream();
+      supervisor_of_[i] = index_of(t.actors[i].supervisor);
+    }
+    find_children();
+    find_dependencies();
   }
 
   supervisor_spec build() {
@@ -87,45 +99,83 @@ private:
     size_t index;
   };
 
-  size_t index_of(const std::string& supervisor) const {
-    auto i = supervisor_index_.find(supervisor);
-    return i != supervisor_index_.end() ? i->second : 0;
-  }
-
   const supervisor_decl& decl(size_t s) const {
     return s == 0 ? t_.root : t_.supervisors[s - 1];
   }
 
-  void find_stream() {
-    stream_.assign(t_.actors.size(), false);
-    std::vector<size_t> todo;
-    for (size_t i = 0; i < t_.actors.size(); ++i)
-      if (t_.actors[i].definition && t_.actors[i].definition->source) {
-        stream_[i] = true;
-        todo.push_back(i);
-      }
-    while (!todo.empty()) {
-      auto i = todo.back();
-      todo.pop_back();
-      for (auto& name : t_.actors[i].next)
-        if (auto j = actor_index_.find(name); j != actor_index_.end()
-                                              && !stream_[j->second]) {
-          stream_[j->second] = true;
-          todo.push_back(j->second);
-        }
+  // The children of each supervisor, in file order, and where each actor
+  // and nested supervisor is among its siblings.
+  void find_children() {
+    const size_t n = parent_.size();
+    children_.assign(n, {});
+    std::vector<std::vector<source_position>> where(n);
+    for (size_t i = 1; i < n; ++i) {
+      children_[parent_[i]].push_back(child{false, i});
+      where[parent_[i]].push_back(decl(i).where);
+    }
+    for (size_t a = 0; a < t_.actors.size(); ++a) {
+      children_[supervisor_of_[a]].push_back(child{true, a});
+      where[supervisor_of_[a]].push_back(t_.actors[a].where);
+    }
+    actor_slot_.assign(t_.actors.size(), 0);
+    supervisor_slot_.assign(n, 0);
+    file_rank_.assign(n, {});
+    for (size_t s = 0; s < n; ++s) {
+      auto& kids = children_[s];
+      auto& at = where[s];
+      std::vector<size_t> order(kids.size());
+      for (size_t k = 0; k < order.size(); ++k)
+        order[k] = k;
+      std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+        return std::tie(at[a].line, at[a].column)
+               < std::tie(at[b].line, at[b].column);
+      });
+      auto& rank = file_rank_[s];
+      rank.assign(kids.size(), 0);
+      for (size_t r = 0; r < order.size(); ++r)
+        rank[order[r]] = r;
+      for (size_t k = 0; k < kids.size(); ++k)
+        (kids[k].is_actor ? actor_slot_ : supervisor_slot_)[kids[k].index] = k;
     }
   }
 
-  // The child of supervisor `s` that holds actor `a` (itself, or the nested
-  // supervisor on its way up to `s`); none if `s` does not enclose it.
-  std::optional<child> child_holding(size_t s, size_t a) const {
-    auto own = index_of(t_.actors[a].supervisor);
-    if (own == s)
-      return child{true, a};
-    for (auto x = own; x != 0; x = parent_[x])
-      if (parent_[x] == s)
-        return child{false, x};
-    return std::nullopt;
+  // Among the children of each supervisor: what each child (or anything
+  // under it) names, when that is an actor directly under the same
+  // supervisor, starts before it. One pass over the links; each walks up
+  // the tree only as far as the level of what it names.
+  void find_dependencies() {
+    depends_on_.assign(parent_.size(), {});
+    for (size_t s = 0; s < parent_.size(); ++s)
+      depends_on_[s].assign(children_[s].size(), {});
+    for (size_t a = 0; a < t_.actors.size(); ++a) {
+      auto add = [&](const std::string& name) {
+        auto j = actor_index_.find(name);
+        if (j == actor_index_.end())
+          return;
+        auto level = supervisor_of_[j->second];
+        // The child of `level` that holds `a`: `a` itself, or the nested
+        // supervisor on its way up (none if `level` does not enclose it,
+        // which the scope rule excludes).
+        size_t from;
+        if (supervisor_of_[a] == level) {
+          from = actor_slot_[a];
+        } else {
+          auto x = supervisor_of_[a];
+          while (x != 0 && parent_[x] != level)
+            x = parent_[x];
+          if (x == 0)
+            return;
+          from = supervisor_slot_[x];
+        }
+        auto to = actor_slot_[j->second];
+        if (to != from)
+          depends_on_[level][from].push_back(to);
+      };
+      for (auto& name : t_.actors[a].next)
+        add(name);
+      for (auto& name : t_.actors[a].services)
+        add(name);
+    }
   }
 
   supervisor_spec spec_of(size_t s) {
@@ -135,54 +185,8 @@ private:
     spec.strategy = d.strategy;
     spec.intensity = d.intensity;
     spec.backoff = d.backoff;
-    // The children, in file order to begin with.
-    std::vector<child> children;
-    std::vector<source_position> where;
-    for (size_t i = 0; i < t_.supervisors.size(); ++i)
-      if (parent_[i + 1] == s) {
-        children.push_back(child{false, i + 1});
-        where.push_back(t_.supervisors[i].where);
-      }
-    for (size_t i = 0; i < t_.actors.size(); ++i)
-      if (index_of(t_.actors[i].supervisor) == s) {
-        children.push_back(child{true, i});
-        where.push_back(t_.actors[i].where);
-      }
-    std::vector<size_t> rank(children.size());
-    for (size_t i = 0; i < rank.size(); ++i)
-      rank[i] = i;
-    std::sort(rank.begin(), rank.end(), [&](size_t a, size_t b) {
-      return std::tie(where[a].line, where[a].column)
-             < std::tie(where[b].line, where[b].column);
-    });
-    std::vector<size_t> file_rank(children.size());
-    for (size_t r = 0; r < rank.size(); ++r)
-      file_rank[rank[r]] = r;
-    // What each child (or anything under it) names, among the actors that
-    // are direct children here, starts before it.
-    std::map<std::pair<bool, size_t>, size_t> position;
-    for (size_t i = 0; i < children.size(); ++i)
-      position[{children[i].is_actor, children[i].index}] = i;
-    detail::adjacency depends_on(children.size());
-    for (size_t a = 0; a < t_.actors.size(); ++a) {
-      auto holder = child_holding(s, a);
-      if (!holder)
-        continue;
-      auto from = position[{holder->is_actor, holder->index}];
-      auto add = [&](const std::string& name) {
-        auto j = actor_index_.find(name);
-        if (j == actor_index_.end() || index_of(t_.actors[j->second].supervisor) != s)
-          return;
-        auto to = position[{true, j->second}];
-        if (to != from)
-          depends_on[from].push_back(to);
-      };
-      for (auto& name : t_.actors[a].next)
-        add(name);
-      for (auto& name : t_.actors[a].services)
-        add(name);
-    }
-    for (auto i : detail::dependencies_first(depends_on, file_rank)) {
+    auto& children = children_[s];
+    for (auto i : detail::dependencies_first(depends_on_[s], file_rank_[s])) {
       auto& c = children[i];
       if (c.is_actor) {
         spec.children.push_back(actor_child(c.index));
@@ -203,9 +207,14 @@ private:
     plan->next = a.next;
     plan->services = a.services;
     plan->inputs = a.inputs;
+    // A stream actor that also serves must answer requests until the final
+    // drain, not stop when its stream ends: one more input, which only the
+    // drain ends.
+    if (a.stream && a.serves && !(a.definition && a.definition->source))
+      ++plan->inputs;
     plan->credit = a.credit != 0 ? a.credit : t_.system.credit;
     plan->start = a.start;
-    if (stream_[i])
+    if (a.awaited)
       plan->on_stream_end = on_stream_end_;
     child_spec result;
     result.name = a.name;
@@ -219,10 +228,14 @@ private:
 
   const topology& t_;
   std::function<void(const std::string&)> on_stream_end_;
-  std::map<std::string, size_t> supervisor_index_;
   std::map<std::string, size_t> actor_index_;
-  std::vector<size_t> parent_; // by supervisor index; 0 is the root
-  std::vector<bool> stream_;
+  std::vector<size_t> parent_;        // by supervisor index; 0 is the root
+  std::vector<size_t> supervisor_of_; // by actor
+  std::vector<std::vector<child>> children_;  // by supervisor, file order
+  std::vector<size_t> actor_slot_;            // an actor's place among them
+  std::vector<size_t> supervisor_slot_;       // a nested supervisor's
+  std::vector<std::vector<size_t>> file_rank_; // by supervisor, per child
+  std::vector<detail::adjacency> depends_on_;  // by supervisor, per child
 };
 
 } // namespace

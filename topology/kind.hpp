@@ -20,9 +20,11 @@
 
 #include <caf/actor.hpp>
 
+#include <any>
 #include <cstddef>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -31,10 +33,17 @@ namespace troupe {
 /// An actor's connections, resolved to stable addresses when it starts.
 struct wiring {
   /// `next` as addresses, `inputs` = how many actors name this one in their
-  /// `next`, `credit` from the file or the system, `kind` = the kind's name.
+  /// `next` (one more for a stream actor also named in a `service`: an
+  /// input only the drain ends, so that it answers requests until the final
+  /// drain), `credit` from the file or the system, `kind` = the kind's name.
   stage_config links;
   /// The actors named by `service`, in the file's order.
   std::vector<caf::actor> services;
+  /// Shared by the incarnations of this actor that one build_supervision
+  /// (one run) starts, and empty at first: where a kind keeps what must
+  /// outlive a restart but not the run (crash's count of crashes left).
+  /// Null for an actor no build_supervision starts (an inline table's).
+  std::shared_ptr<std::any> per_run;
 };
 
 /// Starts one incarnation of a configured actor.
@@ -58,9 +67,18 @@ struct kind_definition {
   bool emits = false;
   /// May be named in another actor's `service` (answers requests).
   bool answers_requests = false;
+  /// With answers_requests and min_services 0: it answers requests only
+  /// when its own `service` names one (a limiter without one paces a stream,
+  /// and would fail every request). Then it may be named in a `service` only
+  /// if it has its own, and cannot be an inline table, which names none.
+  bool answers_only_with_service = false;
   /// How many actors its `service` key must name; 0 and 0: no such key.
   size_t min_services = 0;
   size_t max_services = 0;
+  /// The kinds its `service` may name, when it sends requests only one
+  /// kind understands (state_count needs a `state`); empty: any kind that
+  /// answers requests.
+  std::vector<std::string> service_kinds;
   /// Whether it may be part of a cycle of `next` links.
   bool allows_cycles = false;
   /// How it restarts unless the file says otherwise.

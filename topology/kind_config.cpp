@@ -481,6 +481,14 @@ child_factory kind_config::service_factory(std::string_view key,
                   " declare it as an actor and name that one");
     return done({});
   }
+  if (def->answers_only_with_service) {
+    add_error(*inner, kind_where,
+              in_quotes(key) + " cannot be a " + in_quotes(kind)
+                + ": it answers requests only in front of a service, which "
+                  "an inline table cannot name; declare it as an actor with "
+                  "a 'service' and name that one");
+    return done({});
+  }
   inner->kind = def->name;
   inner->context = "for kind " + in_quotes(def->name);
   kind_config cfg{inner};

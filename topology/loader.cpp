@@ -280,6 +280,9 @@ private:
                + format_duration(decl.backoff.max) + ")");
     if (!root) {
       decl.parent = c.string("parent", decl.parent);
+      refuse_empty(c, table, "parent",
+                   "name the supervisor it runs under, or leave the key out "
+                   "for the root");
       decl.restart = to_restart_type(
         c.choice("restart", to_string(decl.restart), restart_types));
       decl.shutdown = c.duration("shutdown", decl.shutdown, caf::timespan{0},
@@ -321,6 +324,15 @@ private:
     decl.port = static_cast<uint16_t>(c.integer("port", 0, 1, 65535));
     detail::report_unknown_keys(*s, s->context);
     x_.result.nodes.push_back(std::move(decl));
+  }
+
+  // An empty string where a name goes would read as the key left out (the
+  // root, no node): say so instead.
+  static void refuse_empty(kind_config& c, const toml::table& table,
+                           std::string_view key, const std::string& what) {
+    auto node = table.get(key);
+    if (node && node->is_string() && node->value<std::string>()->empty())
+      c.fail(key, in_quotes(key) + " is empty: " + what);
   }
 
   // Positions of the names a `next` or `service` value holds, parallel to
@@ -376,6 +388,9 @@ private:
       s->context = "for kind " + in_quotes(def->name);
     pos.supervisor = position("supervisor");
     decl.supervisor = c.string("supervisor", "");
+    refuse_empty(c, table, "supervisor",
+                 "name the supervisor it runs under, or leave the key out for "
+                 "the root");
     pos.restart_given = c.has("restart");
     pos.restart = position("restart");
     auto restart = c.choice("restart", "", restart_types);
@@ -387,6 +402,8 @@ private:
                                longest);
     pos.node = position("node");
     decl.node = c.string("node", "");
+    refuse_empty(c, table, "node",
+                 "name a node ([nodes.NAME]), or leave the key out");
     decl.credit = static_cast<uint32_t>(c.integer("credit", 0, 1, 1 << 20));
     if (def && !def->takes_input && c.has("credit"))
       c.fail("credit", "kind " + in_quotes(def->name)
@@ -402,6 +419,8 @@ private:
                        + " emits nothing, so it takes no 'next'");
       decl.next.clear(); // nothing more to say about what it names
       pos.next_items.clear();
+      // What it named now seems to get no input: the same error again.
+      pos.next_invalid = true;
     }
     pos.service = position("service");
     decl.services = c.strings("service");

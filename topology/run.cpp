@@ -78,7 +78,7 @@ public:
          caf::actor root)
     : t_(t), opts_(opts), self_(self), root_(std::move(root)) {
     for (auto& a : t.actors)
-      if (t.in_stream(a))
+      if (a.awaited)
         streaming_.insert(a.name);
     // Actors and nested supervisors by where the file declares them.
     auto rank = [](const source_position& p) {

@@ -71,6 +71,15 @@ struct actor_decl {
   uint32_t credit = 0;
   /// How many actors name this one in their `next`.
   size_t inputs = 0;
+  /// Part of the stream: a source, or fed by `next` from one (set by
+  /// validation, as are the next two).
+  bool stream = false;
+  /// Named in another actor's `service`.
+  bool serves = false;
+  /// A stream actor the run waits for before it drains: every one but a
+  /// stream actor that also serves (it answers requests until the final
+  /// drain, so its stream ends only then) and whatever it feeds.
+  bool awaited = false;
   actor_starter start;
 };
 
@@ -87,9 +96,12 @@ struct topology {
   /// Null if there is no such actor.
   const actor_decl* find_actor(const std::string& name) const;
 
-  /// Whether `a` is part of the stream graph (a source, or fed by one): a run
-  /// ends by itself once all of these have ended.
-  bool in_stream(const actor_decl& a) const;
+  /// Whether `a` is part of the stream graph (a source, or fed by one):
+  /// actor_decl::stream. A run ends by itself once the stream actors it
+  /// waits for (actor_decl::awaited) have ended.
+  bool in_stream(const actor_decl& a) const {
+    return a.stream;
+  }
 };
 
 /// Parses and validates `text`, naming it `file` in errors. Throws
@@ -106,7 +118,7 @@ topology load_topology(const std::string& path,
 /// child wired to the stable addresses of what it names, children in an
 /// order where what an actor sends to starts before it (so that it stops
 /// after it). `on_stream_end`, if set, is called once with an actor's name
-/// when an actor of the stream ends normally.
+/// when an actor the run waits for (actor_decl::awaited) ends normally.
 supervisor_spec
 build_supervision(const topology& t,
                   std::function<void(const std::string&)> on_stream_end = {});

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <string_view>
 #include <tuple>
 
 namespace troupe::detail {
@@ -32,12 +33,16 @@ public:
     index_names();
     check_namespace();
     check_supervisors();
+    if (tree_ok_)
+      check_nesting_depth();
     check_placements();
     check_links();
     check_shapes();
     check_stream_restarts();
     if (tree_ok_)
       check_supervisor_restarts();
+    check_next_outside_the_stream();
+    mark_awaited();
     check_cycles();
     if (tree_ok_)
       check_scope();
@@ -94,6 +99,19 @@ private:
     }
   }
 
+  // "; did you mean ...?" for a name that names nothing, while suggestions
+  // are worth their cost: each compares the name with every candidate, and
+  // a file with thousands of dangling names among thousands of actors would
+  // spend seconds on suggestions for errors beyond the 200 that are shown.
+  std::string suggest(const std::string& name,
+                      const std::vector<std::string>& candidates) {
+    constexpr size_t shown_errors = 200; // as the loader shows at most
+    if (suggested_ >= shown_errors)
+      return {};
+    ++suggested_;
+    return suggestion(name, candidates);
+  }
+
   // The supervisor `name` names, by index; records an error if none.
   std::optional<size_t> find_supervisor(const std::string& name,
                                         const std::string& key,
@@ -106,7 +124,7 @@ private:
     else
       x_.fail(at, in_quotes(key) + " names " + in_quotes(name)
                     + ", which is not a supervisor"
-                    + suggestion(name, supervisor_names_));
+                    + suggest(name, supervisor_names_));
     return std::nullopt;
   }
 
@@ -147,6 +165,32 @@ private:
       for (auto p : path)
         state[p] = done;
     }
+  }
+
+  // A supervisor's spec holds its nested ones, and is built, copied and
+  // destroyed recursively: tens of thousands of levels (a few megabytes of
+  // file) would exhaust the stack of whoever runs the file. No real tree
+  // comes near this.
+  void check_nesting_depth() {
+    constexpr size_t deepest = 3999; // levels below the root
+    constexpr size_t unknown = static_cast<size_t>(-1);
+    const size_t n = parent_.size();
+    std::vector<size_t> depth(n, unknown);
+    depth[root] = 0;
+    for (size_t start = 1; start < n; ++start) {
+      std::vector<size_t> path;
+      for (auto s = start; depth[s] == unknown; s = parent_[s])
+        path.push_back(s);
+      for (auto k = path.size(); k > 0; --k)
+        depth[path[k - 1]] = depth[parent_[path[k - 1]]] + 1;
+    }
+    for (size_t s = 1; s < n; ++s)
+      if (depth[s] == deepest + 1)
+        x_.fail(x_.supervisors[s - 1].parent,
+                "supervisor " + in_quotes(supervisor(s).name) + " is nested "
+                  + std::to_string(depth[s])
+                  + " levels below the root; supervisors nest at most "
+                  + std::to_string(deepest) + " levels deep");
   }
 
   void report_parent_cycle(const std::vector<size_t>& cycle) {
@@ -191,7 +235,7 @@ private:
       if (!a.node.empty() && nodes.count(a.node) == 0)
         x_.fail(pos.node, "'node' names " + in_quotes(a.node)
                             + ", which is not a node ([nodes.NAME])"
-                            + suggestion(a.node, node_names_));
+                            + suggest(a.node, node_names_));
     }
   }
 
@@ -215,7 +259,7 @@ private:
     else
       x_.fail(at, in_quotes(key) + " names " + in_quotes(name)
                     + ", which is not an actor"
-                    + suggestion(name, actor_names_));
+                    + suggest(name, actor_names_));
     return std::nullopt;
   }
 
@@ -271,10 +315,42 @@ private:
                         + " which does not answer requests");
           continue;
         }
+        check_service_kind(a, b, at);
+        check_service_has_its_own(b, at);
         links_[i].push_back({*j, at, "'service'"});
+        b.serves = true;
       }
       check_service_count(a, pos);
     }
+  }
+
+  // Whether `b`, named in the `service` of `a`, is of a kind `a` can call.
+  void check_service_kind(const actor_decl& a, const actor_decl& b,
+                          const source_position& at) {
+    auto def = a.definition;
+    if (!def || def->service_kinds.empty() || !b.definition)
+      return;
+    auto& wanted = def->service_kinds;
+    if (std::find(wanted.begin(), wanted.end(), b.kind) != wanted.end())
+      return;
+    std::string list;
+    for (size_t k = 0; k < wanted.size(); ++k)
+      list += (k == 0 ? "a " : k + 1 == wanted.size() ? " or a " : ", a ")
+              + in_quotes(wanted[k]);
+    x_.fail(at, "'service' names " + described(b) + " but kind "
+                  + in_quotes(def->name) + " needs " + list
+                  + " behind its 'service'");
+  }
+
+  // Whether `b`, named in a `service`, answers requests as it is declared.
+  void check_service_has_its_own(const actor_decl& b, const source_position& at) {
+    auto def = b.definition;
+    if (!def || !def->answers_only_with_service || !b.services.empty())
+      return;
+    x_.fail(at, "'service' names " + described(b)
+                  + " which answers requests only in front of a 'service' of "
+                    "its own; give " + in_quotes(b.name)
+                  + " a 'service', or name the actor it would stand in front of");
   }
 
   void check_service_count(const actor_decl& a, const actor_positions& pos) {
@@ -346,6 +422,7 @@ private:
     stream_ = stream;
     for (size_t i = 0; i < t_.actors.size(); ++i) {
       auto& a = t_.actors[i];
+      a.stream = stream[i];
       if (!stream[i] || a.restart == restart_type::transient)
         continue;
       if (x_.actors[i].restart_given)
@@ -381,6 +458,62 @@ private:
                   "strand its upstream when it gives up; use transient or "
                   "permanent");
     }
+  }
+
+  // An actor outside the stream never ends before the drain, so the links
+  // it feeds never end either: a stream actor it feeds would wait for it
+  // forever, and the run with it.
+  void check_next_outside_the_stream() {
+    for (size_t i = 0; i < t_.actors.size(); ++i) {
+      auto& a = t_.actors[i];
+      auto def = a.definition;
+      if (a.stream || !def)
+        continue;
+      // Reported as getting no input already.
+      if (def->takes_input && !def->answers_requests && a.inputs == 0)
+        continue;
+      for (auto& l : links_[i]) {
+        auto& b = t_.actors[l.to];
+        if (std::string_view{l.key} != "'next'" || !b.stream)
+          continue;
+        auto why = a.inputs == 0 ? " has no upstream" : " is not fed by a source";
+        x_.fail(l.at, in_quotes(a.name) + why
+                        + ", so its 'next' would never end and "
+                        + in_quotes(b.name)
+                        + " would wait for it forever; feed "
+                        + in_quotes(a.name)
+                        + " from the stream (name it in a 'next'), or drop "
+                          "its 'next'");
+        break;
+      }
+    }
+  }
+
+  // What the run waits for: the stream, less what a stream actor that also
+  // serves feeds (itself included). Such an actor gets an input that only the
+  // drain ends (build.cpp), so that it answers its callers until the final
+  // drain; what it feeds ends after it.
+  void mark_awaited() {
+    std::vector<bool> held(t_.actors.size(), false);
+    std::vector<size_t> todo;
+    for (size_t i = 0; i < t_.actors.size(); ++i) {
+      auto& a = t_.actors[i];
+      if (a.stream && a.serves && !(a.definition && a.definition->source)) {
+        held[i] = true;
+        todo.push_back(i);
+      }
+    }
+    while (!todo.empty()) {
+      auto i = todo.back();
+      todo.pop_back();
+      for (auto j : next_[i])
+        if (!held[j]) {
+          held[j] = true;
+          todo.push_back(j);
+        }
+    }
+    for (size_t i = 0; i < t_.actors.size(); ++i)
+      t_.actors[i].awaited = t_.actors[i].stream && !held[i];
   }
 
   void check_cycles() {
@@ -484,6 +617,7 @@ private:
   topology& t_;
   bool tree_ok_ = true;
   bool next_unresolved_ = false;
+  size_t suggested_ = 0;
   std::map<std::string, size_t> actor_index_;
   std::map<std::string, size_t> supervisor_index_;
   std::vector<std::string> actor_names_;

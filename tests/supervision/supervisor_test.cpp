@@ -5,6 +5,8 @@
 
 #include <troupe/actors/errors.hpp>
 
+#include <algorithm>
+
 using namespace troupe;
 using namespace troupe::test;
 
@@ -21,6 +23,36 @@ supervisor_spec three_children(caf::actor observer, restart_strategy strategy) {
 }
 
 using events = std::vector<std::string>;
+
+using stopping_atom = caf::atom_constant<caf::atom("stopping")>;
+using release_atom = caf::atom_constant<caf::atom("release")>;
+
+/// A plain actor that, asked to stop (an exit), tells `observer` and stops
+/// only once released: the test acts while its group restart waits for it.
+caf::behavior stops_when_released(caf::event_based_actor* self, std::string name,
+                                  caf::actor observer) {
+  self->attach_functor([name, observer](const caf::error& reason) {
+    caf::anon_send(observer, stopped_atom::value, name, reason);
+  });
+  self->set_exit_handler([self, name, observer](caf::exit_msg& x) {
+    caf::anon_send(observer, stopping_atom::value, name);
+    self->become([self, reason = x.reason](release_atom) { self->quit(reason); });
+  });
+  return {[](release_atom) {}};
+}
+
+/// Its first incarnation stops when released, later ones as observed does.
+child_spec held_child(const std::string& name, caf::actor observer) {
+  child_spec spec = observed_child(name, observer);
+  spec.start = [name, observer](const spawn_context& ctx) {
+    auto handle = ctx.restarts() == 0
+                    ? ctx.system().spawn(stops_when_released, name, observer)
+                    : ctx.system().spawn(observed, name, ctx.restarts(), observer);
+    caf::anon_send(observer, started_atom::value, name, ctx.restarts(), handle);
+    return handle;
+  };
+  return spec;
+}
 
 } // namespace
 
@@ -109,6 +141,73 @@ BOOST_AUTO_TEST_CASE(temporary_child_is_never_restarted) {
   BOOST_CHECK(report.children[1].stopped == stop_reason::running);
   self->send(sup, cancel_atom::value);
   next_event();
+}
+
+namespace {
+
+// `crasher` fails; while its group stops, `held` holds the stop up, and the
+// transient `done` and the temporary `once` finish normally meanwhile. The
+// group then restarts without them: only a failure restarts a transient
+// child, and a temporary one never restarts.
+void finished_children_stay_finished(event_log& log, restart_strategy strategy,
+                                     const std::vector<std::string>& order,
+                                     const events& restarted) {
+  auto& self = log.self;
+  supervisor_spec spec;
+  spec.strategy = strategy;
+  spec.intensity = {10, std::chrono::seconds(10)};
+  for (auto& name : order) {
+    if (name == "held")
+      spec.children.push_back(held_child(name, self));
+    else if (name == "done")
+      spec.children.push_back(observed_child(name, self, restart_type::transient));
+    else if (name == "once")
+      spec.children.push_back(observed_child(name, self, restart_type::temporary));
+    else
+      spec.children.push_back(observed_child(name, self));
+  }
+  auto sup = spawn_supervisor(log.sys, spec);
+  log.next_events(order.size());
+  self->send(log.address_of(sup, "crasher"), crash_atom::value);
+  BOOST_CHECK_EQUAL(log.next_event(), "-crasher");
+  self->receive([](stopping_atom, const std::string& name) { BOOST_CHECK_EQUAL(name, "held"); },
+                caf::after(patience) >> [] { BOOST_FAIL("held was not asked to stop"); });
+  self->send(log.address_of(sup, "done"), finish_atom::value);
+  self->send(log.address_of(sup, "once"), finish_atom::value);
+  auto finished = log.next_events(2);
+  std::sort(finished.begin(), finished.end());
+  BOOST_CHECK((finished == events{"-done", "-once"}));
+  log.await_child(sup, "done", stopped, "stopped");
+  log.await_child(sup, "once", stopped, "stopped");
+  self->send(log.address_of(sup, "held"), release_atom::value);
+  BOOST_CHECK_EQUAL(log.next_event(), "-held");
+  // A restart of `done` or `once` would come before the others': the
+  // supervisor starts the group in order, in one go.
+  BOOST_CHECK(log.next_events(restarted.size()) == restarted);
+  log.expect_quiet(sup);
+  auto report = log.status(sup);
+  for (auto name : {"done", "once"}) {
+    auto child = find_report(report, name);
+    BOOST_REQUIRE(child);
+    BOOST_CHECK(child->stopped == stop_reason::completed);
+    BOOST_CHECK_EQUAL(child->restarts, 0u);
+  }
+  self->send(sup, cancel_atom::value);
+  log.next_events(restarted.size());
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(one_for_all_does_not_restart_children_that_finished) {
+  finished_children_stay_finished(*this, restart_strategy::one_for_all,
+                                  {"done", "once", "held", "crasher"},
+                                  {"+held1", "+crasher1"});
+}
+
+BOOST_AUTO_TEST_CASE(rest_for_one_does_not_restart_children_that_finished) {
+  finished_children_stay_finished(*this, restart_strategy::rest_for_one,
+                                  {"crasher", "done", "once", "held"},
+                                  {"+crasher1", "+held1"});
 }
 
 BOOST_AUTO_TEST_CASE(exceeding_intensity_fails_the_supervisor) {

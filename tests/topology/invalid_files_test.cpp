@@ -102,45 +102,63 @@ kind = "test_pool"
 worker = { kind = "test_service", delay = "1ms" }
 )";
 
-} // namespace
+// The same with the built-in kinds, whose parse functions see the bytes too.
+const char* valid_builtin_file = R"(# built-in kinds
+[system]
+threads = 2
 
-BOOST_FIXTURE_TEST_SUITE(invalid_files, loader_fixture)
+[supervisor]
+strategy = "rest_for_one"
 
-BOOST_AUTO_TEST_CASE(each_invalid_file_reports_its_error_at_its_position) {
-  auto files = invalid_file_paths();
-  BOOST_CHECK_GE(files.size(), 30u);
-  for (auto& path : files) {
-    BOOST_TEST_CONTEXT(path) {
-      auto expected = expected_error(path);
-      BOOST_REQUIRE_MESSAGE(expected, "no '# error: LINE:COL: TEXT' line");
-      std::vector<topology_error> errors;
-      try {
-        load_topology(path, registry);
-      } catch (const topology_errors& e) {
-        errors = e.errors();
-      }
-      std::string listed;
-      bool found = false;
-      for (auto& e : errors) {
-        listed += "\n  " + e.render();
-        found = found
-                || (e.where.file == path && e.where.line == expected->line
-                    && e.where.column == expected->column
-                    && e.message.find(expected->text) != std::string::npos);
-      }
-      BOOST_CHECK_MESSAGE(found, "expected " << expected->line << ":"
-                                             << expected->column << ": "
-                                             << expected->text
-                                             << "\ngot:" << listed);
-    }
-  }
-}
+[supervisors.ingest]
+restart = "transient"
 
-BOOST_AUTO_TEST_CASE(the_valid_file_of_the_garbage_test_is_valid) {
-  BOOST_CHECK_NO_THROW(parse_topology(valid_file, "v.toml", registry));
-}
+[actors.source]
+kind = "generator"
+supervisor = "ingest"
+count = 50
+rate = "5000/s"
+next = "limit"
 
-BOOST_AUTO_TEST_CASE(garbage_bytes_give_only_topology_errors) {
+[actors.limit]
+kind = "limiter"
+rate = "1000/s"
+burst = 10
+next = "front"
+
+[actors.front]
+kind = "breaker"
+service = "workers"
+consecutive_failures = 3
+next = ["sink", "tally"]
+
+[actors.workers]
+kind = "pool"
+workers = 2
+worker = { kind = "hash_service", rounds = 10, skew_every = 5, skew_factor = 2 }
+
+[actors.tally]
+kind = "state_count"
+service = "store"
+by_item = true
+next = "out"
+
+[actors.store]
+kind = "state"
+shards = 2
+
+[actors.out]
+kind = "file"
+path = "/tmp/out.txt"
+
+[actors.sink]
+kind = "counter"
+)";
+
+// Every truncation of `valid`, random edits of it, and noise: each gives
+// topology_errors with messages, or a topology, and nothing else.
+void garbage_gives_only_topology_errors(const std::string& valid,
+                                        const kind_registry& registry) {
   std::mt19937 rng{20240605};
   auto outcome = [&](const std::string& text) {
     try {
@@ -156,7 +174,6 @@ BOOST_AUTO_TEST_CASE(garbage_bytes_give_only_topology_errors) {
     }
     return std::string{};
   };
-  std::string valid{valid_file};
   // Every truncation.
   for (size_t n = 0; n <= valid.size(); ++n) {
     auto result = outcome(valid.substr(0, n));
@@ -195,6 +212,58 @@ BOOST_AUTO_TEST_CASE(garbage_bytes_give_only_topology_errors) {
     auto result = outcome(text);
     BOOST_CHECK_MESSAGE(result.empty(), "noise " << i << ": " << result);
   }
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(invalid_files, loader_fixture)
+
+BOOST_AUTO_TEST_CASE(each_invalid_file_reports_its_error_at_its_position) {
+  auto files = invalid_file_paths();
+  BOOST_CHECK_GE(files.size(), 30u);
+  for (auto& path : files) {
+    BOOST_TEST_CONTEXT(path) {
+      auto expected = expected_error(path);
+      BOOST_REQUIRE_MESSAGE(expected, "no '# error: LINE:COL: TEXT' line");
+      std::vector<topology_error> errors;
+      try {
+        load_topology(path, registry);
+      } catch (const topology_errors& e) {
+        errors = e.errors();
+      }
+      std::string listed;
+      bool found = false;
+      for (auto& e : errors) {
+        listed += "\n  " + e.render();
+        found = found
+                || (e.where.file == path && e.where.line == expected->line
+                    && e.where.column == expected->column
+                    && e.message.find(expected->text) != std::string::npos);
+      }
+      BOOST_CHECK_MESSAGE(found, "expected " << expected->line << ":"
+                                             << expected->column << ": "
+                                             << expected->text
+                                             << "\ngot:" << listed);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(the_valid_files_of_the_garbage_test_are_valid) {
+  BOOST_CHECK_NO_THROW(parse_topology(valid_file, "v.toml", registry));
+  BOOST_CHECK_NO_THROW(parse_topology(valid_builtin_file, "v.toml", kinds()));
+}
+
+BOOST_AUTO_TEST_CASE(garbage_bytes_give_only_topology_errors) {
+  struct variant {
+    const char* name;
+    std::string valid;
+    const kind_registry* kinds;
+  };
+  for (auto& v : {variant{"test kinds", valid_file, &registry},
+                  variant{"built-in kinds", valid_builtin_file, &troupe::kinds()}})
+    BOOST_TEST_CONTEXT(v.name) {
+      garbage_gives_only_topology_errors(v.valid, *v.kinds);
+    }
 }
 
 BOOST_AUTO_TEST_CASE(deeply_nested_values_are_an_error_not_a_crash) {

@@ -4,6 +4,8 @@
 
 #include "topology/run_fixture.hpp"
 
+#include <troupe/patterns/state.hpp>
+
 #include <boost/test/unit_test.hpp>
 
 #include <chrono>
@@ -13,6 +15,9 @@
 #include <iterator>
 #include <sstream>
 #include <string>
+#include <vector>
+
+#include <sys/stat.h>
 
 using namespace std::chrono_literals;
 
@@ -34,9 +39,60 @@ int64_t stat(const actor_report& r, const std::string& name) {
   return i->second;
 }
 
+struct kinds_fixture : run_fixture {
+  /// The count a state_count stored under `key` in the state "store" of the
+  /// topology under `root`; 0 if there is none.
+  uint64_t stored_count(const caf::actor& root, const std::string& key) {
+    uint64_t result = 0;
+    self->request(address_of(root, "store"), test::patience, state_get(key))
+      .receive(
+        [&](state_value& x) {
+          if (x.found) {
+            BOOST_REQUIRE(x.value.match_elements<uint64_t>());
+            result = x.value.get_as<uint64_t>(0);
+          }
+        },
+        fail_on_error());
+    return result;
+  }
+
+  /// Streams 0, 1, 2 from a generator into a file sink with `keys`, started
+  /// as incarnation `restarts`; the file's text once the sink ended.
+  std::string through_file_sink(const std::string& path, const std::string& keys,
+                                uint32_t restarts) {
+    auto t = parse(R"(
+[actors.source]
+kind = "generator"
+count = 3
+next = "out"
+
+[actors.out]
+kind = "file"
+path = ")" + path + "\"\n" + keys);
+    wiring sink_wiring;
+    sink_wiring.links.inputs = 1;
+    auto sink = t.find_actor("out")->start(
+      spawn_context{sys.actors(), "out", caf::actor{}, caf::actor{}, restarts, {}},
+      sink_wiring);
+    BOOST_REQUIRE(sink);
+    self->monitor(sink);
+    wiring source_wiring;
+    source_wiring.links.next = {sink};
+    BOOST_REQUIRE(t.find_actor("source")->start(spawn_context{sys.actors()}, source_wiring));
+    BOOST_CHECK(!wait_down(sink));
+    std::ifstream in{path};
+    return std::string{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
+  }
+
+  static void write_file(const std::string& path, const std::string& text) {
+    std::ofstream out{path};
+    out << text;
+  }
+};
+
 } // namespace
 
-BOOST_FIXTURE_TEST_SUITE(kinds_suite, run_fixture)
+BOOST_FIXTURE_TEST_SUITE(kinds_suite, kinds_fixture)
 
 BOOST_AUTO_TEST_CASE(generator_count_reaches_counter) {
   auto r = run(R"(
@@ -211,6 +267,50 @@ kind = "counter"
   auto& pool = actor(r, "workers");
   BOOST_CHECK_EQUAL(stat(pool, "completed"), 500);
   BOOST_CHECK_EQUAL(pool.children.size(), 3u);
+}
+
+BOOST_AUTO_TEST_CASE(stream_actor_that_serves_answers_until_the_final_drain) {
+  // `shared` works on the stream of `few` and answers `caller` too: its own
+  // stream ends long before the other, and it must not stop with it.
+  auto r = run(R"(
+[actors.few]
+kind = "generator"
+count = 5
+next = "shared"
+
+[actors.shared]
+kind = "pool"
+worker = { kind = "hash_service", rounds = 1 }
+next = "few_sink"
+
+[actors.few_sink]
+kind = "counter"
+
+[actors.many]
+kind = "generator"
+count = 200
+next = "caller"
+
+[actors.caller]
+kind = "retry"
+service = "shared"
+max_attempts = 1
+next = "many_sink"
+
+[actors.many_sink]
+kind = "counter"
+)",
+               [this](const caf::actor& root) {
+                 // Once what the run waits for ended, it still runs.
+                 auto now = status(root);
+                 BOOST_CHECK(actor(now, "shared").stopped == stop_reason::running);
+                 BOOST_CHECK(actor(now, "few_sink").stopped == stop_reason::running);
+                 BOOST_CHECK(actor(now, "many_sink").stopped == stop_reason::completed);
+               });
+  BOOST_CHECK_EQUAL(actor(r, "caller").errors, 0u);
+  BOOST_CHECK_EQUAL(stat(actor(r, "many_sink"), "checksum"), sum_below(200));
+  BOOST_CHECK_EQUAL(stat(actor(r, "few_sink"), "checksum"), sum_below(5));
+  BOOST_CHECK(actor(r, "shared").stopped == stop_reason::drained);
 }
 
 BOOST_AUTO_TEST_CASE(pool_retries_jobs_of_crashed_workers) {
@@ -440,6 +540,31 @@ kind = "counter"
                     sum_below(1000) - (99 + 199 + 299));
 }
 
+BOOST_AUTO_TEST_CASE(crash_budget_is_whole_in_each_run_of_one_topology) {
+  auto t = parse(R"(
+[actors.source]
+kind = "generator"
+count = 100
+next = "drill"
+
+[actors.drill]
+kind = "crash"
+every = 10
+crashes = 2
+next = "sink"
+
+[actors.sink]
+kind = "counter"
+)");
+  for (int round = 0; round < 2; ++round) {
+    BOOST_TEST_CONTEXT("run " << round) {
+      auto r = run(t);
+      BOOST_CHECK_EQUAL(actor(r, "drill").restarts, 2u);
+      BOOST_CHECK_EQUAL(stat(actor(r, "sink"), "items"), 100 - 2);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(fail_counts_errors_and_goes_on) {
   auto r = run(R"(
 [actors.source]
@@ -546,6 +671,22 @@ kind = "counter"
   std::remove(path.c_str());
 }
 
+BOOST_AUTO_TEST_CASE(file_sink_truncates_on_its_first_start_only) {
+  auto path = temp_path("truncate.txt");
+  write_file(path, "old\n");
+  BOOST_CHECK_EQUAL(through_file_sink(path, "", 0), "0\n1\n2\n");
+  // A restarted sink goes on after what the last incarnation wrote.
+  BOOST_CHECK_EQUAL(through_file_sink(path, "", 1), "0\n1\n2\n0\n1\n2\n");
+  std::remove(path.c_str());
+}
+
+BOOST_AUTO_TEST_CASE(file_sink_with_append_keeps_what_the_file_held) {
+  auto path = temp_path("append.txt");
+  write_file(path, "old\n");
+  BOOST_CHECK_EQUAL(through_file_sink(path, "append = true\n", 0), "old\n0\n1\n2\n");
+  std::remove(path.c_str());
+}
+
 BOOST_AUTO_TEST_CASE(file_lines_of_a_missing_file_fails_its_start) {
   auto r = run_until_root_fails(R"(
 [supervisor]
@@ -563,6 +704,49 @@ kind = "counter"
   BOOST_CHECK_MESSAGE(source.error.find("file_lines: cannot open '/nonexistent/troupe-test'")
                         != std::string::npos,
                       source.error);
+}
+
+BOOST_AUTO_TEST_CASE(file_kinds_refuse_what_is_not_a_regular_file) {
+  // Opening a FIFO would block a scheduler thread until its other end opens;
+  // a directory is no file of lines.
+  auto fifo = temp_path("fifo");
+  BOOST_REQUIRE_EQUAL(::mkfifo(fifo.c_str(), 0600), 0);
+  for (auto path : {fifo, std::string{"/tmp"}}) {
+    auto r = run_until_root_fails(R"(
+[supervisor]
+max_restarts = 0
+
+[actors.source]
+kind = "file_lines"
+path = ")" + path + R"("
+next = "sink"
+
+[actors.sink]
+kind = "counter"
+)");
+    auto& source = actor(r, "source");
+    BOOST_CHECK_MESSAGE(source.error.find("file_lines: '" + path
+                                          + "' is not a regular file")
+                          != std::string::npos,
+                        source.error);
+  }
+  auto r = run_until_root_fails(R"(
+[supervisor]
+max_restarts = 0
+
+[actors.source]
+kind = "generator"
+next = "out"
+
+[actors.out]
+kind = "file"
+path = ")" + fifo + R"("
+)");
+  auto& out = actor(r, "out");
+  BOOST_CHECK_MESSAGE(out.error.find("file: '" + fifo + "' is not a regular file")
+                        != std::string::npos,
+                      out.error);
+  std::remove(fifo.c_str());
 }
 
 BOOST_AUTO_TEST_CASE(stdin_lines_emits_each_line_until_end_of_input) {
@@ -589,6 +773,7 @@ path = ")" + temp_path("stdin.txt") + R"("
 }
 
 BOOST_AUTO_TEST_CASE(state_count_updates_a_state) {
+  uint64_t seen = 0;
   auto r = run(R"(
 [actors.source]
 kind = "generator"
@@ -607,9 +792,47 @@ shards = 2
 
 [actors.sink]
 kind = "counter"
-)");
+)",
+               [&](const caf::actor& root) { seen = stored_count(root, "seen"); });
+  BOOST_CHECK_EQUAL(seen, 100u);
   BOOST_CHECK_EQUAL(stat(actor(r, "sink"), "items"), 100);
   BOOST_CHECK_EQUAL(stat(actor(r, "store"), "updates"), 100);
+}
+
+BOOST_AUTO_TEST_CASE(state_count_by_item_counts_each_item_apart) {
+  // Two generators of 0..4: each number comes twice.
+  std::vector<uint64_t> counts;
+  run(R"(
+[actors.one]
+kind = "generator"
+count = 5
+next = "tally"
+
+[actors.two]
+kind = "generator"
+count = 5
+next = "tally"
+
+[actors.tally]
+kind = "state_count"
+service = "store"
+key = "n"
+by_item = true
+next = "sink"
+
+[actors.store]
+kind = "state"
+shards = 3
+
+[actors.sink]
+kind = "counter"
+)",
+      [&](const caf::actor& root) {
+        for (int i = 0; i < 5; ++i)
+          counts.push_back(stored_count(root, "n:" + std::to_string(i)));
+        counts.push_back(stored_count(root, "n"));
+      });
+  BOOST_CHECK((counts == std::vector<uint64_t>{2, 2, 2, 2, 2, 0}));
 }
 
 BOOST_AUTO_TEST_CASE(blocking_hash_runs_on_the_executor) {

@@ -13,6 +13,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <unistd.h>
 
@@ -42,11 +43,18 @@ struct run_fixture : system_fixture {
   }
 
   /// Runs `text` until its streams ended, then drains it: the final report.
-  actor_report run(const std::string& text) {
-    auto t = parse(text);
+  /// `before_drain`, if set, is called with the root once the streams ended.
+  actor_report run(const std::string& text,
+                   std::function<void(const caf::actor&)> before_drain = {}) {
+    return run(parse(text), std::move(before_drain));
+  }
+
+  /// Runs `t` as run(text) does (one topology may run several times).
+  actor_report run(const topology& t,
+                   std::function<void(const caf::actor&)> before_drain = {}) {
     size_t stream_actors = 0;
     for (auto& a : t.actors)
-      if (t.in_stream(a))
+      if (a.awaited)
         ++stream_actors;
     auto me = caf::actor_cast<caf::actor>(self);
     auto spec = build_supervision(t, [me](const std::string& name) {
@@ -58,6 +66,8 @@ struct run_fixture : system_fixture {
       self->receive([](stream_end_atom, const std::string&) {},
                     caf::after(patience) >> [] { BOOST_FAIL("the stream did not end"); });
     elapsed = std::chrono::steady_clock::now() - began;
+    if (before_drain)
+      before_drain(root);
     auto report = shutdown(sys.actors(), root, shutdown_mode::graceful);
     if (!report)
       BOOST_FAIL("shutdown failed: " + sys.actors().render(report.error()));

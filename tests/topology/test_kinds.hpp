@@ -11,6 +11,9 @@
 //   test_front    a stage in front of exactly one service, which it also
 //                 answers for; `timeout` 1ms..1h (unused)
 //   test_multi    a sink in front of 1 to 3 services
+//   test_keyed    a stage in front of exactly one service, a test_service
+//   test_gate     a stage that may stand in front of one service, and
+//                 answers requests only then (as a limiter)
 //   test_loop     a stage that may be part of a cycle
 //   test_pool     a service made of `worker = { kind = ... }`
 
@@ -94,6 +97,21 @@ test_registry(std::shared_ptr<test_counters> counters
   multi.min_services = 1;
   multi.max_services = 3;
   r.add(std::move(multi));
+  auto keyed = stage_kind("test_keyed", "in front of a test_service", [](kind_config&) {
+    return pass_through();
+  });
+  keyed.min_services = 1;
+  keyed.max_services = 1;
+  keyed.service_kinds = {"test_service"};
+  r.add(std::move(keyed));
+  auto gate = stage_kind("test_gate", "maybe in front of a service", [](kind_config&) {
+    return pass_through();
+  });
+  gate.answers_requests = true;
+  gate.answers_only_with_service = true;
+  gate.min_services = 0;
+  gate.max_services = 1;
+  r.add(std::move(gate));
   auto loop = stage_kind("test_loop", "may loop", [](kind_config&) {
     return pass_through();
   });

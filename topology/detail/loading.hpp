@@ -26,7 +26,9 @@ struct actor_positions {
   std::vector<source_position> service_items;
   /// Whether the file sets `restart` (else it is the kind's default).
   bool restart_given = false;
-  /// Whether `next` is there but not a string or an array (reported).
+  /// Whether `next` is there but was refused (not a string or an array, or
+  /// on a kind that emits nothing), which is reported: what it named is
+  /// unknown.
   bool next_invalid = false;
 };
 

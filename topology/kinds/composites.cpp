@@ -235,14 +235,20 @@ void add_composite_kinds(kind_registry& registry) {
                            "pattern", 2, 64, parse_join));
   registry.add(front_kind("state", "a sharded key-value state answering get/set/cas/update",
                           parse_state));
-  registry.add(stream_kind("state_count",
-                           "adds 1 to a counter key of a state service per item, passes it on",
-                           "stage", 1, 1, parse_state_count));
+  auto state_count = stream_kind("state_count",
+                                 "adds 1 to a counter key of a state service per item, "
+                                 "passes it on",
+                                 "stage", 1, 1, parse_state_count);
+  state_count.service_kinds = {"state"};
+  registry.add(std::move(state_count));
   registry.add(front_kind("blocking", "an executor running blocking jobs on threads of its own",
                           parse_blocking));
-  registry.add(stream_kind("blocking_hash",
-                           "hashes each item on a blocking executor's thread, passes it on",
-                           "stage", 1, 1, parse_blocking_hash));
+  auto blocking_hash = stream_kind("blocking_hash",
+                                   "hashes each item on a blocking executor's thread, "
+                                   "passes it on",
+                                   "stage", 1, 1, parse_blocking_hash);
+  blocking_hash.service_kinds = {"blocking"};
+  registry.add(std::move(blocking_hash));
 }
 
 } // namespace troupe::builtin_kinds

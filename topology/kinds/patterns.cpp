@@ -216,9 +216,13 @@ void add_pattern_kinds(kind_registry& registry) {
   // A batcher takes no requests: it is a stream stage only.
   batcher.answers_requests = false;
   registry.add(std::move(batcher));
-  registry.add(pattern_kind("limiter",
-                            "lets items or requests through at a rate (token bucket)",
-                            shape::stream_or_front, 0, 1, parse_limiter));
+  auto limiter = pattern_kind("limiter",
+                              "lets items or requests through at a rate (token bucket)",
+                              shape::stream_or_front, 0, 1, parse_limiter);
+  // Without a service it limits a stream; a request would find no one to
+  // pass it to.
+  limiter.answers_only_with_service = true;
+  registry.add(std::move(limiter));
   registry.add(pattern_kind("breaker",
                             "circuit breaker in front of a service (closed, open, half_open)",
                             shape::stream_or_front, 1, 1, parse_breaker));

@@ -214,6 +214,15 @@ void add_service_kinds(kind_registry& registry) {
       auto skew_factor = static_cast<uint64_t>(cfg.integer("skew_factor", 10, 1, 1'000'000));
       if (cfg.has("skew_factor") && skew_every == 0)
         cfg.fail("skew_factor", "'skew_factor' needs 'skew_every' (which requests cost more)");
+      // A skewed request is hashed in the handler, on a scheduler thread:
+      // as many rounds as any request may have, not 1e15.
+      constexpr uint64_t most_rounds = 1'000'000'000;
+      if (skew_every != 0 && rounds > most_rounds / skew_factor)
+        cfg.fail(cfg.has("skew_factor") ? "skew_factor" : "rounds",
+                 "'rounds' (" + std::to_string(rounds) + ") times 'skew_factor' ("
+                   + std::to_string(skew_factor) + ") is more than "
+                   + std::to_string(most_rounds)
+                   + " rounds for a skewed request; lower one of them");
       return [=](const spawn_context& ctx, const wiring&) {
         auto logic = std::make_unique<hash_service>(rounds, skew_every, skew_factor);
         return spawn_stage(ctx, service_links("hash_service"), std::move(logic));

@@ -102,6 +102,9 @@ public:
   }
 
   void on_start(stage_control&) override {
+    require_regular_file("file", path_,
+                         "write to standard output with stdout, or nowhere "
+                         "with null");
     file_.open(path_, truncate_ ? std::ios::trunc : std::ios::app);
     if (!file_)
       throw std::runtime_error("file: cannot open '" + path_

@@ -96,6 +96,8 @@ public:
   }
 
   void on_start(stage_control&) override {
+    require_regular_file("file_lines", path_,
+                         "read standard input with stdin_lines");
     in_.open(path_);
     if (!in_)
       throw std::runtime_error("file_lines: cannot open '" + path_

@@ -3,6 +3,9 @@
 #include <caf/response_promise.hpp>
 
 #include <chrono>
+#include <filesystem>
+#include <stdexcept>
+#include <system_error>
 #include <limits>
 #include <string>
 
@@ -70,6 +73,19 @@ uint64_t hash_item(const item& x, uint64_t rounds) {
   for (uint64_t i = 0; i < rounds; ++i)
     h = hash_once(fnv(h, &i, sizeof(i)), x);
   return h;
+}
+
+void require_regular_file(const std::string& kind, const std::string& path,
+                          const std::string& instead) {
+  std::error_code ec;
+  auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(status)
+      || std::filesystem::is_regular_file(status))
+    return; // opening it says what is wrong, if anything
+  throw std::runtime_error(kind + ": '" + path
+                           + "' is not a regular file (a FIFO, a device or a "
+                             "directory); "
+                           + instead);
 }
 
 stage_config service_links(const std::string& kind) {

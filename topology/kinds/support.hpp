@@ -50,6 +50,13 @@ std::string item_text(const item& x);
 /// in turn): deterministic work that costs CPU in proportion to `rounds`.
 uint64_t hash_item(const item& x, uint64_t rounds);
 
+/// Throws (a failed start) if `path` exists and is not a regular file:
+/// opening a FIFO blocks until its other end opens, which would hold a
+/// scheduler thread, and a directory or a device is no file of lines.
+/// `kind` starts the message, `instead` ends it (what to use instead).
+void require_regular_file(const std::string& kind, const std::string& path,
+                          const std::string& instead);
+
 /// The stage_config of a kind that answers requests and takes no stream: it
 /// ends on a drain (it waits for one input that never opens).
 stage_config service_links(const std::string& kind);

@@ -5,6 +5,7 @@
 
 #include <caf/make_message.hpp>
 
+#include <any>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -115,7 +116,7 @@ private:
 
 /// Throws at every `every`-th item of an incarnation: a crash, restarted by
 /// the supervisor; the item that threw counts as an error. `left` (shared by
-/// all incarnations; null: no limit) is how many crashes remain.
+/// the incarnations of one run; null: no limit) is how many crashes remain.
 class crash_stage final : public stage_logic {
 public:
   crash_stage(uint64_t every, std::shared_ptr<std::atomic<int64_t>> left)
@@ -135,6 +136,19 @@ private:
   std::shared_ptr<std::atomic<int64_t>> left_;
   uint64_t seen_ = 0;
 };
+
+/// The crashes left to the incarnations of one run (null: no limit): each
+/// run of a topology, each build of it, has the whole budget.
+std::shared_ptr<std::atomic<int64_t>> crashes_left(const wiring& w, int64_t crashes) {
+  using counter = std::shared_ptr<std::atomic<int64_t>>;
+  if (crashes == 0)
+    return nullptr;
+  if (!w.per_run)
+    return std::make_shared<std::atomic<int64_t>>(crashes);
+  if (!w.per_run->has_value())
+    *w.per_run = std::make_shared<std::atomic<int64_t>>(crashes);
+  return std::any_cast<counter>(*w.per_run);
+}
 
 } // namespace
 
@@ -173,12 +187,9 @@ void add_work_kinds(kind_registry& registry) {
     [](kind_config& cfg) -> actor_starter {
       auto every = static_cast<uint64_t>(cfg.integer("every", 100, 1, 1'000'000'000));
       auto crashes = cfg.integer("crashes", 0, 0, 1'000'000'000);
-      // Crashes left over all incarnations of this actor.
-      std::shared_ptr<std::atomic<int64_t>> left;
-      if (crashes > 0)
-        left = std::make_shared<std::atomic<int64_t>>(crashes);
       return [=](const spawn_context& ctx, const wiring& w) {
-        return spawn_stage(ctx, w.links, std::make_unique<crash_stage>(every, left));
+        return spawn_stage(ctx, w.links,
+                           std::make_unique<crash_stage>(every, crashes_left(w, crashes)));
       };
     }));
 }
