@@ -134,6 +134,17 @@ void print(std::ostringstream& out, const actor_report& r, int depth) {
     out << ", unconfirmed " << r.unconfirmed;
   if (r.restarts > 0)
     out << ", restarts " << r.restarts;
+  if (!r.state.empty())
+    out << ", state " << r.state;
+  // A pattern's own counters say what in and out cannot: a counter sink's
+  // items when it took batches, a breaker's calls, a pool's retries.
+  const char* separator = "; ";
+  for (auto& [name, value] : r.stats) {
+    if (value == 0)
+      continue;
+    out << separator << name << ' ' << value;
+    separator = ", ";
+  }
   if (!r.error.empty())
     out << " -- " << r.error;
   out << '\n';
