@@ -100,6 +100,12 @@ int run(const run_command& cmd) {
   topology t;
   if (!load(cmd.file, t))
     return exit_invalid;
+  // Placement is parsed and checked, not yet acted on: say so rather than
+  // let a file that names nodes look distributed.
+  if (!t.nodes.empty())
+    std::cerr << "troupe: " << cmd.file
+              << ": node placement is not implemented yet; every actor runs "
+                 "in this process\n";
   bool terminal = ::isatty(STDERR_FILENO) == 1;
   run_options opts;
   opts.log = &std::cerr;
