@@ -92,7 +92,9 @@ case "$cmd" in
     if [ "${2:-}" = "--sanitize" ]; then
       export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
       export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
-      run_tests build-sanitize --buildtype=debugoptimized \
+      # No bench: timing under sanitizers means nothing, and the plain build
+      # runs its smoke test.
+      run_tests build-sanitize --buildtype=debugoptimized -Dbench=false \
         -Db_sanitize=address,undefined -Db_lundef=false
     else
       run_tests build
