@@ -15,9 +15,9 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
-#include <functional>
+#include <limits>
+#include <map>
 #include <string>
-#include <unordered_map>
 #include <utility>
 
 namespace troupe {
@@ -153,15 +153,8 @@ public:
       ++rejected_items_;
       return;
     }
-    auto id = next_slot_++;
     pending_.push_back(slot{});
-    call(std::move(x), [this, id](outcome o, caf::message& answer, caf::error&) {
-      auto& s = pending_[id - first_slot_];
-      s.done = true;
-      s.ok = o == outcome::success;
-      s.answer = std::move(answer);
-      emit_done();
-    });
+    call(std::move(x), next_slot_++, caf::response_promise{});
   }
 
   bool ready() override {
@@ -190,6 +183,10 @@ public:
   }
 
   void on_timer(uint64_t token, emitter&) override {
+    if (token == deadline_token) {
+      expire_calls();
+      return;
+    }
     if (token != epoch_ || state_ != breaker_state::open)
       return; // stale: the breaker moved on since this timer was set
     auto now = clock_type::now();
@@ -213,29 +210,21 @@ public:
       return own_error(errc::circuit_open);
     }
     auto rp = self_->make_response_promise();
-    auto id = next_request_++;
-    open_requests_.emplace(id, rp);
-    call(std::move(x), [this, id](outcome o, caf::message& answer, caf::error& err) {
-      auto i = open_requests_.find(id);
-      if (i == open_requests_.end())
-        return;
-      if (o == outcome::success)
-        i->second.deliver(std::move(answer));
-      else
-        i->second.deliver(std::move(err));
-      open_requests_.erase(i);
-    });
+    call(std::move(x), no_slot, rp);
     return rp;
   }
 
-  // Calls still in flight get an answer: the reason the breaker stops.
+  // Request calls still in flight get an answer: the reason the breaker
+  // stops.
   void on_stop(const caf::error& reason) override {
     auto answer = reason ? reason : make_error(errc::shutting_down);
-    for (auto& [id, rp] : open_requests_) {
-      ++abandoned_;
-      rp.deliver(answer);
+    for (auto& [seq, c] : calls_in_flight_) {
+      if (c.promise.pending()) {
+        ++abandoned_;
+        c.promise.deliver(answer);
+      }
     }
-    open_requests_.clear();
+    calls_in_flight_.clear();
   }
 
   void describe(actor_report& r) const override {
@@ -269,7 +258,26 @@ private:
     caf::message answer;
   };
 
-  using done_handler = std::function<void(outcome, caf::message&, caf::error&)>;
+  // A call to the service waiting for its outcome: the answer, an error, or
+  // its deadline.
+  struct call_record {
+    clock_type::time_point deadline;
+    caf::message_id request;
+    // The state's epoch when it was made: only outcomes of the current one
+    // move the state.
+    uint64_t epoch = 0;
+    // Its deadline passed and the timeout is on its way to the handler.
+    bool expired = false;
+    // A request call answers this promise; an item's call fills its slot.
+    caf::response_promise promise;
+    uint64_t slot = 0;
+  };
+
+  static constexpr uint64_t no_slot = std::numeric_limits<uint64_t>::max();
+
+  // The timer token of call deadlines; open timers use the epoch, which
+  // never gets this far.
+  static constexpr uint64_t deadline_token = std::numeric_limits<uint64_t>::max();
 
   // Open turns half-open by the clock: a call must not wait for the timer.
   void refresh() {
@@ -297,28 +305,77 @@ private:
     return false;
   }
 
-  void call(caf::message msg, done_handler done) {
+  // Calls share one timeout, so their deadlines come in the order they were
+  // made: one timer for the earliest is enough, instead of a request timeout
+  // each (an entry in CAF's clock, a message to its thread and back per call).
+  void call(caf::message msg, uint64_t slot, caf::response_promise promise) {
     ++calls_;
     ++in_flight_;
-    auto epoch = epoch_;
-    auto on_value = [this, epoch, done](caf::message& answer) {
-      caf::error no_error;
-      finish(outcome::success, epoch);
-      done(outcome::success, answer, no_error);
-      ctl_->resume();
-    };
-    auto on_error = [this, epoch, done](caf::error& err) {
-      // CAF's own timeout for this request: the service did not answer.
-      auto o = err == caf::sec::request_timeout ? outcome::timeout
-                                                : outcome::failure;
-      auto answer_err = o == outcome::timeout ? own_error(errc::call_timeout) : err;
-      caf::message nothing;
-      finish(o, epoch);
-      done(o, nothing, answer_err);
-      ctl_->resume();
-    };
-    request_any(self_, service_, caf::duration{cfg_.call_timeout}, std::move(msg), on_value,
-                on_error);
+    auto seq = next_call_++;
+    auto id = request_any(
+      self_, service_, caf::infinite, std::move(msg),
+      [this, seq](caf::message& answer) { on_outcome(seq, outcome::success, answer, nullptr); },
+      [this, seq](caf::error& err) {
+        caf::message nothing;
+        on_outcome(seq, outcome::failure, nothing, &err);
+      });
+    calls_in_flight_.emplace_hint(
+      calls_in_flight_.end(), seq,
+      call_record{clock_type::now() + cfg_.call_timeout, id, epoch_, false,
+                  std::move(promise), slot});
+    if (!deadline_timer_) {
+      deadline_timer_ = true;
+      ctl_->schedule(cfg_.call_timeout, deadline_token);
+    }
+  }
+
+  // Calls past their deadline get the timeout CAF would have given them; the
+  // timer is set again for the next deadline.
+  void expire_calls() {
+    deadline_timer_ = false;
+    auto now = clock_type::now();
+    for (auto& [seq, c] : calls_in_flight_) {
+      if (c.deadline > now) {
+        deadline_timer_ = true;
+        ctl_->schedule(c.deadline - now, deadline_token);
+        return;
+      }
+      if (!c.expired) {
+        c.expired = true;
+        expire_request(self_, c.request);
+      }
+    }
+  }
+
+  void on_outcome(uint64_t seq, outcome o, caf::message& answer, caf::error* err) {
+    auto i = calls_in_flight_.find(seq);
+    if (i == calls_in_flight_.end())
+      return;
+    auto c = std::move(i->second);
+    calls_in_flight_.erase(i);
+    caf::error answer_err;
+    if (err != nullptr) {
+      // The request timed out (its deadline): the service did not answer.
+      if (*err == caf::sec::request_timeout) {
+        o = outcome::timeout;
+        answer_err = own_error(errc::call_timeout);
+      } else {
+        answer_err = std::move(*err);
+      }
+    }
+    finish(o, c.epoch);
+    if (c.slot != no_slot) {
+      auto& s = pending_[c.slot - first_slot_];
+      s.done = true;
+      s.ok = o == outcome::success;
+      s.answer = std::move(answer);
+      emit_done();
+    } else if (o == outcome::success) {
+      c.promise.deliver(std::move(answer));
+    } else {
+      c.promise.deliver(std::move(answer_err));
+    }
+    ctl_->resume();
   }
 
   // Counts the outcome of a call made in `epoch` and moves the state if the
@@ -464,10 +521,11 @@ private:
   uint64_t failures_ = 0;
   uint64_t timeouts_ = 0;
   uint64_t abandoned_ = 0;
-  // Promises of request calls in flight, by call: answered by the call's
-  // outcome, or by on_stop.
-  std::unordered_map<uint64_t, caf::response_promise> open_requests_;
-  uint64_t next_request_ = 0;
+  // Calls in flight by sequence number, which is also deadline order.
+  std::map<uint64_t, call_record> calls_in_flight_;
+  uint64_t next_call_ = 0;
+  // Whether a deadline timer is set.
+  bool deadline_timer_ = false;
   uint64_t rejected_ = 0;
   uint64_t rejected_items_ = 0;
   uint64_t failed_items_ = 0;
