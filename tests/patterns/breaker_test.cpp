@@ -265,6 +265,45 @@ BOOST_AUTO_TEST_CASE(call_slower_than_call_timeout_fails_with_call_timeout) {
   BOOST_CHECK_EQUAL(report.state, "open");
 }
 
+BOOST_AUTO_TEST_CASE(calls_in_flight_time_out_each_at_its_own_deadline) {
+  // The breaker keeps one timer for the earliest deadline of its calls: a
+  // later call must neither time out with an earlier one nor keep it waiting.
+  breaker_config cfg;
+  cfg.consecutive_failures = 100;
+  cfg.call_timeout = 400ms;
+  auto b = make_breaker(cfg);
+  script(caf::make_message(silent_atom::value, uint64_t{2}));
+  auto first_sent = now_ns();
+  auto first = self->request(b, patience, uint64_t{1});
+  // Spaces the two calls in time; nothing waits on this.
+  self->receive(caf::after(std::chrono::milliseconds(300)) >> [] {});
+  auto second_sent = now_ns();
+  auto second = self->request(b, patience, uint64_t{2});
+  // A call answered in time, made after them.
+  BOOST_CHECK_EQUAL(*call(b, 3), answer_to(3));
+  int64_t first_failed = 0;
+  int64_t second_failed = 0;
+  first.receive([](uint64_t) { BOOST_ERROR("the first call passed"); },
+                [&](caf::error& e) {
+                  first_failed = now_ns();
+                  BOOST_CHECK(e == errc::call_timeout);
+                });
+  second.receive([](uint64_t) { BOOST_ERROR("the second call passed"); },
+                 [&](caf::error& e) {
+                   second_failed = now_ns();
+                   BOOST_CHECK(e == errc::call_timeout);
+                 });
+  BOOST_CHECK_GE(ms(first_failed - first_sent), 400);
+  BOOST_CHECK_GE(ms(second_failed - second_sent), 400);
+  // The first did not wait for the second's deadline (300 ms of slack).
+  BOOST_CHECK_LT(first_failed, second_sent + 400'000'000);
+  auto r = status(b);
+  BOOST_CHECK_EQUAL(r.stats["timeouts"], 2);
+  BOOST_CHECK_EQUAL(r.stats["successes"], 1);
+  BOOST_CHECK_EQUAL(r.stats["in_flight"], 0);
+  BOOST_CHECK_EQUAL(r.state, "closed");
+}
+
 BOOST_AUTO_TEST_CASE(rejection_is_circuit_open_and_distinct_from_service_errors) {
   breaker_config cfg;
   cfg.consecutive_failures = 2;
