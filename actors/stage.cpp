@@ -358,12 +358,16 @@ private:
       return;
     }
     auto ok = guarded([this] {
-      auto round_end = std::chrono::steady_clock::now() + max_round;
       // The clock is read after 1, 2, 4 ... 32 items, then every 32: slow
       // logic is caught after its first item, fast logic pays next to nothing.
+      // A round that takes no item (one woken by a request) reads it not at
+      // all.
+      std::chrono::steady_clock::time_point round_end;
       size_t taken = 0;
       size_t next_check = 1;
       while (!ending_ && inputs_.has_item() && has_room() && stage_->ready()) {
+        if (taken == 0)
+          round_end = std::chrono::steady_clock::now() + max_round;
         auto x = inputs_.take();
         ++in_;
         stage_->on_item(x, *this);

@@ -4,181 +4,291 @@
 #include "troupe/actors/messages.hpp"
 
 #include <caf/actor_cast.hpp>
-#include <caf/event_based_actor.hpp>
+#include <caf/actor_config.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/default_attachable.hpp>
+#include <caf/exit_reason.hpp>
 #include <caf/mailbox_element.hpp>
-#include <caf/message_view.hpp>
-#include <caf/stateful_actor.hpp>
+#include <caf/make_actor.hpp>
+#include <caf/monitorable_actor.hpp>
+#include <caf/system_messages.hpp>
 
+#include <atomic>
 #include <deque>
 #include <map>
+#include <mutex>
+#include <vector>
 
 namespace troupe {
 
 namespace {
 
-struct relay_state {
-  std::string child;
-  size_t capacity = 0;
-  caf::actor target;
-  caf::actor_addr supervisor; // weak: the supervisor holds the relay
-  bool closed = false;
-  std::deque<caf::mailbox_element_ptr> held;
-  std::map<caf::actor, caf::message> opens; // latest link_open per upstream
-  std::map<uint64_t, caf::message> ends;    // end_of_stream per link
-  std::map<uint64_t, caf::actor> downstreams; // who sends credit, per link
-  bool failed = false; // closed because the child failed for good
-  uint64_t lost = 0;
-  static inline const char* name = "troupe.relay";
+// The relay is not a scheduled actor: it does its work inside enqueue, on
+// the sender's thread. A message for a running child goes on to it in the
+// same mailbox element, so the stable address costs a lock and a few checks
+// rather than a hop through a mailbox of its own (an allocation, a wake-up
+// and a run of the scheduler per message). Everything else it does is what
+// a scheduled relay would do with the message in its turn: the lock orders
+// the messages of all senders as a mailbox would.
+class relay_actor final : public caf::monitorable_actor {
+public:
+  relay_actor(caf::actor_config& cfg, std::string child, size_t capacity,
+              caf::actor_addr supervisor)
+    : caf::monitorable_actor(cfg),
+      child_(std::move(child)),
+      capacity_(capacity),
+      supervisor_(std::move(supervisor)) {
+    // nop
+  }
+
+  const char* name() const override {
+    return "troupe.relay";
+  }
+
+  void enqueue(caf::mailbox_element_ptr x, caf::execution_unit* ctx) override {
+    auto on_down = [&](caf::down_msg& down) { detach(down.source); };
+    if (handle_system_message(*x, ctx, false, on_down))
+      return;
+    caf::strong_actor_ptr target;
+    std::vector<caf::mailbox_element_ptr> unanswered;
+    std::vector<std::pair<caf::actor, uint64_t>> ended;
+    {
+      std::unique_lock<std::mutex> guard{mtx_state_};
+      if (stopped_.load()) {
+        guard.unlock();
+        bounce(x);
+        return;
+      }
+      if (!control(*x, ctx, guard))
+        target = route(x, unanswered, ended);
+    }
+    // The one message of a running child is forwarded outside the lock: a
+    // sender's next message cannot overtake it (it enqueues after this call
+    // returns), and a flush of held messages happens under the lock, before
+    // this message could see the target.
+    if (target)
+      target->enqueue(std::move(x), ctx);
+    finish(unanswered, ended, ctx);
+  }
+
+protected:
+  // Called by CAF's cleanup, whatever ended the relay (relay_stop_atom, an
+  // exit message): what comes after is bounced as by a stopped actor.
+  void on_cleanup(const caf::error& reason) override {
+    stopped_ = true;
+    caf::monitorable_actor::on_cleanup(reason);
+  }
+
+private:
+  // Handles the supervisor's messages to the relay itself; false if `x` is
+  // none of them. Called with the lock held; releases it to answer.
+  bool control(caf::mailbox_element& x, caf::execution_unit* ctx,
+               std::unique_lock<std::mutex>& guard) {
+    auto& content = x.content();
+    if (content.size() == 0 || !content.match_element<caf::atom_value>(0))
+      return false;
+    if (content.match_elements<relay_attach_atom, caf::actor>()) {
+      auto target = content.get_as<caf::actor>(1);
+      if (closed_)
+        return true;
+      attach(target, ctx);
+      guard.unlock();
+      // Outside the lock: a target that is gone already tells the relay at
+      // once, from inside attach.
+      target->attach(caf::default_attachable::make_monitor(target.address(), address()));
+      return true;
+    }
+    if (content.match_elements<relay_detach_atom, caf::actor_addr>()) {
+      detach_locked(content.get_as<caf::actor_addr>(1));
+      return true;
+    }
+    if (content.match_elements<relay_close_atom, bool>()) {
+      std::vector<caf::mailbox_element_ptr> unanswered;
+      std::vector<std::pair<caf::actor, uint64_t>> ended;
+      close(content.get_as<bool>(1), unanswered, ended);
+      auto lost = lost_;
+      guard.unlock();
+      finish(unanswered, ended, ctx);
+      reply(x, caf::make_message(lost), ctx);
+      return true;
+    }
+    if (content.match_elements<relay_stop_atom>()) {
+      std::vector<caf::mailbox_element_ptr> unanswered;
+      std::vector<std::pair<caf::actor, uint64_t>> ended;
+      close(false, unanswered, ended);
+      guard.unlock();
+      finish(unanswered, ended, ctx);
+      cleanup(caf::exit_reason::normal, ctx);
+      return true;
+    }
+    if (content.match_elements<relay_lost_atom>()) {
+      auto lost = lost_;
+      guard.unlock();
+      reply(x, caf::make_message(lost), ctx);
+      return true;
+    }
+    return false;
+  }
+
+  // A message for the child. Returns the target to forward `x` to, or none
+  // if the relay kept it or gave up on it (adding to `unanswered` and
+  // `ended` what must be sent once the lock is released).
+  caf::strong_actor_ptr route(caf::mailbox_element_ptr& x,
+                              std::vector<caf::mailbox_element_ptr>& unanswered,
+                              std::vector<std::pair<caf::actor, uint64_t>>& ended) {
+    auto& content = x->content();
+    // Link openings and ends are recorded, and replayed to each incarnation
+    // instead of being held (a held copy would arrive after the replay).
+    bool replayed = false;
+    if (content.match_elements<link_open>()) {
+      opens_[content.get_as<link_open>(0).upstream] = x->copy_content_to_message();
+      replayed = true;
+    } else if (content.match_elements<end_of_stream>()) {
+      ends_[content.get_as<end_of_stream>(0).link] = x->copy_content_to_message();
+      replayed = true;
+    }
+    bool is_demand = content.match_elements<demand>();
+    if (is_demand && x->sender)
+      downstreams_[content.get_as<demand>(0).link] = caf::actor_cast<caf::actor>(x->sender);
+    if (target_)
+      return caf::actor_cast<caf::strong_actor_ptr>(target_);
+    if (closed_) {
+      // Credit for a link of a child that failed for good: a downstream that
+      // missed the end (it was restarting) learns of it now.
+      if (failed_ && is_demand && x->sender)
+        ended.emplace_back(caf::actor_cast<caf::actor>(x->sender),
+                           content.get_as<demand>(0).link);
+      give_up(std::move(x), unanswered);
+    } else if (replayed || content.match_elements<link_items>()) {
+      // Not lost: replayed on attach, or kept and resent by the upstream.
+    } else if (held_.size() < capacity_) {
+      held_.emplace_back(std::move(x));
+    } else {
+      give_up(std::move(x), unanswered);
+    }
+    return nullptr;
+  }
+
+  // Counts a message that cannot be delivered; requests among them are
+  // answered (outside the lock). The link protocol is not counted: it
+  // accounts for its items itself (an upstream reports what it still holds
+  // as dropped), and an opening or end of a link carries no data (a
+  // permanent stage restarted after its stream completed opens links to
+  // sinks that are gone).
+  void give_up(caf::mailbox_element_ptr x,
+               std::vector<caf::mailbox_element_ptr>& unanswered) {
+    auto& content = x->content();
+    if (content.match_elements<demand>() || content.match_elements<link_items>()
+        || content.match_elements<link_open>()
+        || content.match_elements<end_of_stream>())
+      return;
+    // Nor is the supervisor's own drain: it goes through the relay and may
+    // find the child already gone (it completed). Anyone else's is counted.
+    if (!x->mid.is_request() && content.size() > 0
+        && content.match_element<drain_atom>(0) && x->sender
+        && caf::actor_cast<caf::actor_addr>(x->sender) == supervisor_)
+      return;
+    ++lost_;
+    if (x->mid.is_request() && x->sender)
+      unanswered.emplace_back(std::move(x));
+  }
+
+  // Answers what was given up and ends the links of a child that failed for
+  // good; outside the lock, since the receivers may be relays too.
+  void finish(std::vector<caf::mailbox_element_ptr>& unanswered,
+              std::vector<std::pair<caf::actor, uint64_t>>& ended,
+              caf::execution_unit* ctx) {
+    for (auto& x : unanswered) {
+      auto err = make_error(errc::child_unavailable, child_);
+      x->sender->enqueue(caf::make_mailbox_element(nullptr, x->mid.response_id(),
+                                                   {}, std::move(err)),
+                         ctx);
+    }
+    // It goes to the downstream's stable address (demand is sent as from
+    // there), so it queues behind the child's last items and reaches a
+    // restarted downstream too.
+    for (auto& [downstream, link] : ended)
+      downstream->enqueue(
+        caf::make_mailbox_element(caf::strong_actor_ptr{ctrl()}, caf::make_message_id(), {},
+                                  end_of_stream{link, make_error(errc::child_unavailable,
+                                                                 child_)}),
+        ctx);
+  }
+
+  // What a handler's result would be: CAF sends it back even for a plain
+  // send.
+  void reply(caf::mailbox_element& x, caf::message answer, caf::execution_unit* ctx) {
+    if (x.sender)
+      x.sender->enqueue(caf::make_mailbox_element(caf::strong_actor_ptr{ctrl()},
+                                                  x.mid.response_id(), {},
+                                                  std::move(answer)),
+                        ctx);
+  }
+
+  // With the lock held: the replays, then what was held, all before any
+  // later message can see the target.
+  void attach(const caf::actor& target, caf::execution_unit* ctx) {
+    target_ = target;
+    for (auto& kvp : opens_)
+      target_->enqueue(nullptr, caf::make_message_id(), kvp.second, ctx);
+    for (auto& kvp : ends_)
+      target_->enqueue(nullptr, caf::make_message_id(), kvp.second, ctx);
+    while (!held_.empty()) {
+      target_->enqueue(std::move(held_.front()), ctx);
+      held_.pop_front();
+    }
+  }
+
+  void detach(const caf::actor_addr& gone) {
+    std::unique_lock<std::mutex> guard{mtx_state_};
+    detach_locked(gone);
+  }
+
+  void detach_locked(const caf::actor_addr& gone) {
+    if (target_ && gone == target_.address())
+      target_ = nullptr;
+  }
+
+  // `notify_downstream`: the child failed for good, so the links it fed will
+  // never end by themselves: end them with an error instead.
+  void close(bool notify_downstream, std::vector<caf::mailbox_element_ptr>& unanswered,
+             std::vector<std::pair<caf::actor, uint64_t>>& ended) {
+    closed_ = true;
+    failed_ = failed_ || notify_downstream;
+    target_ = nullptr;
+    while (!held_.empty()) {
+      give_up(std::move(held_.front()), unanswered);
+      held_.pop_front();
+    }
+    if (notify_downstream)
+      for (auto& [link, downstream] : downstreams_)
+        ended.emplace_back(downstream, link);
+    downstreams_.clear();
+  }
+
+  const std::string child_;
+  const size_t capacity_;
+  const caf::actor_addr supervisor_; // weak: the supervisor holds the relay
+  std::mutex mtx_state_;
+  caf::actor target_;
+  bool closed_ = false;
+  bool failed_ = false; // closed because the child failed for good
+  std::atomic<bool> stopped_{false};
+  std::deque<caf::mailbox_element_ptr> held_;
+  std::map<caf::actor, caf::message> opens_; // latest link_open per upstream
+  std::map<uint64_t, caf::message> ends_;    // end_of_stream per link
+  std::map<uint64_t, caf::actor> downstreams_; // who sends credit, per link
+  uint64_t lost_ = 0;
 };
-
-using relay_actor = caf::stateful_actor<relay_state>;
-
-// Answers a request that cannot be delivered; counts it either way. The link
-// protocol is not counted: it accounts for its items itself (an upstream
-// reports what it still holds as dropped), and an opening or end of a link
-// carries no data (a permanent stage restarted after its stream completed
-// opens links to sinks that are gone).
-void give_up(relay_actor* self, caf::mailbox_element& x) {
-  auto& content = x.content();
-  if (content.match_elements<demand>() || content.match_elements<link_items>()
-      || content.match_elements<link_open>()
-      || content.match_elements<end_of_stream>())
-    return;
-  // Nor is the supervisor's own drain: it goes through the relay and may
-  // find the child already gone (it completed). Anyone else's is counted.
-  if (!x.mid.is_request() && content.size() > 0
-      && content.match_element<drain_atom>(0) && x.sender
-      && caf::actor_cast<caf::actor_addr>(x.sender) == self->state.supervisor)
-    return;
-  ++self->state.lost;
-  if (x.mid.is_request() && x.sender) {
-    auto err = make_error(errc::child_unavailable, self->state.child);
-    x.sender->enqueue(caf::make_mailbox_element(nullptr, x.mid.response_id(),
-                                                {}, std::move(err)),
-                      self->context());
-  }
-}
-
-void forward(relay_actor* self, caf::mailbox_element_ptr x) {
-  self->state.target->enqueue(std::move(x), self->context());
-}
-
-void attach(relay_actor* self, caf::actor target) {
-  auto& st = self->state;
-  st.target = std::move(target);
-  self->monitor(st.target);
-  for (auto& kvp : st.opens)
-    st.target->enqueue(nullptr, caf::make_message_id(), kvp.second,
-                       self->context());
-  for (auto& kvp : st.ends)
-    st.target->enqueue(nullptr, caf::make_message_id(), kvp.second,
-                       self->context());
-  while (!st.held.empty()) {
-    forward(self, std::move(st.held.front()));
-    st.held.pop_front();
-  }
-}
-
-// Ends a link the child fed, for a child that failed for good. It goes to the
-// downstream's stable address (demand is sent as from there), so it queues
-// behind the child's last items and reaches a restarted downstream too.
-void end_link(relay_actor* self, const caf::actor& downstream, uint64_t link) {
-  self->send(downstream, end_of_stream{link, make_error(errc::child_unavailable,
-                                                        self->state.child)});
-}
-
-// `notify_downstream`: the child failed for good, so the links it fed will
-// never end by themselves: end them with an error instead.
-void close(relay_actor* self, bool notify_downstream) {
-  auto& st = self->state;
-  st.closed = true;
-  st.failed = st.failed || notify_downstream;
-  st.target = nullptr;
-  for (auto& x : st.held)
-    give_up(self, *x);
-  st.held.clear();
-  if (notify_downstream)
-    for (auto& [link, downstream] : st.downstreams)
-      end_link(self, downstream, link);
-  st.downstreams.clear();
-}
-
-caf::result<caf::message> on_message(caf::scheduled_actor* ptr,
-                                     caf::message_view& view) {
-  auto self = static_cast<relay_actor*>(ptr);
-  auto& st = self->state;
-  auto& current = *self->current_mailbox_element();
-  auto msg = view.move_content_to_message();
-  // Link openings and ends are recorded, and replayed to each incarnation
-  // instead of being held (a held copy would arrive after the replay).
-  bool replayed = false;
-  if (msg.match_elements<link_open>()) {
-    st.opens[msg.get_as<link_open>(0).upstream] = msg;
-    replayed = true;
-  } else if (msg.match_elements<end_of_stream>()) {
-    st.ends[msg.get_as<end_of_stream>(0).link] = msg;
-    replayed = true;
-  }
-  auto current_sender = caf::actor_cast<caf::actor>(current.sender);
-  if (msg.match_elements<demand>() && current_sender)
-    st.downstreams[msg.get_as<demand>(0).link] = current_sender;
-  auto element = caf::make_mailbox_element(std::move(current.sender),
-                                           current.mid,
-                                           std::move(current.stages), msg);
-  self->drop_current_message_id();
-  if (st.target) {
-    forward(self, std::move(element));
-  } else if (st.closed) {
-    // Credit for a link of a child that failed for good: a downstream that
-    // missed the end (it was restarting) learns of it now.
-    if (st.failed && msg.match_elements<demand>() && current_sender)
-      end_link(self, current_sender, msg.get_as<demand>(0).link);
-    give_up(self, *element);
-  } else if (replayed || msg.match_elements<link_items>()) {
-    // Not lost: replayed on attach, or kept and resent by the upstream.
-  } else if (st.held.size() < st.capacity) {
-    st.held.emplace_back(std::move(element));
-  } else {
-    give_up(self, *element);
-  }
-  return caf::delegated<caf::message>{};
-}
-
-caf::behavior relay(relay_actor* self, std::string child, size_t capacity,
-                    caf::actor_addr supervisor) {
-  self->state.child = std::move(child);
-  self->state.supervisor = std::move(supervisor);
-  self->state.capacity = capacity;
-  self->set_default_handler(on_message);
-  auto detach = [self](const caf::actor_addr& gone) {
-    if (self->state.target && gone == self->state.target.address())
-      self->state.target = nullptr;
-  };
-  self->set_down_handler([detach](caf::down_msg& x) { detach(x.source); });
-  return {
-    [self](relay_attach_atom, caf::actor& target) {
-      if (!self->state.closed)
-        attach(self, std::move(target));
-    },
-    [detach](relay_detach_atom, const caf::actor_addr& gone) { detach(gone); },
-    [self](relay_close_atom, bool notify_downstream) {
-      close(self, notify_downstream);
-      return self->state.lost;
-    },
-    [self](relay_stop_atom) {
-      close(self, false);
-      self->quit();
-    },
-    [self](relay_lost_atom) { return self->state.lost; },
-  };
-}
 
 } // namespace
 
 caf::actor spawn_relay(caf::actor_system& sys, std::string child_name,
                        size_t buffer_size, caf::actor_addr supervisor) {
-  return sys.spawn(relay, std::move(child_name), buffer_size,
-                   std::move(supervisor));
+  caf::actor_config cfg;
+  return caf::make_actor<relay_actor, caf::actor>(sys.next_actor_id(), sys.node(), &sys,
+                                                  cfg, std::move(child_name), buffer_size,
+                                                  std::move(supervisor));
 }
 
 } // namespace troupe
