@@ -3,7 +3,9 @@
 // A supervised child's stable address (internal to the supervisor).
 //
 // The relay lives as long as the supervisor and forwards every message, with
-// its original sender and request id, to the child's current incarnation.
+// its original sender and request id, to the child's current incarnation. It
+// does so as the message is delivered to it, on the sender's thread (it is
+// not a scheduled actor), so the stable address adds no hop.
 // While the child restarts it holds messages (up to the child's
 // restart_buffer) and delivers them, in order, to the next incarnation. It
 // replays the link_open and end_of_stream messages it has seen, so that a
