@@ -325,7 +325,8 @@ private:
       return caf::sec::unexpected_message;
     }
     auto msg = x.move_content_to_message();
-    caf::result<caf::message> result{caf::sec::unexpected_message};
+    // Not an error to start with: that would allocate one per request.
+    caf::result<caf::message> result{caf::message{}};
     if (!guarded([&] { result = stage_->on_request(msg); }))
       return failure_;
     if (result.flag == caf::rt_error

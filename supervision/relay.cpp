@@ -12,6 +12,7 @@
 #include <caf/make_actor.hpp>
 #include <caf/monitorable_actor.hpp>
 #include <caf/system_messages.hpp>
+#include <caf/type_nr.hpp>
 
 #include <atomic>
 #include <deque>
@@ -46,9 +47,15 @@ public:
   }
 
   void enqueue(caf::mailbox_element_ptr x, caf::execution_unit* ctx) override {
-    auto on_down = [&](caf::down_msg& down) { detach(down.source); };
-    if (handle_system_message(*x, ctx, false, on_down))
-      return;
+    // Every message passes here, so kinds are told apart by the type token
+    // first (one compare), and only candidates are matched in full.
+    auto token = x->content().type_token();
+    auto atom = leading_atom(x->content());
+    if (token == down_token || token == exit_token || atom == caf::sys_atom::value) {
+      auto on_down = [&](caf::down_msg& down) { detach(down.source); };
+      if (handle_system_message(*x, ctx, false, on_down))
+        return;
+    }
     caf::strong_actor_ptr target;
     std::vector<caf::mailbox_element_ptr> unanswered;
     std::vector<std::pair<caf::actor, uint64_t>> ended;
@@ -59,8 +66,8 @@ public:
         bounce(x);
         return;
       }
-      if (!control(*x, ctx, guard))
-        target = route(x, unanswered, ended);
+      if (!is_control(token, atom) || !control(*x, ctx, guard))
+        target = route(x, token, unanswered, ended);
     }
     // The one message of a running child is forwarded outside the lock: a
     // sender's next message cannot overtake it (it enqueues after this call
@@ -80,6 +87,31 @@ protected:
   }
 
 private:
+  static constexpr uint32_t down_token = caf::make_type_token<caf::down_msg>();
+  static constexpr uint32_t exit_token = caf::make_type_token<caf::exit_msg>();
+  // The link protocol's types are troupe's own: CAF gives them all the
+  // token of one user-defined type.
+  static constexpr uint32_t link_token = caf::make_type_token<link_open>();
+
+  static caf::atom_value leading_atom(const caf::type_erased_tuple& xs) {
+    if (xs.size() > 0 && xs.type(0).first == caf::type_nr<caf::atom_value>::value)
+      return xs.get_as<caf::atom_value>(0);
+    return caf::atom("");
+  }
+
+  // Whether `x` may be one of the relay's own messages (control decides).
+  static bool is_control(uint32_t token, caf::atom_value atom) {
+    if (atom == relay_attach_atom::value)
+      return token == caf::make_type_token<caf::atom_value, caf::actor>();
+    if (atom == relay_detach_atom::value)
+      return token == caf::make_type_token<caf::atom_value, caf::actor_addr>();
+    if (atom == relay_close_atom::value)
+      return token == caf::make_type_token<caf::atom_value, bool>();
+    if (atom == relay_stop_atom::value || atom == relay_lost_atom::value)
+      return token == caf::make_type_token<caf::atom_value>();
+    return false;
+  }
+
   // Handles the supervisor's messages to the relay itself; false if `x` is
   // none of them. Called with the lock held; releases it to answer.
   bool control(caf::mailbox_element& x, caf::execution_unit* ctx,
@@ -133,23 +165,27 @@ private:
   // A message for the child. Returns the target to forward `x` to, or none
   // if the relay kept it or gave up on it (adding to `unanswered` and
   // `ended` what must be sent once the lock is released).
-  caf::strong_actor_ptr route(caf::mailbox_element_ptr& x,
+  caf::strong_actor_ptr route(caf::mailbox_element_ptr& x, uint32_t token,
                               std::vector<caf::mailbox_element_ptr>& unanswered,
                               std::vector<std::pair<caf::actor, uint64_t>>& ended) {
     auto& content = x->content();
+    bool link = token == link_token;
     // Link openings and ends are recorded, and replayed to each incarnation
     // instead of being held (a held copy would arrive after the replay).
     bool replayed = false;
-    if (content.match_elements<link_open>()) {
-      opens_[content.get_as<link_open>(0).upstream] = x->copy_content_to_message();
-      replayed = true;
-    } else if (content.match_elements<end_of_stream>()) {
-      ends_[content.get_as<end_of_stream>(0).link] = x->copy_content_to_message();
-      replayed = true;
+    bool is_demand = false;
+    if (link) {
+      if (content.match_elements<link_open>()) {
+        opens_[content.get_as<link_open>(0).upstream] = x->copy_content_to_message();
+        replayed = true;
+      } else if (content.match_elements<end_of_stream>()) {
+        ends_[content.get_as<end_of_stream>(0).link] = x->copy_content_to_message();
+        replayed = true;
+      }
+      is_demand = content.match_elements<demand>();
+      if (is_demand && x->sender)
+        downstreams_[content.get_as<demand>(0).link] = caf::actor_cast<caf::actor>(x->sender);
     }
-    bool is_demand = content.match_elements<demand>();
-    if (is_demand && x->sender)
-      downstreams_[content.get_as<demand>(0).link] = caf::actor_cast<caf::actor>(x->sender);
     if (target_)
       return caf::actor_cast<caf::strong_actor_ptr>(target_);
     if (closed_) {
@@ -159,7 +195,7 @@ private:
         ended.emplace_back(caf::actor_cast<caf::actor>(x->sender),
                            content.get_as<demand>(0).link);
       give_up(std::move(x), unanswered);
-    } else if (replayed || content.match_elements<link_items>()) {
+    } else if (replayed || (link && content.match_elements<link_items>())) {
       // Not lost: replayed on attach, or kept and resent by the upstream.
     } else if (held_.size() < capacity_) {
       held_.emplace_back(std::move(x));
