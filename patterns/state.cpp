@@ -540,6 +540,14 @@ public:
   }
 
   caf::result<caf::message> on_request(caf::message& x) override {
+    // Single-key requests first: they are the front's hot path.
+    if (x.size() >= 2 && x.match_element<std::string>(1)) {
+      if (ended_)
+        return make_error(errc::shutting_down, name_);
+      auto& dest = relays_[state_shard_of(x.get_as<std::string>(1), cfg_.shards)];
+      self_->delegate(dest, std::move(x));
+      return caf::delegated<caf::message>{};
+    }
     if (x.match_elements<actor_report>())
       return caf::message{};
     if (x.match_elements<state_shards_atom>())
@@ -551,11 +559,6 @@ public:
       if (ctl_->draining())
         return make_error(errc::shutting_down, name_ + " is draining");
       return read_many(x);
-    }
-    if (x.size() >= 2 && x.match_element<std::string>(1)) {
-      auto& dest = relays_[state_shard_of(x.get_as<std::string>(1), cfg_.shards)];
-      self_->delegate(dest, std::move(x));
-      return caf::delegated<caf::message>{};
     }
     return caf::sec::unexpected_message;
   }
