@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench/compare's summary, on fixed lines instead of a run: the medians and
+"""bench/compare.py's summary, on fixed lines instead of a run: the medians and
 ratios it prints, the targets it marks met or not, and that lost items, a
 checksum that differs from Tokio's or a failed program are reported with a
 non-zero exit. No benchmark runs here.

@@ -8,11 +8,11 @@ bench/results/: the raw JSON lines of every round (DATE.jsonl), a summary
 a chart of the throughput ratios (DATE.svg, drawn by gnuplot), plus copies
 named latest.md and latest.svg that the README shows.
 
-  bench/compare                      full comparison, 3 rounds
-  bench/compare --quick pool state   a fast check of the script on two workloads
-  bench/compare --summarize FILE.jsonl [--out DIR]
-                                     only the summary and chart, from lines
-                                     already taken (no build, no run)
+  bench/compare.py                     full comparison, 3 rounds
+  bench/compare.py --quick pool state  a fast check of the script on two workloads
+  bench/compare.py --summarize FILE.jsonl [--out DIR]
+                                       only the summary and chart, from lines
+                                       already taken (no build, no run)
 
 The exit status is 1 when a line lost items, a checksum differs from Tokio's
 for the same workload, or a program failed; a target that is not met is
