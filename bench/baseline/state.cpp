@@ -17,9 +17,11 @@ constexpr uint64_t clients = 4;
 
 using store = std::unordered_map<uint64_t, uint64_t>;
 
-caf::behavior owner(caf::stateful_actor<store>* self) {
-  self->state.reserve(keys_total);
-  for (uint64_t k = 0; k < keys_total; ++k)
+/// Owns the map of keys 0..keys-1 (a spawn argument, since CAF 0.17
+/// spawning without one trips UBSan).
+caf::behavior owner(caf::stateful_actor<store>* self, uint64_t keys) {
+  self->state.reserve(keys);
+  for (uint64_t k = 0; k < keys; ++k)
     self->state.emplace(k, state_value_of(k));
   return {
     [=](caf::get_atom, uint64_t key) -> caf::result<uint64_t> {
@@ -90,7 +92,7 @@ void state_ops(const options& opts, std::vector<result>& out) {
   auto total = opts.scaled(2'000'000);
   plain_system sys;
   caf::scoped_actor self{sys.actors()};
-  auto map = sys.actors().spawn(owner);
+  auto map = sys.actors().spawn(owner, keys_total);
   // The map is loaded once it answers (the troupe workload's start also
   // follows an answer of the loaded state).
   self->request(map, caf::infinite, caf::get_atom::value, uint64_t{0})
