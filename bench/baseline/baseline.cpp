@@ -32,7 +32,7 @@ void produce(caf::stateful_actor<source_state>* self, uint64_t n,
              const std::shared_ptr<int64_t>& first_ns,
              const std::shared_ptr<flight_gauge>& gauge) {
   auto& st = self->state;
-  if (st.next == 0 && n > 0 && st.out.credit() > 0)
+  if (st.next == 0 && n > 0)
     *first_ns = now_ns();
   while (st.out.credit() > 0 && st.next < n) {
     if (gauge) {
