@@ -11,9 +11,7 @@
 #include <malloc.h>
 
 #include <atomic>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 
 namespace troupe::bench {
@@ -22,29 +20,6 @@ namespace {
 
 using all_started_atom = caf::atom_constant<caf::atom("allstart")>;
 using all_stopped_atom = caf::atom_constant<caf::atom("allstop")>;
-
-/// A field of /proc/self/status in kB; 0 if absent.
-uint64_t status_kb(const std::string& key) {
-  std::ifstream in{"/proc/self/status"};
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.compare(0, key.size() + 1, key + ":") == 0) {
-      std::istringstream fields{line.substr(key.size() + 1)};
-      uint64_t kb = 0;
-      fields >> kb;
-      return kb;
-    }
-  }
-  return 0;
-}
-
-/// Resets VmHWM to the current RSS (Linux >= 4.0); false if not possible.
-bool reset_peak_rss() {
-  std::ofstream out{"/proc/self/clear_refs"};
-  out << "5";
-  out.flush();
-  return static_cast<bool>(out);
-}
 
 struct tally {
   uint64_t n = 0;
