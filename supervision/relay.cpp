@@ -110,18 +110,26 @@ caf::result<caf::message> on_message(caf::scheduled_actor* ptr,
   auto& st = self->state;
   auto& current = *self->current_mailbox_element();
   auto msg = view.move_content_to_message();
+  // The link protocol's messages are one element of a troupe type (CAF's
+  // type number 0); one look tells most data for the child apart from them,
+  // rather than a failed match against each of the four.
+  bool link = msg.size() == 1 && msg.type(0).first == 0;
+  bool is_demand = link && msg.match_elements<demand>();
+  bool is_items = link && !is_demand && msg.match_elements<link_items>();
   // Link openings and ends are recorded, and replayed to each incarnation
   // instead of being held (a held copy would arrive after the replay).
   bool replayed = false;
-  if (msg.match_elements<link_open>()) {
-    st.opens[msg.get_as<link_open>(0).upstream] = msg;
-    replayed = true;
-  } else if (msg.match_elements<end_of_stream>()) {
-    st.ends[msg.get_as<end_of_stream>(0).link] = msg;
-    replayed = true;
+  if (link && !is_demand && !is_items) {
+    if (msg.match_elements<link_open>()) {
+      st.opens[msg.get_as<link_open>(0).upstream] = msg;
+      replayed = true;
+    } else if (msg.match_elements<end_of_stream>()) {
+      st.ends[msg.get_as<end_of_stream>(0).link] = msg;
+      replayed = true;
+    }
   }
   auto current_sender = caf::actor_cast<caf::actor>(current.sender);
-  if (msg.match_elements<demand>() && current_sender)
+  if (is_demand && current_sender)
     st.downstreams[msg.get_as<demand>(0).link] = current_sender;
   auto element = caf::make_mailbox_element(std::move(current.sender),
                                            current.mid,
@@ -132,10 +140,10 @@ caf::result<caf::message> on_message(caf::scheduled_actor* ptr,
   } else if (st.closed) {
     // Credit for a link of a child that failed for good: a downstream that
     // missed the end (it was restarting) learns of it now.
-    if (st.failed && msg.match_elements<demand>() && current_sender)
+    if (st.failed && is_demand && current_sender)
       end_link(self, current_sender, msg.get_as<demand>(0).link);
     give_up(self, *element);
-  } else if (replayed || msg.match_elements<link_items>()) {
+  } else if (replayed || is_items) {
     // Not lost: replayed on attach, or kept and resent by the upstream.
   } else if (st.held.size() < st.capacity) {
     st.held.emplace_back(std::move(element));
