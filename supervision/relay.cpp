@@ -9,8 +9,8 @@
 #include <caf/message_view.hpp>
 #include <caf/stateful_actor.hpp>
 
-#include <deque>
 #include <map>
+#include <vector>
 
 namespace troupe {
 
@@ -22,7 +22,9 @@ struct relay_state {
   caf::actor target;
   caf::actor_addr supervisor; // weak: the supervisor holds the relay
   bool closed = false;
-  std::deque<caf::mailbox_element_ptr> held;
+  // A vector, not a std::deque: an empty deque allocates ~540 bytes, and
+  // every supervised child has a relay whose buffer is almost always empty.
+  std::vector<caf::mailbox_element_ptr> held;
   std::map<caf::actor, caf::message> opens; // latest link_open per upstream
   std::map<uint64_t, caf::message> ends;    // end_of_stream per link
   std::map<uint64_t, caf::actor> downstreams; // who sends credit, per link
@@ -73,10 +75,9 @@ void attach(relay_actor* self, caf::actor target) {
   for (auto& kvp : st.ends)
     st.target->enqueue(nullptr, caf::make_message_id(), kvp.second,
                        self->context());
-  while (!st.held.empty()) {
-    forward(self, std::move(st.held.front()));
-    st.held.pop_front();
-  }
+  for (auto& x : st.held)
+    forward(self, std::move(x));
+  st.held.clear();
 }
 
 // Ends a link the child fed, for a child that failed for good. It goes to the
@@ -109,18 +110,26 @@ caf::result<caf::message> on_message(caf::scheduled_actor* ptr,
   auto& st = self->state;
   auto& current = *self->current_mailbox_element();
   auto msg = view.move_content_to_message();
+  // The link protocol's messages are one element of a troupe type (CAF's
+  // type number 0); one look tells most data for the child apart from them,
+  // rather than a failed match against each of the four.
+  bool link = msg.size() == 1 && msg.type(0).first == 0;
+  bool is_demand = link && msg.match_elements<demand>();
+  bool is_items = link && !is_demand && msg.match_elements<link_items>();
   // Link openings and ends are recorded, and replayed to each incarnation
   // instead of being held (a held copy would arrive after the replay).
   bool replayed = false;
-  if (msg.match_elements<link_open>()) {
-    st.opens[msg.get_as<link_open>(0).upstream] = msg;
-    replayed = true;
-  } else if (msg.match_elements<end_of_stream>()) {
-    st.ends[msg.get_as<end_of_stream>(0).link] = msg;
-    replayed = true;
+  if (link && !is_demand && !is_items) {
+    if (msg.match_elements<link_open>()) {
+      st.opens[msg.get_as<link_open>(0).upstream] = msg;
+      replayed = true;
+    } else if (msg.match_elements<end_of_stream>()) {
+      st.ends[msg.get_as<end_of_stream>(0).link] = msg;
+      replayed = true;
+    }
   }
   auto current_sender = caf::actor_cast<caf::actor>(current.sender);
-  if (msg.match_elements<demand>() && current_sender)
+  if (is_demand && current_sender)
     st.downstreams[msg.get_as<demand>(0).link] = current_sender;
   auto element = caf::make_mailbox_element(std::move(current.sender),
                                            current.mid,
@@ -131,10 +140,10 @@ caf::result<caf::message> on_message(caf::scheduled_actor* ptr,
   } else if (st.closed) {
     // Credit for a link of a child that failed for good: a downstream that
     // missed the end (it was restarting) learns of it now.
-    if (st.failed && msg.match_elements<demand>() && current_sender)
+    if (st.failed && is_demand && current_sender)
       end_link(self, current_sender, msg.get_as<demand>(0).link);
     give_up(self, *element);
-  } else if (replayed || msg.match_elements<link_items>()) {
+  } else if (replayed || is_items) {
     // Not lost: replayed on attach, or kept and resent by the upstream.
   } else if (st.held.size() < st.capacity) {
     st.held.emplace_back(std::move(element));
@@ -161,9 +170,11 @@ caf::behavior relay(relay_actor* self, std::string child, size_t capacity,
         attach(self, std::move(target));
     },
     [detach](relay_detach_atom, const caf::actor_addr& gone) { detach(gone); },
-    [self](relay_close_atom, bool notify_downstream) {
+    [self](relay_close_atom, bool notify_downstream, uint64_t token) {
       close(self, notify_downstream);
-      return self->state.lost;
+      auto sender = caf::actor_cast<caf::actor>(self->current_sender());
+      if (sender && token != relay_no_answer)
+        self->send(sender, relay_closed_atom::value, token, self->state.lost);
     },
     [self](relay_stop_atom) {
       close(self, false);

@@ -246,6 +246,7 @@ BOOST_AUTO_TEST_CASE(the_supervision_tree_follows_the_file) {
 [supervisor]
 name = "top"
 strategy = "rest_for_one"
+stop_order = "concurrent"
 max_restarts = 7
 [supervisors.ingest]
 strategy = "one_for_all"
@@ -263,6 +264,7 @@ kind = "test_sink"
   auto spec = build_supervision(t);
   BOOST_CHECK_EQUAL(spec.name, "top");
   BOOST_CHECK(spec.strategy == restart_strategy::rest_for_one);
+  BOOST_CHECK(spec.stop_order == stop_order::concurrent);
   BOOST_CHECK_EQUAL(spec.intensity.max_restarts, 7);
   BOOST_REQUIRE_EQUAL(spec.children.size(), 2u);
   auto& ingest = spec.children[1];
