@@ -143,7 +143,9 @@ void inbound_links::receive(link_items&& x) {
     return;
   l.expected = x.first_seq + x.items.size();
   queued_ += x.items.size() - skip;
-  queue_.push_back(chunk{x.link, &l, std::move(x.items), skip});
+  if (!queue_)
+    queue_ = std::make_unique<std::deque<chunk>>();
+  queue_->push_back(chunk{x.link, &l, std::move(x.items), skip});
 }
 
 void inbound_links::end(const end_of_stream& x) {
@@ -156,7 +158,7 @@ void inbound_links::end(const end_of_stream& x) {
 }
 
 item inbound_links::take() {
-  auto& c = queue_.front();
+  auto& c = queue_->front();
   item result = std::move(c.items[c.next++]);
   ++c.state->consumed;
   if (!c.state->dirty) {
@@ -165,7 +167,7 @@ item inbound_links::take() {
   }
   --queued_;
   if (c.next == c.items.size())
-    queue_.pop_front();
+    queue_->pop_front();
   return result;
 }
 

@@ -8,7 +8,6 @@
 #include <caf/all.hpp>
 
 #include <algorithm>
-#include <cmath>
 
 namespace troupe::bench {
 
@@ -113,14 +112,6 @@ private:
   uint64_t sum_ = 0;
   uint64_t batches_ = 0;
 };
-
-double percentile_ms(std::vector<int64_t>& sorted, double p) {
-  if (sorted.empty())
-    return 0;
-  auto rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
-  rank = std::clamp<size_t>(rank, 1, sorted.size());
-  return static_cast<double>(sorted[rank - 1]) / 1e6;
-}
 
 } // namespace
 

@@ -1,7 +1,9 @@
 #include "bench.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 
@@ -40,17 +42,17 @@ std::string result::to_json() const {
 
 std::vector<workload> all_workloads() {
   return {
-    {"pipeline", pipeline_items},
-    {"fanout", fanout_items},
-    {"pool", pool_jobs},
-    {"batcher", batcher_throughput},
-    {"batcher_latency", batcher_latency},
-    {"limiter", limiter_accuracy},
-    {"breaker", breaker_calls},
-    {"breaker_trip", breaker_trip},
-    {"state", state_ops},
-    {"shutdown", shutdown_units},
-    {"spawn", spawn_idle},
+    {"pipeline", pipeline_items, baseline::pipeline_items},
+    {"fanout", fanout_items, baseline::fanout_items},
+    {"pool", pool_jobs, baseline::pool_jobs},
+    {"batcher", batcher_throughput, baseline::batcher_throughput},
+    {"batcher_latency", batcher_latency, baseline::batcher_latency},
+    {"limiter", limiter_accuracy, baseline::limiter_accuracy},
+    {"breaker", breaker_calls, baseline::breaker_calls},
+    {"breaker_trip", breaker_trip, baseline::breaker_trip},
+    {"state", state_ops, baseline::state_ops},
+    {"shutdown", shutdown_units, baseline::shutdown_units},
+    {"spawn", spawn_idle, baseline::spawn_idle},
   };
 }
 
@@ -60,6 +62,77 @@ system_settings bench_settings() {
 
 void progress(const std::string& line) {
   std::cerr << "troupe-bench: " << line << std::endl;
+}
+
+uint64_t pool_job(uint64_t j, bool skewed) {
+  if (skewed && j % 100 == 0) {
+    auto until = bench_clock::now() + std::chrono::microseconds(20);
+    while (bench_clock::now() < until) {
+      // spin: the job's cost
+    }
+  }
+  return mix_rounds(j, 16);
+}
+
+void limiter_figures(result& r, const std::vector<int64_t>& stamps,
+                     const std::vector<uint64_t>& values, double rate, double burst,
+                     std::chrono::seconds window) {
+  if (stamps.empty() || stamps.size() != values.size()) {
+    r.lost = stamps.size() - std::min(stamps.size(), values.size());
+    return;
+  }
+  // Count what passed within `window` of the first item let through.
+  auto end = stamps.front() + std::chrono::nanoseconds(window).count();
+  auto in_window = static_cast<size_t>(
+    std::lower_bound(stamps.begin(), stamps.end(), end) - stamps.begin());
+  uint64_t sum = 0;
+  for (size_t i = 0; i < in_window; ++i)
+    sum += values[i];
+  size_t most = 0;
+  for (size_t lo = 0, hi = 0; hi < in_window; ++hi) {
+    while (stamps[hi] - stamps[lo] >= 10'000'000)
+      ++lo;
+    most = std::max(most, hi - lo + 1);
+  }
+  auto seconds = std::chrono::duration<double>(window).count();
+  auto achieved = static_cast<double>(in_window) / seconds;
+  r.items = in_window;
+  r.seconds = seconds;
+  r.checksum = sum;
+  r.lost = 0;
+  r.add("achieved_per_s", achieved);
+  r.add("rate_error", std::abs(achieved / rate - 1));
+  r.add("max_in_10ms", static_cast<uint64_t>(most));
+  r.add("allowed_in_10ms", static_cast<uint64_t>(burst + rate * 0.01));
+}
+
+double percentile_ms(const std::vector<int64_t>& sorted, double p) {
+  if (sorted.empty())
+    return 0;
+  auto rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
+  rank = std::clamp<size_t>(rank, 1, sorted.size());
+  return static_cast<double>(sorted[rank - 1]) / 1e6;
+}
+
+uint64_t status_kb(const std::string& key) {
+  std::ifstream in{"/proc/self/status"};
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.compare(0, key.size() + 1, key + ":") == 0) {
+      std::istringstream fields{line.substr(key.size() + 1)};
+      uint64_t kb = 0;
+      fields >> kb;
+      return kb;
+    }
+  }
+  return 0;
+}
+
+bool reset_peak_rss() {
+  std::ofstream out{"/proc/self/clear_refs"};
+  out << "5";
+  out.flush();
+  return static_cast<bool>(out);
 }
 
 } // namespace troupe::bench

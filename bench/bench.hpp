@@ -3,7 +3,7 @@
 // What the workloads of the benchmark program share: the definitions of
 // ../shared/bench/SPEC.md (splitmix64, checksums), one result line, and the
 // table of workloads. Each workload runs on troupe's public patterns, as a
-// user would write it.
+// user would write it; its baseline (baseline/) runs on plain CAF actors.
 
 #include <troupe/actors/system.hpp>
 
@@ -30,6 +30,25 @@ inline uint64_t mix_rounds(uint64_t x, int rounds) {
   return x;
 }
 
+/// The reference's Rng: the splitmix64 sequence from a seed (`state` clients).
+inline uint64_t next_random(uint64_t& x) {
+  x += 0x9E3779B97F4A7C15ull;
+  auto z = x;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+/// The value a `state` set writes for a key: per key, so that the checksum
+/// does not depend on how the clients interleave.
+inline uint64_t state_value_of(uint64_t key) {
+  return splitmix64(key ^ 0x55555555ull);
+}
+
+/// A `pool` job: 16 rounds of splitmix64; in the skewed run every 100th job
+/// also spins 20 us first.
+uint64_t pool_job(uint64_t j, bool skewed);
+
 using bench_clock = std::chrono::steady_clock;
 
 inline double seconds_between(bench_clock::time_point a, bench_clock::time_point b) {
@@ -55,6 +74,8 @@ struct result {
 
 struct options {
   bool quick = false;
+  /// Also run the plain CAF baseline of each workload (impl "caf").
+  bool baseline = false;
   /// Item counts of SPEC.md, divided by 20 with --quick.
   uint64_t scaled(uint64_t n) const {
     return quick ? n / 20 : n;
@@ -67,6 +88,8 @@ using workload_function = std::function<void(const options&, std::vector<result>
 struct workload {
   std::string name;
   workload_function run;
+  /// The same workload on plain CAF actors (impl "caf"); empty if none.
+  workload_function baseline;
 };
 
 /// Every workload, in the order of SPEC.md.
@@ -89,6 +112,40 @@ system_settings bench_settings();
 
 /// Progress for people, on stderr.
 void progress(const std::string& line);
+
+/// The figures of a `limiter` line from the times items were let through
+/// and the items in arrival order at the sink: what passed within `window`
+/// of the first, its sum, the rate, and the most let through in any 10 ms.
+void limiter_figures(result& r, const std::vector<int64_t>& pass_stamps,
+                     const std::vector<uint64_t>& values, double rate, double burst,
+                     std::chrono::seconds window);
+
+/// Nearest-rank percentile `p` of sorted nanoseconds, in milliseconds.
+double percentile_ms(const std::vector<int64_t>& sorted, double p);
+
+/// A field of /proc/self/status in kB; 0 if absent.
+uint64_t status_kb(const std::string& key);
+
+/// Resets VmHWM to the current RSS (Linux >= 4.0); false if not possible.
+bool reset_peak_rss();
+
+/// The plain CAF actor baselines (baseline/): the same workloads written
+/// with CAF alone, to show what troupe's patterns cost.
+namespace baseline {
+
+void pipeline_items(const options& opts, std::vector<result>& out);
+void fanout_items(const options& opts, std::vector<result>& out);
+void pool_jobs(const options& opts, std::vector<result>& out);
+void batcher_throughput(const options& opts, std::vector<result>& out);
+void batcher_latency(const options& opts, std::vector<result>& out);
+void limiter_accuracy(const options& opts, std::vector<result>& out);
+void breaker_calls(const options& opts, std::vector<result>& out);
+void breaker_trip(const options& opts, std::vector<result>& out);
+void state_ops(const options& opts, std::vector<result>& out);
+void shutdown_units(const options& opts, std::vector<result>& out);
+void spawn_idle(const options& opts, std::vector<result>& out);
+
+} // namespace baseline
 
 } // namespace troupe::bench
 

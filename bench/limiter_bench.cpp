@@ -10,9 +10,6 @@
 
 #include <caf/all.hpp>
 
-#include <algorithm>
-#include <cmath>
-
 namespace troupe::bench {
 
 namespace {
@@ -68,34 +65,7 @@ void limiter_accuracy(const options&, std::vector<result>& out) {
   result r;
   r.workload = "limiter";
   self->receive([&](done_atom, std::vector<uint64_t>& values) {
-    auto& stamps = *pass_stamps;
-    if (stamps.empty() || stamps.size() != values.size()) {
-      r.lost = stamps.size() - std::min(stamps.size(), values.size());
-      return;
-    }
-    // Count what passed within 3 s of the first item let through.
-    auto end = stamps.front() + std::chrono::nanoseconds(window).count();
-    auto in_window = static_cast<size_t>(
-      std::lower_bound(stamps.begin(), stamps.end(), end) - stamps.begin());
-    uint64_t sum = 0;
-    for (size_t i = 0; i < in_window; ++i)
-      sum += values[i];
-    size_t most = 0;
-    for (size_t lo = 0, hi = 0; hi < in_window; ++hi) {
-      while (stamps[hi] - stamps[lo] >= 10'000'000)
-        ++lo;
-      most = std::max(most, hi - lo + 1);
-    }
-    auto seconds = std::chrono::duration<double>(window).count();
-    auto achieved = static_cast<double>(in_window) / seconds;
-    r.items = in_window;
-    r.seconds = seconds;
-    r.checksum = sum;
-    r.lost = 0;
-    r.add("achieved_per_s", achieved);
-    r.add("rate_error", std::abs(achieved / rate - 1));
-    r.add("max_in_10ms", static_cast<uint64_t>(most));
-    r.add("allowed_in_10ms", static_cast<uint64_t>(burst + rate * 0.01));
+    limiter_figures(r, *pass_stamps, values, rate, burst, window);
   });
   out.push_back(std::move(r));
 }

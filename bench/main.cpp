@@ -1,5 +1,5 @@
 // The benchmark program of ../shared/bench/SPEC.md:
-//   troupe-bench [--quick] [WORKLOAD...]
+//   troupe-bench [--quick] [--baseline] [WORKLOAD...]
 // One JSON line per workload run on stdout; progress on stderr.
 
 #include "bench.hpp"
@@ -18,11 +18,14 @@ int main(int argc, char** argv) {
     std::string arg = argv[i];
     if (arg == "--quick") {
       opts.quick = true;
+    } else if (arg == "--baseline") {
+      opts.baseline = true;
     } else if (arg == "--help" || arg == "-h") {
-      std::cout << "usage: troupe-bench [--quick] [WORKLOAD...]\nworkloads:";
+      std::cout << "usage: troupe-bench [--quick] [--baseline] [WORKLOAD...]\nworkloads:";
       for (auto& w : workloads)
         std::cout << ' ' << w.name;
-      std::cout << "\n--quick divides item counts by 20 (a smoke run).\n";
+      std::cout << "\n--quick divides item counts by 20 (a smoke run)."
+                   "\n--baseline also runs each workload on plain CAF actors (impl \"caf\").\n";
       return 0;
     } else {
       wanted.insert(arg);
@@ -38,22 +41,30 @@ int main(int argc, char** argv) {
     }
   }
   int status = 0;
-  for (auto& w : workloads) {
-    if (!wanted.empty() && wanted.count(w.name) == 0)
-      continue;
-    progress("running " + w.name + (opts.quick ? " (quick)" : ""));
+  // Runs one workload function and prints its lines; a failure sets status.
+  auto run = [&](const std::string& name, const workload_function& f) {
     std::vector<result> results;
     try {
-      w.run(opts, results);
+      f(opts, results);
     } catch (const std::exception& e) {
-      std::cerr << "troupe-bench: " << w.name << " failed: " << e.what() << "\n";
+      std::cerr << "troupe-bench: " << name << " failed: " << e.what() << "\n";
       status = 1;
-      continue;
+      return;
     }
     for (auto& r : results) {
       std::cout << r.to_json() << std::endl;
       if (r.lost != 0)
         status = 1;
+    }
+  };
+  for (auto& w : workloads) {
+    if (!wanted.empty() && wanted.count(w.name) == 0)
+      continue;
+    progress("running " + w.name + (opts.quick ? " (quick)" : ""));
+    run(w.name, w.run);
+    if (opts.baseline && w.baseline) {
+      progress("running " + w.name + " on plain CAF" + (opts.quick ? " (quick)" : ""));
+      run(w.name + " (caf)", w.baseline);
     }
   }
   return status;

@@ -17,15 +17,7 @@ using done_atom = caf::atom_constant<caf::atom("benchdone")>;
 constexpr uint32_t workers = 8;
 
 caf::behavior job_worker(caf::event_based_actor*, bool skewed) {
-  return {[skewed](uint64_t j) {
-    if (skewed && j % 100 == 0) {
-      auto until = bench_clock::now() + std::chrono::microseconds(20);
-      while (bench_clock::now() < until) {
-        // spin: the job's cost
-      }
-    }
-    return mix_rounds(j, 16);
-  }};
+  return {[skewed](uint64_t j) { return pool_job(j, skewed); }};
 }
 
 class summing_sink final : public stage_logic {

@@ -49,6 +49,9 @@ void shutdown_units(const options& opts, std::vector<result>& out) {
   caf::scoped_actor self{sys.actors()};
   supervisor_spec spec;
   spec.name = "units";
+  // The units are independent of each other: stopped all at once, as Tokio
+  // cancels all its tasks, rather than one round trip after another.
+  spec.stop_order = stop_order::concurrent;
   for (uint64_t u = 0; u < units; ++u) {
     child_spec c;
     c.name = "unit-" + std::to_string(u);

@@ -3,18 +3,22 @@
 // started (its on_start ran). Then each gets a cancel and, as it stops, adds
 // its id to the checksum. Memory is measured as the Tokio reference does:
 // (VmHWM - VmRSS before) / N, after malloc_trim(0) and resetting VmHWM.
+// Then the same for N/10 idle stages under one supervisor (each with its
+// stable address), in the `supervised_` fields: what supervision adds.
 
 #include "bench.hpp"
+
+#include <troupe/supervision/shutdown.hpp>
+#include <troupe/supervision/supervisor.hpp>
 
 #include <caf/all.hpp>
 
 #include <malloc.h>
 
 #include <atomic>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
+#include <type_traits>
 
 namespace troupe::bench {
 
@@ -22,29 +26,6 @@ namespace {
 
 using all_started_atom = caf::atom_constant<caf::atom("allstart")>;
 using all_stopped_atom = caf::atom_constant<caf::atom("allstop")>;
-
-/// A field of /proc/self/status in kB; 0 if absent.
-uint64_t status_kb(const std::string& key) {
-  std::ifstream in{"/proc/self/status"};
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.compare(0, key.size() + 1, key + ":") == 0) {
-      std::istringstream fields{line.substr(key.size() + 1)};
-      uint64_t kb = 0;
-      fields >> kb;
-      return kb;
-    }
-  }
-  return 0;
-}
-
-/// Resets VmHWM to the current RSS (Linux >= 4.0); false if not possible.
-bool reset_peak_rss() {
-  std::ofstream out{"/proc/self/clear_refs"};
-  out << "5";
-  out.flush();
-  return static_cast<bool>(out);
-}
 
 struct tally {
   uint64_t n = 0;
@@ -76,10 +57,22 @@ private:
   uint64_t id_;
 };
 
-} // namespace
+/// Waits for the tally's (all_started_atom) or (all_stopped_atom); a bound,
+/// not an expectation: a unit that never starts or stops shows in the result
+/// (lost) instead of hanging the run.
+template <class Atom>
+void await_all(caf::scoped_actor& self, const tally& t, const std::string& what) {
+  self->receive([](Atom) {}, caf::after(std::chrono::minutes(2)) >> [&] {
+    auto done = std::is_same<Atom, all_started_atom>::value ? t.started.load()
+                                                             : t.stopped.load();
+    progress("spawn: only " + std::to_string(done) + " of "
+             + std::to_string(t.n) + " units " + what);
+  });
+}
 
-void spawn_idle(const options& opts, std::vector<result>& out) {
-  auto n = opts.scaled(100'000);
+/// `n` idle stages, unsupervised like the reference's tasks: the figures of
+/// SPEC.md.
+void spawn_unsupervised(uint64_t n, result& r) {
   troupe::system sys{bench_settings()};
   caf::scoped_actor self{sys.actors()};
   auto t = std::make_shared<tally>();
@@ -95,35 +88,82 @@ void spawn_idle(const options& opts, std::vector<result>& out) {
   cfg.kind = "idle";
   for (uint64_t id = 0; id < n; ++id)
     units.push_back(spawn_stage(sys, cfg, std::make_unique<idle_unit>(t, id)));
-  // Bounds, not expectations: a unit that never starts or stops must show
-  // in the result (lost) instead of hanging the run.
-  const auto patience = std::chrono::minutes(2);
-  self->receive([](all_started_atom) {},
-                caf::after(patience) >> [&] {
-                  progress("spawn: only " + std::to_string(t->started.load()) + " of "
-                           + std::to_string(n) + " units started");
-                });
+  await_all<all_started_atom>(self, *t, "started");
   auto t_spawned = bench_clock::now();
   auto rss_now_kb = status_kb("VmRSS");
   for (auto& u : units)
     caf::anon_send(u, cancel_atom::value);
   units.clear();
-  self->receive([](all_stopped_atom) {},
-                caf::after(patience) >> [&] {
-                  progress("spawn: only " + std::to_string(t->stopped.load()) + " of "
-                           + std::to_string(n) + " units stopped");
-                });
+  await_all<all_stopped_atom>(self, *t, "stopped");
   auto t_end = bench_clock::now();
   auto peak_kb = hwm_reset ? status_kb("VmHWM") : rss_now_kb;
   auto grown = peak_kb > base_kb ? peak_kb - base_kb : 0;
+  r.seconds = seconds_between(t0, t_end);
+  r.checksum = t->id_sum.load();
+  r.lost += n - t->stopped.load();
+  r.add("spawn_per_s", static_cast<double>(n) / seconds_between(t0, t_spawned));
+  r.add("rss_kb_per_actor", static_cast<double>(grown) / static_cast<double>(n));
+}
+
+/// `n` idle stages as the children of one supervisor: how fast they start,
+/// the memory each takes with its relay and the supervisor's bookkeeping,
+/// and the supervisor's graceful shutdown of them all. In a system of its
+/// own, made once the first one is gone: the memory the first one's actors
+/// freed is back with malloc, and trimmed, rather than freed while this
+/// measures.
+void spawn_supervised(uint64_t n, result& r) {
+  troupe::system sys{bench_settings()};
+  caf::scoped_actor self{sys.actors()};
+  auto t = std::make_shared<tally>();
+  t->n = n;
+  t->driver = caf::actor{self};
+  supervisor_spec spec;
+  spec.name = "idle";
+  spec.stop_order = stop_order::concurrent;
+  spec.children.reserve(n);
+  for (uint64_t id = 0; id < n; ++id) {
+    child_spec c;
+    c.name = "idle-" + std::to_string(id);
+    c.start = [t, id](const spawn_context& ctx) {
+      stage_config cfg;
+      cfg.kind = "idle";
+      return spawn_stage(ctx, cfg, std::make_unique<idle_unit>(t, id));
+    };
+    spec.children.push_back(std::move(c));
+  }
+  malloc_trim(0);
+  auto hwm_reset = reset_peak_rss();
+  auto base_kb = status_kb("VmRSS");
+  auto t0 = bench_clock::now();
+  auto sup = spawn_supervisor(sys, std::move(spec));
+  await_all<all_started_atom>(self, *t, "started under the supervisor");
+  auto t_started = bench_clock::now();
+  auto rss_now_kb = status_kb("VmRSS");
+  auto report = troupe::shutdown(sys.actors(), sup);
+  auto t_end = bench_clock::now();
+  if (!report)
+    progress("spawn: the supervisor's shutdown failed: "
+             + sys.actors().render(report.error()));
+  auto peak_kb = hwm_reset ? status_kb("VmHWM") : rss_now_kb;
+  auto grown = peak_kb > base_kb ? peak_kb - base_kb : 0;
+  r.lost += n - t->stopped.load();
+  r.add("supervised", n);
+  r.add("supervised_spawn_per_s",
+        static_cast<double>(n) / seconds_between(t0, t_started));
+  r.add("supervised_rss_kb_per_actor",
+        static_cast<double>(grown) / static_cast<double>(n));
+  r.add("supervised_shutdown_ms", seconds_between(t_started, t_end) * 1e3);
+}
+
+} // namespace
+
+void spawn_idle(const options& opts, std::vector<result>& out) {
+  auto n = opts.scaled(100'000);
   result r;
   r.workload = "spawn";
   r.items = n;
-  r.seconds = seconds_between(t0, t_end);
-  r.checksum = t->id_sum.load();
-  r.lost = n - t->stopped.load();
-  r.add("spawn_per_s", static_cast<double>(n) / seconds_between(t0, t_spawned));
-  r.add("rss_kb_per_actor", static_cast<double>(grown) / static_cast<double>(n));
+  spawn_unsupervised(n, r);
+  spawn_supervised(n / 10, r);
   out.push_back(std::move(r));
 }
 

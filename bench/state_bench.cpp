@@ -21,25 +21,12 @@ using done_atom = caf::atom_constant<caf::atom("benchdone")>;
 constexpr uint64_t keys_total = 10'000;
 constexpr uint64_t clients = 4;
 
-uint64_t state_value_of(uint64_t key) {
-  return splitmix64(key ^ 0x55555555ull);
-}
-
 struct client_state {
   uint64_t rng = 0;
   uint64_t left = 0;
   uint64_t done = 0;
   uint64_t sum = 0;
 };
-
-// The reference's Rng: the splitmix64 sequence from a seed.
-uint64_t next(uint64_t& x) {
-  x += 0x9E3779B97F4A7C15ull;
-  auto z = x;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 caf::behavior client(caf::event_based_actor* self, state_ref ref,
                      std::shared_ptr<const std::vector<std::string>> names,
@@ -55,7 +42,7 @@ caf::behavior client(caf::event_based_actor* self, state_ref ref,
       return;
     }
     --st->left;
-    auto r = next(st->rng);
+    auto r = next_random(st->rng);
     auto key = r % keys_total;
     auto& name = (*names)[key];
     auto fail = [=](caf::error&) { (*step)(); };

@@ -68,4 +68,14 @@ std::string to_string(restart_strategy x) {
   return "unknown";
 }
 
+std::string to_string(stop_order x) {
+  switch (x) {
+    case stop_order::sequential:
+      return "sequential";
+    case stop_order::concurrent:
+      return "concurrent";
+  }
+  return "unknown";
+}
+
 } // namespace troupe

@@ -92,13 +92,32 @@ enum class auto_shutdown {
   all_children_done, ///< stop normally, e.g. when a pipeline has drained
 };
 
+/// How a supervisor stops its children: on shutdown (drain or cancel), when
+/// it escalates, and before a group restart. Either way each child is bounded
+/// by its own shutdown timeout and the shutdown deadline, and the report
+/// lists every child.
+enum class stop_order {
+  /// One after another in reverse start order, each waited for before the
+  /// next is told (OTP): a child can rely on the siblings started before it
+  /// until it has stopped. Costs one round trip per child.
+  sequential,
+  /// All told at once, then all waited for (as Akka stops children): for
+  /// siblings that do not depend on each other while they stop, e.g.
+  /// thousands of independent units. Streams still drain by end-of-stream;
+  /// what is lost is only the order, so a child that calls a sibling's
+  /// service while it drains may find it gone.
+  concurrent,
+};
+
 struct supervisor_spec {
   std::string name = "supervisor";
   restart_strategy strategy = restart_strategy::one_for_one;
   restart_intensity intensity;
   restart_backoff backoff;
   enum auto_shutdown auto_shutdown = auto_shutdown::never;
-  /// Started in this order; stopped in the reverse order.
+  enum stop_order stop_order = stop_order::sequential;
+  /// Started in this order; stopped in the reverse order (with
+  /// stop_order::sequential).
   std::vector<child_spec> children;
 };
 
@@ -114,5 +133,6 @@ void validate(const restart_intensity& limit, const std::string& where,
 
 std::string to_string(restart_type x);
 std::string to_string(restart_strategy x);
+std::string to_string(stop_order x);
 
 } // namespace troupe

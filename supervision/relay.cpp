@@ -15,7 +15,6 @@
 #include <caf/type_nr.hpp>
 
 #include <atomic>
-#include <deque>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -106,7 +105,7 @@ private:
     if (atom == relay_detach_atom::value)
       return token == caf::make_type_token<caf::atom_value, caf::actor_addr>();
     if (atom == relay_close_atom::value)
-      return token == caf::make_type_token<caf::atom_value, bool>();
+      return token == caf::make_type_token<caf::atom_value, bool, uint64_t>();
     if (atom == relay_stop_atom::value || atom == relay_lost_atom::value)
       return token == caf::make_type_token<caf::atom_value>();
     return false;
@@ -134,14 +133,19 @@ private:
       detach_locked(content.get_as<caf::actor_addr>(1));
       return true;
     }
-    if (content.match_elements<relay_close_atom, bool>()) {
+    if (content.match_elements<relay_close_atom, bool, uint64_t>()) {
       std::vector<caf::mailbox_element_ptr> unanswered;
       std::vector<std::pair<caf::actor, uint64_t>> ended;
       close(content.get_as<bool>(1), unanswered, ended);
       auto lost = lost_;
       guard.unlock();
       finish(unanswered, ended, ctx);
-      reply(x, caf::make_message(lost), ctx);
+      auto token = content.get_as<uint64_t>(2);
+      if (x.sender && token != relay_no_answer)
+        x.sender->enqueue(caf::make_mailbox_element(caf::strong_actor_ptr{ctrl()},
+                                                    caf::make_message_id(), {},
+                                                    relay_closed_atom::value, token, lost),
+                          ctx);
       return true;
     }
     if (content.match_elements<relay_stop_atom>()) {
@@ -269,10 +273,9 @@ private:
       target_->enqueue(nullptr, caf::make_message_id(), kvp.second, ctx);
     for (auto& kvp : ends_)
       target_->enqueue(nullptr, caf::make_message_id(), kvp.second, ctx);
-    while (!held_.empty()) {
-      target_->enqueue(std::move(held_.front()), ctx);
-      held_.pop_front();
-    }
+    for (auto& x : held_)
+      target_->enqueue(std::move(x), ctx);
+    held_.clear();
   }
 
   void detach(const caf::actor_addr& gone) {
@@ -292,10 +295,9 @@ private:
     closed_ = true;
     failed_ = failed_ || notify_downstream;
     target_ = nullptr;
-    while (!held_.empty()) {
-      give_up(std::move(held_.front()), unanswered);
-      held_.pop_front();
-    }
+    for (auto& x : held_)
+      give_up(std::move(x), unanswered);
+    held_.clear();
     if (notify_downstream)
       for (auto& [link, downstream] : downstreams_)
         ended.emplace_back(downstream, link);
@@ -310,7 +312,9 @@ private:
   bool closed_ = false;
   bool failed_ = false; // closed because the child failed for good
   std::atomic<bool> stopped_{false};
-  std::deque<caf::mailbox_element_ptr> held_;
+  // A vector, not a std::deque: an empty deque allocates ~540 bytes, and
+  // every supervised child has a relay whose buffer is almost always empty.
+  std::vector<caf::mailbox_element_ptr> held_;
   std::map<caf::actor, caf::message> opens_; // latest link_open per upstream
   std::map<uint64_t, caf::message> ends_;    // end_of_stream per link
   std::map<uint64_t, caf::actor> downstreams_; // who sends credit, per link

@@ -20,6 +20,8 @@
 #include <caf/atom.hpp>
 
 #include <cstddef>
+#include <cstdint>
+#include <limits>
 #include <string>
 
 namespace troupe {
@@ -32,11 +34,23 @@ using relay_attach_atom = caf::atom_constant<caf::atom("trp_rattch")>;
 /// acts on whichever news comes first.
 using relay_detach_atom = caf::atom_constant<caf::atom("trp_rdetch")>;
 
-/// (relay_close_atom, bool notify_downstream) -> uint64_t lost: the child
+/// (relay_close_atom, bool notify_downstream, uint64_t token): the child
 /// will not come back. With notify_downstream (it failed), the stream links
 /// it fed get end_of_stream with errc::child_unavailable, so that its
-/// downstream stages end instead of waiting for it forever.
+/// downstream stages end instead of waiting for it forever. The relay tells
+/// the sender (relay_closed_atom, token, uint64_t lost) in a plain message,
+/// not a response: a supervisor closes thousands of relays at once, and CAF
+/// 0.17 keeps an actor's pending responses in a flat map searched linearly,
+/// which made that quadratic. With the token relay_no_answer it says nothing.
 using relay_close_atom = caf::atom_constant<caf::atom("trp_rclose")>;
+
+/// The token of a close that wants no answer: one the supervisor sends while
+/// everything stops, whose count a later close brings anyway.
+constexpr uint64_t relay_no_answer = std::numeric_limits<uint64_t>::max();
+
+/// (relay_closed_atom, uint64_t token, uint64_t lost): a relay closed, with
+/// the messages its address could not deliver so far.
+using relay_closed_atom = caf::atom_constant<caf::atom("trp_rdone")>;
 
 /// (relay_stop_atom): close, then exit (the supervisor is going away).
 using relay_stop_atom = caf::atom_constant<caf::atom("trp_rstop")>;

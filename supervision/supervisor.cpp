@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -47,11 +46,7 @@ enum class mode {
   finished,      // children stopped; collecting the last counts
 };
 
-// Adds the counters of `from` (one incarnation) to `into` (all of them). The
-// subtree of a nested supervisor is merged by name, so that the counts of
-// its earlier incarnations' children stay in the totals; for those, the
-// latest incarnation says how they stopped.
-void add_counters(actor_report& into, const actor_report& from) {
+void add_numbers(actor_report& into, const actor_report& from) {
   into.in += from.in;
   into.out += from.out;
   into.flushed += from.flushed;
@@ -61,24 +56,63 @@ void add_counters(actor_report& into, const actor_report& from) {
   into.resent += from.resent;
   into.unconfirmed += from.unconfirmed;
   into.max_in_flight = std::max(into.max_in_flight, from.max_in_flight);
+}
+
+void add_counters(actor_report& into, const actor_report& from);
+
+// The children of a nested supervisor's incarnation, merged by name into
+// those of the earlier ones; by an index, not a scan per child: a nested
+// supervisor may have thousands of children.
+void merge_children(actor_report& into, const actor_report& from) {
+  std::unordered_map<std::string, size_t> by_name;
+  by_name.reserve(into.children.size());
+  for (size_t k = 0; k < into.children.size(); ++k)
+    by_name.emplace(into.children[k].name, k);
+  for (auto& child : from.children) {
+    auto i = by_name.find(child.name);
+    if (i == by_name.end()) {
+      by_name.emplace(child.name, into.children.size());
+      into.children.push_back(child);
+      continue;
+    }
+    auto& known = into.children[i->second];
+    add_counters(known, child);
+    known.restarts += child.restarts;
+    known.stopped = child.stopped;
+    known.error = child.error;
+  }
+}
+
+// Adds the counters of `from` (one incarnation) to `into` (all of them). The
+// subtree of a nested supervisor is merged by name, so that the counts of
+// its earlier incarnations' children stay in the totals; for those, the
+// latest incarnation says how they stopped.
+void add_counters(actor_report& into, const actor_report& from) {
+  add_numbers(into, from);
   if (!from.kind.empty())
     into.kind = from.kind;
   // A pattern's state and stats describe its latest incarnation: gauges and
   // counters share the map, and gauges do not add up.
   into.state = from.state;
   into.stats = from.stats;
-  for (auto& child : from.children) {
-    auto same_name = [&](const actor_report& x) { return x.name == child.name; };
-    auto i = std::find_if(into.children.begin(), into.children.end(), same_name);
-    if (i == into.children.end()) {
-      into.children.push_back(child);
-      continue;
-    }
-    add_counters(*i, child);
-    i->restarts += child.restarts;
-    i->stopped = child.stopped;
-    i->error = child.error;
-  }
+  if (into.children.empty())
+    into.children = from.children;
+  else
+    merge_children(into, from);
+}
+
+// The same, taking over what `from` holds rather than copying it: a final
+// report is not needed once added.
+void add_counters(actor_report& into, actor_report&& from) {
+  add_numbers(into, from);
+  if (!from.kind.empty())
+    into.kind = std::move(from.kind);
+  into.state = std::move(from.state);
+  into.stats = std::move(from.stats);
+  if (into.children.empty())
+    into.children = std::move(from.children);
+  else
+    merge_children(into, from);
 }
 
 class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
@@ -105,7 +139,10 @@ private:
     // a group restart leaves it ended unless it is permanent.
     bool ended_normally = false;
     uint32_t restarts = 0;
-    std::deque<clock_type::time_point> restart_times;
+    // A vector, not a std::deque: an empty deque allocates ~540 bytes, and
+    // its move may throw, which makes a vector of children copy them all
+    // as it grows.
+    std::vector<clock_type::time_point> restart_times;
     actor_report totals; // counters summed over incarnations; last stop
     // A troupe child's final report and its down message come in either
     // order: `early` holds a report that came first, `reports_due` counts
@@ -114,15 +151,28 @@ private:
     uint32_t reports_due = 0;
     std::optional<stop_reason> forced; // set when the supervisor stopped it
     uint64_t relay_lost = 0;           // messages its address could not deliver
+    uint32_t closes_due = 0;           // relay closes not answered yet
+    bool relay_gone = false;           // its address exited (an exit sent to it)
+    // Told to stop by a concurrent stop and not down yet; `kill_sent` once
+    // it was killed (its timeout or the deadline passed).
+    bool awaited = false;
+    bool kill_sent = false;
   };
 
+  // Children being stopped and what runs once they all have: one after
+  // another (stop_order::sequential) or all at once (concurrent).
   struct stop_sequence {
     std::vector<size_t> order;
+    stop_kind kind = stop_kind::stop;
+    std::function<void()> then;
+    // Sequential: order[pos] is the child being stopped, `timer` bounds it.
     size_t pos = 0;
-    stop_kind kind;
     bool killed = false;
     uint64_t timer = 0;
-    std::function<void()> then;
+    // Concurrent: children told to stop that have not stopped yet, and the
+    // timers bounding them (one per distinct shutdown timeout).
+    size_t waiting = 0;
+    std::vector<uint64_t> timers;
   };
 
   // -- starting ---------------------------------------------------------------
@@ -176,25 +226,36 @@ private:
 
   void on_down(const caf::down_msg& x) {
     auto idx = index_of(x.source);
-    if (!idx)
+    if (!idx) {
+      relay_down(x.source);
       return;
+    }
     auto& c = children_[*idx];
     c.current = nullptr;
     // A stop the supervisor asked for ends a child with another reason (a
     // cancel, a user_shutdown exit), so this one finished by itself.
     c.ended_normally = !x.reason || x.reason == caf::exit_reason::normal;
     by_address_.erase(x.source);
+    // Gone for good unless a group restart brings it back; if it failed
+    // (killed at its deadline, say), the links it fed end now rather than
+    // leaving their downstream to wait for its own deadline.
+    bool stopped = being_stopped(*idx);
+    bool for_good = stopped && mode_ != mode::restarting;
     // Whoever hears from the supervisor after this can rely on the address
-    // holding messages for the next incarnation.
-    self_->send(c.relay, relay_detach_atom::value, x.source);
+    // holding messages for the next incarnation. A child given up at once
+    // needs no detach: closing its address detaches it too.
+    if (!for_good)
+      self_->send(c.relay, relay_detach_atom::value, x.source);
     record_stop(c, x.reason);
-    if (stopping_ && stopping_->pos < stopping_->order.size()
-        && stopping_->order[stopping_->pos] == *idx) {
-      // Gone for good unless a group restart brings it back; if it failed
-      // (killed at its deadline, say), the links it fed end now rather than
-      // leaving their downstream to wait for its own deadline.
-      if (mode_ != mode::restarting)
+    if (stopped) {
+      if (for_good)
         give_up(*idx, failed(x.reason));
+      if (concurrent()) {
+        c.awaited = false;
+        if (--stopping_->waiting == 0)
+          all_stopped();
+        return;
+      }
       timers_.erase(stopping_->timer);
       ++stopping_->pos;
       advance();
@@ -203,17 +264,32 @@ private:
     child_exited(*idx, x.reason);
   }
 
-  void on_report(const actor_report& x) {
+  bool concurrent() const {
+    return spec_.stop_order == stop_order::concurrent;
+  }
+
+  // Whether the stop sequence waits for this child's exit.
+  bool being_stopped(size_t i) const {
+    if (!stopping_)
+      return false;
+    if (concurrent())
+      return children_[i].awaited;
+    return stopping_->pos < stopping_->order.size()
+           && stopping_->order[stopping_->pos] == i;
+  }
+
+  void on_report(actor_report&& x) {
     auto i = by_name_.find(x.name);
     if (i == by_name_.end())
       return;
     auto& c = children_[i->second];
     if (c.reports_due > 0) {
       --c.reports_due;
-      add_counters(c.totals, x);
+      --reports_due_;
+      add_counters(c.totals, std::move(x));
       try_complete();
     } else if (c.current) {
-      c.early = x;
+      c.early = std::move(x);
     }
   }
 
@@ -222,10 +298,11 @@ private:
     auto how = stop_reason_of(reason, false);
     if (c.early) {
       how = c.early->stopped;
-      add_counters(c.totals, *c.early);
+      add_counters(c.totals, std::move(*c.early));
       c.early.reset();
     } else if (c.protocol.troupe_aware) {
       ++c.reports_due;
+      ++reports_due_;
     } else {
       c.totals.kind = "actor";
     }
@@ -303,27 +380,60 @@ private:
   // The child will not run again: its address stops holding messages and, if
   // it failed, ends the stream links it fed.
   void give_up(size_t i, bool failed) {
+    children_[i].done = true;
+    // While everything stops, the close that finish() sends every address
+    // brings its count: this one needs no answer.
+    bool answer = mode_ != mode::shutting_down && mode_ != mode::escalating;
+    close_relay(i, failed, answer);
+  }
+
+  // Plain messages both ways, not a request: see relay_close_atom.
+  void close_relay(size_t i, bool failed, bool answer) {
     auto& c = children_[i];
-    c.done = true;
-    auto core = shared_from_this();
-    self_->request(c.relay, query_timeout, relay_close_atom::value, failed)
-      .then([core, i](uint64_t lost) { core->note_relay_lost(i, lost); },
-            [](caf::error&) {});
+    if (c.relay_gone)
+      return;
+    auto token = relay_no_answer;
+    if (answer) {
+      ++c.closes_due;
+      ++closes_due_;
+      token = static_cast<uint64_t>(i);
+    }
+    self_->send(c.relay, relay_close_atom::value, failed, token);
   }
 
   // Relays count cumulatively; the latest count is the one to report.
-  void note_relay_lost(size_t i, uint64_t lost) {
+  void on_relay_closed(uint64_t i, uint64_t lost) {
+    if (i >= children_.size() || children_[i].closes_due == 0)
+      return;
     auto& c = children_[i];
+    --c.closes_due;
+    --closes_due_;
     c.relay_lost = std::max(c.relay_lost, lost);
+    try_complete();
+  }
+
+  // A relay exited while the supervisor runs (someone sent an exit to the
+  // child's address): its closes will never be answered.
+  void relay_down(const caf::actor_addr& addr) {
+    auto i = by_relay_.find(addr);
+    if (i == by_relay_.end())
+      return;
+    auto& c = children_[i->second];
+    c.relay_gone = true;
+    closes_due_ -= c.closes_due;
+    c.closes_due = 0;
+    try_complete();
   }
 
 
   caf::timespan backoff_delay(child& c) {
     auto now = clock_type::now();
     c.restart_times.push_back(now);
-    while (!c.restart_times.empty()
-           && now - c.restart_times.front() > spec_.intensity.period)
-      c.restart_times.pop_front();
+    auto recent = std::find_if(c.restart_times.begin(), c.restart_times.end(),
+                               [&](clock_type::time_point t) {
+                                 return now - t <= spec_.intensity.period;
+                               });
+    c.restart_times.erase(c.restart_times.begin(), recent);
     auto& b = spec_.backoff;
     if (b.initial <= caf::timespan{0})
       return caf::timespan{0};
@@ -400,7 +510,7 @@ private:
     finish(stop_reason::completed, caf::error{});
   }
 
-  // -- stopping children one by one ------------------------------------------
+  // -- stopping children -------------------------------------------------------
 
   std::vector<size_t> reverse_start_order() const {
     std::vector<size_t> order;
@@ -411,9 +521,98 @@ private:
 
   void stop_children(std::vector<size_t> order, stop_kind kind,
                      std::function<void()> then) {
-    stopping_ = stop_sequence{std::move(order), 0, kind, false, 0,
-                              std::move(then)};
-    advance();
+    stopping_.emplace();
+    stopping_->order = std::move(order);
+    stopping_->kind = kind;
+    stopping_->then = std::move(then);
+    if (!concurrent()) {
+      advance();
+      return;
+    }
+    for (auto& c : children_)
+      c.awaited = false;
+    stop_all();
+  }
+
+  void all_stopped() {
+    for (auto token : stopping_->timers)
+      timers_.erase(token);
+    auto then = std::move(stopping_->then);
+    stopping_.reset();
+    then();
+  }
+
+  // Tells every running child to stop at once. Children that share a
+  // shutdown timeout share one timer: ten thousand children with the same
+  // timeout cost one entry in CAF's clock, not ten thousand.
+  void stop_all() {
+    auto& seq = *stopping_;
+    std::map<caf::timespan, std::vector<size_t>> by_timeout;
+    for (auto i : seq.order) {
+      auto& c = children_[i];
+      if (!c.current)
+        continue;
+      c.awaited = true;
+      c.kill_sent = false;
+      ++seq.waiting;
+      if (deadline_passed_) {
+        kill(c);
+        c.kill_sent = true;
+      } else {
+        signal(c, seq.kind);
+        by_timeout[c.spec.shutdown].push_back(i);
+      }
+    }
+    if (seq.waiting == 0) {
+      all_stopped();
+      return;
+    }
+    if (deadline_passed_) {
+      seq.timers.push_back(
+        after(kill_grace, [this, order = seq.order] { abandon(order); }));
+      return;
+    }
+    for (auto& [timeout, group] : by_timeout)
+      seq.timers.push_back(
+        after(timeout, [this, g = std::move(group)] { kill_overdue(g); }));
+  }
+
+  // Children of a concurrent stop in `group` still running past their
+  // timeout (or the deadline) are killed; past a grace period they are given
+  // up on, as a sequential stop gives up on one.
+  void kill_overdue(const std::vector<size_t>& group) {
+    if (!stopping_)
+      return;
+    bool any = false;
+    for (auto i : group) {
+      auto& c = children_[i];
+      if (!c.awaited)
+        continue;
+      any = true;
+      if (!c.kill_sent) {
+        kill(c);
+        c.kill_sent = true;
+      }
+    }
+    if (any)
+      stopping_->timers.push_back(
+        after(kill_grace, [this, group] { abandon(group); }));
+  }
+
+  void abandon(const std::vector<size_t>& group) {
+    if (!stopping_)
+      return;
+    for (auto i : group) {
+      auto& c = children_[i];
+      if (!c.awaited)
+        continue;
+      c.awaited = false;
+      c.totals.stopped = stop_reason::killed;
+      c.totals.error = "did not stop after being killed";
+      --stopping_->waiting;
+    }
+    if (stopping_->waiting == 0)
+      all_stopped();
   }
 
   void advance() {
@@ -434,9 +633,7 @@ private:
       }
       ++seq.pos;
     }
-    auto then = std::move(seq.then);
-    stopping_.reset();
-    then();
+    all_stopped();
   }
 
   void signal(child& c, stop_kind kind) {
@@ -565,6 +762,14 @@ private:
     if (!stopping_)
       return;
     stopping_->kind = stop_kind::cancel;
+    if (concurrent()) {
+      for (auto i : stopping_->order) {
+        auto& c = children_[i];
+        if (c.awaited && !c.kill_sent && c.current)
+          signal(c, stop_kind::cancel);
+      }
+      return;
+    }
     if (stopping_->pos < stopping_->order.size()) {
       auto& c = children_[stopping_->order[stopping_->pos]];
       if (c.current)
@@ -578,6 +783,10 @@ private:
     deadline_passed_ = true;
     if (!stopping_)
       return;
+    if (concurrent()) {
+      kill_overdue(stopping_->order);
+      return;
+    }
     for (size_t k = stopping_->pos; k < stopping_->order.size(); ++k) {
       auto& c = children_[stopping_->order[k]];
       if (c.current)
@@ -599,21 +808,8 @@ private:
     stopping_.reset();
     finish_how_ = how;
     finish_reason_ = reason ? std::move(reason) : exit_reason_;
-    pending_closes_ = children_.size();
-    auto core = shared_from_this();
     for (size_t i = 0; i < children_.size(); ++i)
-      self_->request(children_[i].relay, query_timeout, relay_close_atom::value,
-                     false)
-        .then(
-          [core, i](uint64_t lost) {
-            core->note_relay_lost(i, lost);
-            --core->pending_closes_;
-            core->try_complete();
-          },
-          [core](caf::error&) {
-            --core->pending_closes_;
-            core->try_complete();
-          });
+      close_relay(i, false, true);
     after(query_timeout, [this] {
       reports_overdue_ = true;
       try_complete();
@@ -622,38 +818,62 @@ private:
   }
 
   void try_complete() {
-    if (mode_ != mode::finished || completed_ || pending_closes_ > 0)
+    if (mode_ != mode::finished || completed_)
       return;
-    if (!reports_overdue_)
-      for (auto& c : children_)
-        if (c.reports_due > 0)
-          return;
+    if (!reports_overdue_ && (closes_due_ > 0 || reports_due_ > 0))
+      return;
     completed_ = true;
-    auto report = subtree_report(finish_how_);
-    for (auto& rp : waiting_)
-      rp.deliver(report);
+    // The last report of the children's totals: taken, not copied, and
+    // copied only as many times as there are more recipients than one (ten
+    // thousand children make a report of ten thousand maps and strings).
+    auto report = take_subtree_report(finish_how_);
+    bool for_parent = static_cast<bool>(ctx_.supervisor());
+    for (size_t k = 0; k < waiting_.size(); ++k) {
+      if (!for_parent && k + 1 == waiting_.size())
+        waiting_[k].deliver(std::move(report));
+      else
+        waiting_[k].deliver(report);
+    }
     waiting_.clear();
+    if (for_parent)
+      final_report_ = std::move(report);
     self_->quit(finish_reason_);
   }
 
   actor_report subtree_report(stop_reason how) const {
+    actor_report r = report_head(how);
+    r.children.reserve(children_.size());
+    for (auto& c : children_)
+      r.children.push_back(child_report(c, c.totals));
+    return r;
+  }
+
+  actor_report take_subtree_report(stop_reason how) {
+    actor_report r = report_head(how);
+    r.children.reserve(children_.size());
+    for (auto& c : children_)
+      r.children.push_back(child_report(c, std::move(c.totals)));
+    return r;
+  }
+
+  actor_report report_head(stop_reason how) const {
     actor_report r;
     r.name = name_;
     r.kind = "supervisor";
     r.restarts = ctx_.restarts();
     r.stopped = how;
-    for (auto& c : children_) {
-      auto t = c.totals;
-      t.lost += c.relay_lost;
-      t.name = c.spec.name;
-      t.restarts = c.restarts;
-      if (t.kind.empty())
-        t.kind = "actor";
-      if (c.current)
-        t.stopped = stop_reason::running;
-      r.children.push_back(std::move(t));
-    }
     return r;
+  }
+
+  static actor_report child_report(const child& c, actor_report t) {
+    t.lost += c.relay_lost;
+    t.name = c.spec.name;
+    t.restarts = c.restarts;
+    if (t.kind.empty())
+      t.kind = "actor";
+    if (c.current)
+      t.stopped = stop_reason::running;
+    return t;
   }
 
   caf::result<actor_report> status() {
@@ -689,6 +909,7 @@ private:
   std::vector<child> children_;
   std::unordered_map<caf::actor_addr, size_t> by_address_; // running children
   std::unordered_map<std::string, size_t> by_name_;
+  std::unordered_map<caf::actor_addr, size_t> by_relay_;
   spawn_context::lookup_function lookup_;
   mode mode_ = mode::running;
   stop_kind shutdown_kind_ = stop_kind::drain;
@@ -703,9 +924,13 @@ private:
   stop_reason finish_how_ = stop_reason::running;
   caf::error finish_reason_;
   caf::error exit_reason_; // an exit message from outside asked us to stop
-  size_t pending_closes_ = 0;
+  // Totals over the children, so that each answer is not a scan of them.
+  size_t closes_due_ = 0;
+  size_t reports_due_ = 0;
   bool reports_overdue_ = false;
   bool completed_ = false;
+  // The report delivered on completion, kept for the parent (on_exit).
+  std::optional<actor_report> final_report_;
 };
 
 caf::behavior supervisor_core::start(caf::event_based_actor* self) {
@@ -713,16 +938,21 @@ caf::behavior supervisor_core::start(caf::event_based_actor* self) {
   // Every address exists before any child starts, so that a child can be
   // wired to a sibling that starts after it.
   auto addresses = std::make_shared<std::map<std::string, caf::actor>>();
+  // The specs move into the children: spec_ is not read for them again.
+  children_.reserve(spec_.children.size());
   for (auto& spec : spec_.children) {
     child c;
-    c.spec = spec;
     c.relay = spawn_relay(self->system(), spec.name, spec.restart_buffer,
                           self->address());
     c.totals.name = spec.name;
+    self->monitor(c.relay);
+    by_relay_[c.relay.address()] = children_.size();
     (*addresses)[spec.name] = c.relay;
     by_name_[spec.name] = children_.size();
+    c.spec = std::move(spec);
     children_.push_back(std::move(c));
   }
+  spec_.children.clear();
   lookup_ = [addresses, parent = ctx_](const std::string& name) {
     auto i = addresses->find(name);
     return i != addresses->end() ? i->second : parent.sibling(name);
@@ -741,6 +971,9 @@ caf::behavior supervisor_core::start(caf::event_based_actor* self) {
   });
   return {
     [core](timer_atom, uint64_t token) { core->on_timer(token); },
+    [core](relay_closed_atom, uint64_t i, uint64_t lost) {
+      core->on_relay_closed(i, lost);
+    },
     [core](start_failed_atom, uint64_t i, caf::error& reason) {
       auto& c = core->children_[static_cast<size_t>(i)];
       if (c.current)
@@ -748,7 +981,8 @@ caf::behavior supervisor_core::start(caf::event_based_actor* self) {
       core->record_stop(c, reason);
       core->child_exited(static_cast<size_t>(i), reason);
     },
-    [core](const actor_report& x) { core->on_report(x); },
+    // Not const: an unshared message's report is taken over, not copied.
+    [core](actor_report& x) { core->on_report(std::move(x)); },
     [core](drain_atom) {
       return core->shutdown(stop_kind::drain,
                             shutdown_deadline(core->self_->system()));
@@ -772,16 +1006,24 @@ caf::behavior supervisor_core::start(caf::event_based_actor* self) {
 }
 
 void supervisor_core::on_exit(const caf::error& reason) {
-  auto how = completed_ ? finish_how_ : stop_reason_of(reason, false);
-  auto report = subtree_report(how);
+  bool wanted = ctx_.supervisor() || !waiting_.empty();
+  actor_report report;
+  if (final_report_)
+    report = std::move(*final_report_);
+  else if (wanted)
+    report = subtree_report(completed_ ? finish_how_
+                                       : stop_reason_of(reason, false));
   for (size_t i = 0; i < children_.size(); ++i) {
     auto& c = children_[i];
     if (c.current) {
       caf::anon_send_exit(c.current, caf::exit_reason::kill);
-      report.children[i].stopped = stop_reason::killed;
+      if (wanted)
+        report.children[i].stopped = stop_reason::killed;
     }
     caf::anon_send(c.relay, relay_stop_atom::value);
   }
+  if (!wanted)
+    return;
   if (reason && reason != caf::exit_reason::normal)
     report.error = self_->system().render(reason);
   for (auto& rp : waiting_)

@@ -6,12 +6,13 @@
 // Messages it understands:
 //   (drain_atom [, caf::timespan deadline]) -> actor_report
 //       Graceful shutdown of the subtree: sources stop producing, data drains
-//       by end-of-stream, then children stop in reverse start order, each
-//       within its shutdown timeout; whatever is left at the deadline (default:
-//       the system's troupe.shutdown-deadline) is killed. The answer is the
-//       report of the whole subtree; then the supervisor stops.
+//       by end-of-stream, then children stop in reverse start order (all at
+//       once with stop_order::concurrent), each within its shutdown timeout;
+//       whatever is left at the deadline (default: the system's
+//       troupe.shutdown-deadline) is killed. The answer is the report of the
+//       whole subtree; then the supervisor stops.
 //   (cancel_atom) -> actor_report
-//       Stop everything now, in reverse start order, without draining.
+//       Stop everything now, in the same order, without draining.
 //   (stop_intake_atom)       passed on to the children that produce data.
 //   (status_atom) -> actor_report   the subtree's counters so far.
 //   (caf::get_atom, std::string name) -> caf::actor

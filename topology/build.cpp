@@ -183,6 +183,7 @@ private:
     supervisor_spec spec;
     spec.name = d.name;
     spec.strategy = d.strategy;
+    spec.stop_order = d.stop_order;
     spec.intensity = d.intensity;
     spec.backoff = d.backoff;
     auto& children = children_[s];

@@ -51,12 +51,18 @@ const std::vector<std::string> restart_types{"permanent", "transient",
 const std::vector<std::string> strategies{"one_for_one", "one_for_all",
                                           "rest_for_one"};
 
+const std::vector<std::string> stop_orders{"sequential", "concurrent"};
+
 restart_type to_restart_type(const std::string& x) {
   if (x == "permanent")
     return restart_type::permanent;
   if (x == "temporary")
     return restart_type::temporary;
   return restart_type::transient;
+}
+
+enum stop_order to_stop_order(const std::string& x) {
+  return x == "concurrent" ? stop_order::concurrent : stop_order::sequential;
 }
 
 restart_strategy to_strategy(const std::string& x) {
@@ -263,6 +269,8 @@ private:
     }
     decl.strategy = to_strategy(
       c.choice("strategy", to_string(decl.strategy), strategies));
+    decl.stop_order = to_stop_order(
+      c.choice("stop_order", to_string(decl.stop_order), stop_orders));
     decl.intensity.max_restarts = static_cast<int>(c.integer(
       "max_restarts", decl.intensity.max_restarts, 0, 1'000'000));
     decl.intensity.period = c.duration("period", decl.intensity.period, 1ms,

@@ -38,6 +38,7 @@ struct supervisor_decl {
   std::string parent;
   source_position where;
   restart_strategy strategy = restart_strategy::one_for_one;
+  enum stop_order stop_order = stop_order::sequential;
   restart_intensity intensity;
   restart_backoff backoff;
   /// As a child of its parent (nested supervisors only).

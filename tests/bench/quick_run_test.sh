@@ -1,25 +1,41 @@
 #!/usr/bin/env bash
-# The benchmark program as a smoke test: `troupe-bench --quick` finishes and
-# prints one valid JSON line per workload, each with lost 0. No timing is
-# judged here; the figures belong to bench/.
+# The benchmark program as a smoke test: `troupe-bench --quick --baseline`
+# finishes and prints one valid JSON line per workload for troupe and one for
+# its plain CAF baseline, each with lost 0, and the two agree on the checksum
+# (they do the same work). No timing is judged here; the figures belong to
+# bench/.
 set -euo pipefail
 bench=$1
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-"$bench" --quick > "$out"
+"$bench" --quick --baseline > "$out"
 python3 - "$out" <<'PY'
 import json, sys
 expected = {"pipeline", "fanout", "pool", "pool_skewed", "batcher", "batcher_latency",
             "limiter", "breaker", "breaker_trip", "state", "shutdown", "spawn"}
-seen = set()
+lines = {"troupe": {}, "caf": {}}
 for n, line in enumerate(open(sys.argv[1]), 1):
     r = json.loads(line)
     for key in ("impl", "workload", "items", "seconds", "items_per_s", "checksum", "lost"):
         assert key in r, f"line {n}: no {key}: {line}"
+    assert r["impl"] in lines, f"line {n}: impl {r['impl']}"
     assert r["lost"] == 0, f"line {n}: lost {r['lost']}"
     assert len(r["checksum"]) == 16, f"line {n}: checksum {r['checksum']}"
-    seen.add(r["workload"])
-missing = expected - seen
-assert not missing, f"no line for {sorted(missing)}"
-print(f"{len(seen)} workloads, lost 0")
+    seen = lines[r["impl"]]
+    assert r["workload"] not in seen, f"line {n}: a second {r['impl']} {r['workload']} line"
+    seen[r["workload"]] = r
+for impl, seen in lines.items():
+    missing = expected - set(seen)
+    assert not missing, f"no {impl} line for {sorted(missing)}"
+for name in sorted(expected):
+    ours, theirs = lines["troupe"][name], lines["caf"][name]
+    if name == "limiter":
+        # What passes depends on timing; both let through 0, 1, 2, ... in order.
+        for r in (ours, theirs):
+            k = r["items"]
+            assert int(r["checksum"], 16) == k * (k - 1) // 2, f"limiter {r['impl']}: {r}"
+    else:
+        assert ours["checksum"] == theirs["checksum"], \
+            f"{name}: troupe checksum {ours['checksum']}, caf {theirs['checksum']}"
+print(f"{len(expected)} workloads on troupe and plain CAF, lost 0, checksums agree")
 PY

@@ -9,10 +9,20 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
 namespace troupe::test {
+
+/// Failure bound of the tests that guard against quadratic loading: far
+/// beyond a linear run, well below a quadratic one. ASan makes the linear
+/// run ~20 times slower, so the bound grows under it.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr auto linear_load_bound = std::chrono::seconds(120);
+#else
+inline constexpr auto linear_load_bound = std::chrono::seconds(10);
+#endif
 
 struct loader_fixture {
   std::shared_ptr<test_counters> counters = std::make_shared<test_counters>();
