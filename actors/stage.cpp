@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <chrono>
 #include <limits>
+#include <unordered_map>
+#include <vector>
 
 namespace troupe {
 
@@ -43,6 +45,10 @@ void stage_logic::on_end(emitter&, const caf::error&) {
 
 caf::result<caf::message> stage_logic::on_request(caf::message&) {
   return caf::sec::unexpected_message;
+}
+
+void stage_logic::on_response(uint64_t, caf::message&) {
+  // nop
 }
 
 void stage_logic::describe(actor_report&) const {
@@ -81,6 +87,10 @@ using pump_again_atom = caf::atom_constant<caf::atom("trp_pumpag")>;
 /// (a kill at a shutdown deadline, a cancel, status): slow logic with a full
 /// window queued would otherwise hold the actor for the whole window.
 constexpr auto max_round = std::chrono::milliseconds(1);
+
+/// Most messages a stage handles while a resume is owed before it resumes
+/// anyway: a mailbox that never empties must not hold results back.
+constexpr size_t max_deferred_resumes = 64;
 
 /// How long a stage whose logic threw may take to deliver what it had emitted.
 constexpr caf::timespan crash_flush_timeout = std::chrono::seconds(1);
@@ -203,7 +213,57 @@ public:
   }
 
   void resume() override {
+    if (in_message_) {
+      resume_owed_ = true;
+      return;
+    }
     pump();
+  }
+
+  void request(const caf::actor& dest, caf::message msg, uint64_t tag) override {
+    auto id = self_->request(dest, caf::duration{caf::infinite}, std::move(msg)).id();
+    if (spare_requests_.empty()) {
+      requests_.emplace(id.integer_value(), tag);
+      return;
+    }
+    auto node = std::move(spare_requests_.back());
+    spare_requests_.pop_back();
+    node.key() = id.integer_value();
+    node.mapped() = tag;
+    requests_.insert(std::move(node));
+  }
+
+  // Called by the actor around each message it handles.
+  void enter_message() {
+    in_message_ = true;
+  }
+
+  // Resumes when owed and no other message waits: results that arrive
+  // together leave together.
+  void leave_message() {
+    in_message_ = false;
+    if (!resume_owed_ || finished_)
+      return;
+    if (!self_->mailbox().empty() && ++deferred_ < max_deferred_resumes)
+      return;
+    pump();
+  }
+
+  // A response to a request of stage_control::request goes to the logic;
+  // false for other responses (CAF's own response handlers take them).
+  bool take_response(caf::mailbox_element& x) {
+    auto i = requests_.find(x.mid.integer_value());
+    if (i == requests_.end())
+      return false;
+    auto tag = i->second;
+    // The node is kept for the next request: no allocation per request.
+    spare_requests_.push_back(requests_.extract(i));
+    if (!stage_ || finished_ || failure_)
+      return true;
+    auto answer = x.move_content_to_message();
+    guarded([&] { stage_->on_response(tag, answer); });
+    resume_owed_ = true;
+    return true;
   }
 
   bool draining() const override {
@@ -342,6 +402,8 @@ private:
       pump_again_ = true;
       return;
     }
+    resume_owed_ = false;
+    deferred_ = 0;
     pumping_ = true;
     do {
       pump_again_ = false;
@@ -358,12 +420,16 @@ private:
       return;
     }
     auto ok = guarded([this] {
-      auto round_end = std::chrono::steady_clock::now() + max_round;
-      // The clock is read after 1, 2, 4 ... 32 items, then every 32: slow
-      // logic is caught after its first item, fast logic pays next to nothing.
+      // The clock is read as the first item is taken (a round with nothing
+      // to take reads none), then after 1, 2, 4 ... 32 items, then every 32:
+      // slow logic is caught after its first item, fast logic pays next to
+      // nothing.
+      std::chrono::steady_clock::time_point round_end;
       size_t taken = 0;
       size_t next_check = 1;
       while (!ending_ && inputs_.has_item() && has_room() && stage_->ready()) {
+        if (taken == 0)
+          round_end = std::chrono::steady_clock::now() + max_round;
         auto x = inputs_.take();
         ++in_;
         stage_->on_item(x, *this);
@@ -482,6 +548,13 @@ private:
   bool resume_pending_ = false;
   caf::error failure_;
   bool poll_pending_ = false;
+  bool in_message_ = false;
+  bool resume_owed_ = false;
+  size_t deferred_ = 0;
+  // Requests of stage_control::request in flight: response id -> tag; and
+  // nodes of answered ones, reused.
+  std::unordered_map<uint64_t, uint64_t> requests_;
+  std::vector<std::unordered_map<uint64_t, uint64_t>::node_type> spare_requests_;
   caf::timespan poll_delay_ = min_poll_delay;
   uint64_t in_ = 0;
   uint64_t out_ = 0;
@@ -502,6 +575,43 @@ void validate(const stage_config& cfg, bool is_source, const std::string& name) 
     throw config_error(where, "inputs is 0: a stage waits for at least one input");
 }
 
+// The actor of a stage. It routes the responses to stage_control::request
+// to the logic before CAF looks for a response handler, and lets the core
+// resume once per burst of messages.
+class stage_actor final : public caf::event_based_actor {
+public:
+  stage_actor(caf::actor_config& cfg, std::shared_ptr<stage_core> core)
+    : caf::event_based_actor(cfg), core_(std::move(core)) {
+    // nop
+  }
+
+  caf::behavior make_behavior() override {
+    auto core = core_;
+    attach_functor([core](const caf::error& reason) { core->on_exit(reason); });
+    return core_->start(this);
+  }
+
+  caf::invoke_message_result consume(caf::mailbox_element& x) override {
+    if (!core_)
+      return caf::event_based_actor::consume(x);
+    core_->enter_message();
+    auto result = caf::invoke_message_result::consumed;
+    if (!x.mid.is_response() || !core_->take_response(x))
+      result = caf::event_based_actor::consume(x);
+    core_->leave_message();
+    return result;
+  }
+
+  // What the core holds (the logic, its workers' handles) must not live on
+  // in a stopped actor that someone still holds a handle of.
+  void on_exit() override {
+    core_.reset();
+  }
+
+private:
+  std::shared_ptr<stage_core> core_;
+};
+
 template <class Logic>
 caf::actor spawn_core(spawn_context ctx, stage_config cfg,
                       std::unique_ptr<Logic> logic) {
@@ -514,14 +624,7 @@ caf::actor spawn_core(spawn_context ctx, stage_config cfg,
   auto core = std::make_shared<stage_core>(ctx, std::move(cfg), window);
   core->set_logic(std::move(logic));
   ctx.declare(child_protocol{true, is_source});
-  // The core travels as a spawn argument: CAF 0.17 binds a reference to a
-  // null tuple when a spawned function takes no arguments (UBSan flags it).
-  auto fn = [](caf::event_based_actor* self, std::shared_ptr<stage_core> core) {
-    self->attach_functor(
-      [core](const caf::error& reason) { core->on_exit(reason); });
-    return core->start(self);
-  };
-  return ctx.system().spawn(fn, std::move(core));
+  return ctx.system().spawn<stage_actor>(std::move(core));
 }
 
 class function_stage final : public stage_logic {

@@ -56,9 +56,18 @@ public:
   /// timers keeps within it, so that a stalled downstream stalls it too.
   virtual size_t room() const = 0;
   /// Sends what was pushed and takes input again; for callbacks the stage did
-  /// not call itself (the stage resumes by itself after on_item, on_timer
-  /// and on_request).
+  /// not call itself (the stage resumes by itself after on_item, on_timer,
+  /// on_request and on_response). Called while the stage handles a message
+  /// (a response handler), it takes effect once no other message waits in
+  /// the mailbox (or after at most 64 messages), so that answers arriving
+  /// together leave in one link message instead of one message each.
   virtual void resume() = 0;
+  /// Sends `msg` to `dest` as a request without a timeout; its response goes
+  /// to the logic's on_response with `tag`. For logic with many requests in
+  /// flight: no handler object per request, and no search through CAF's
+  /// response handlers, which CAF 0.17 keeps in a vector scanned per
+  /// response.
+  virtual void request(const caf::actor& dest, caf::message msg, uint64_t tag) = 0;
   /// Whether a drain arrived: the stage ends once it is not busy, so logic
   /// that answers requests refuses new work that would keep it busy.
   virtual bool draining() const = 0;
@@ -91,6 +100,11 @@ public:
   /// pattern also works in front of a service. The default answers
   /// caf::sec::unexpected_message.
   virtual caf::result<caf::message> on_request(caf::message& x);
+  /// The response to stage_control::request(..., tag): the answer, or a
+  /// message holding just a caf::error (the one answered, or
+  /// caf::sec::request_receiver_down when the receiver is gone). Called at
+  /// most once per request. The default ignores it.
+  virtual void on_response(uint64_t tag, caf::message& answer);
   /// Adds the pattern's own state and stats to a report.
   virtual void describe(actor_report& r) const;
   /// The stage stops, for `reason` (empty: a normal end), and its final
