@@ -233,8 +233,12 @@ public:
     requests_.insert(std::move(node));
   }
 
-  // Called by the actor around each message it handles.
-  void enter_message() {
+  // Called by the actor before each message it handles. A resume owed
+  // waits only behind responses: any other message (a status request, a
+  // control message) sees the stage as if it had resumed at once.
+  void enter_message(bool is_response) {
+    if (resume_owed_ && !is_response && !finished_)
+      pump();
     in_message_ = true;
   }
 
@@ -594,7 +598,7 @@ public:
   caf::invoke_message_result consume(caf::mailbox_element& x) override {
     if (!core_)
       return caf::event_based_actor::consume(x);
-    core_->enter_message();
+    core_->enter_message(x.mid.is_response());
     auto result = caf::invoke_message_result::consumed;
     if (!x.mid.is_response() || !core_->take_response(x))
       result = caf::event_based_actor::consume(x);

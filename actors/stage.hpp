@@ -58,9 +58,10 @@ public:
   /// Sends what was pushed and takes input again; for callbacks the stage did
   /// not call itself (the stage resumes by itself after on_item, on_timer,
   /// on_request and on_response). Called while the stage handles a message
-  /// (a response handler), it takes effect once no other message waits in
-  /// the mailbox (or after at most 64 messages), so that answers arriving
-  /// together leave in one link message instead of one message each.
+  /// (a response handler), it takes effect once no other response waits in
+  /// the mailbox (at the latest before the next message that is not a
+  /// response, or after 64 responses), so that answers arriving together
+  /// leave in one link message instead of one message each.
   virtual void resume() = 0;
   /// Sends `msg` to `dest` as a request without a timeout; its response goes
   /// to the logic's on_response with `tag`. For logic with many requests in
