@@ -27,6 +27,10 @@ void stage_logic::on_start(stage_control&) {
   // nop
 }
 
+void stage_logic::on_round_end(emitter&) {
+  // nop
+}
+
 bool stage_logic::ready() {
   return true;
 }
@@ -448,6 +452,8 @@ private:
           break;
         }
       }
+      if (taken > 0)
+        stage_->on_round_end(*this);
       if (source_ && !ending_) {
         if (intake_stopped_)
           begin_end(caf::error{});

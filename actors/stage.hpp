@@ -84,6 +84,11 @@ public:
   virtual void on_start(stage_control& ctl);
   /// Called for each input item, in order per link.
   virtual void on_item(item& x, emitter& out) = 0;
+  /// Called after the items of one round were given to on_item (at least
+  /// one), before what was pushed is sent: logic that gathers items to hand
+  /// them on together (a pool sending several jobs in one message) sends
+  /// what it gathered. The default does nothing.
+  virtual void on_round_end(emitter& out);
   /// Whether the logic takes another item now. Items it does not take stay
   /// unacknowledged, so the upstream runs out of credit: this is how a
   /// pattern pushes back. A logic that answers false must wake the stage
