@@ -51,6 +51,8 @@ void pool_config::validate() const {
     fail("queue_capacity is 0: the pool could hold no job");
   if (prefetch == 0)
     fail("prefetch is 0: a pulling worker could take no job");
+  if (max_batch == 0)
+    fail("max_batch is 0: a message to a worker carries at least one job");
   if (max_attempts == 0)
     fail("max_attempts is 0: a job needs at least one attempt");
   if (job_timeout < caf::timespan{0})
@@ -142,8 +144,14 @@ public:
         caf::anon_send_exit(s->worker, caf::exit_reason::kill);
   }
 
+  // With batches, the items of a round are gathered and dispatched together
+  // at its end (on_round_end); a lone job would otherwise leave alone.
   void take_item(item x) {
-    accept(std::move(x), caf::response_promise{}, true);
+    accept(std::move(x), caf::response_promise{}, true, cfg_.max_batch == 1);
+  }
+
+  void on_round_end() {
+    dispatch();
   }
 
   bool has_room() const {
@@ -184,13 +192,15 @@ public:
       return make_error(errc::pool_full, name_);
     }
     auto rp = self_->make_response_promise();
-    accept(std::move(x), rp, false);
+    accept(std::move(x), rp, false, true);
     return rp;
   }
 
-  // A worker's response to an attempt (see send_attempt).
+  // A worker's response to an attempt or a batch (see send_attempt).
   void on_response(uint64_t tag, caf::message& answer) {
-    if (answer.match_elements<caf::error>())
+    if ((tag & batch_bit) != 0)
+      on_batch_response(tag, answer);
+    else if (answer.match_elements<caf::error>())
       on_failure(tag, answer.get_mutable_as<caf::error>(0));
     else
       on_answer(tag, answer);
@@ -242,6 +252,12 @@ private:
   // reach this bit.
   static constexpr uint64_t deadline_bit = uint64_t{1} << 63;
 
+  // Marks a request's tag as a batch's (see batch_flight).
+  static constexpr uint64_t batch_bit = uint64_t{1} << 63;
+
+  // Serials keep 31 bits in a tag, below batch_bit.
+  static constexpr uint32_t serial_mask = 0x7fffffff;
+
   struct slot {
     uint64_t id = 0;
     std::string name;
@@ -271,9 +287,18 @@ private:
     bool live = false;       // false: a free place in the slab
   };
 
+  // A batch request in flight: the tags of its jobs' attempts, in order.
+  // It stays until its response comes (an answer, the worker's crash, or a
+  // bounce), whose results go to the attempts that are still current.
+  struct batch_flight {
+    std::vector<uint64_t> tags;
+    uint32_t serial = 0;
+    bool live = false;
+  };
+
   // An attempt's tag: the job's place in the slab, and the attempt's serial.
   static uint64_t make_tag(uint32_t index, uint32_t serial) {
-    return (uint64_t{serial} << 32) | index;
+    return (uint64_t{serial & serial_mask} << 32) | index;
   }
 
   static uint32_t index_of(uint64_t tag) {
@@ -402,7 +427,8 @@ private:
     }
   }
 
-  void accept(caf::message msg, caf::response_promise rp, bool from_stream) {
+  void accept(caf::message msg, caf::response_promise rp, bool from_stream,
+              bool dispatch_now) {
     uint32_t index;
     if (!free_jobs_.empty()) {
       index = free_jobs_.back();
@@ -422,19 +448,55 @@ private:
     ++accepted_;
     max_held_ = std::max(max_held_, static_cast<uint64_t>(held_));
     queue_.push_back(index);
-    dispatch();
+    if (dispatch_now)
+      dispatch();
   }
 
-  // Hands queued jobs to workers as the policy allows.
+  // Hands queued jobs to workers as the policy allows: one at a time, or
+  // with batches up to max_batch per message (and with pull, no more than
+  // the worker's free prefetch).
   void dispatch() {
     while (!failed_ && !queue_.empty()) {
       auto s = pick();
       if (s == nullptr)
         return;
+      if (cfg_.max_batch > 1) {
+        size_t n = std::min<size_t>(cfg_.max_batch, queue_.size());
+        if (cfg_.policy == dispatch_policy::pull)
+          n = std::min<size_t>(n, cfg_.prefetch - load(*s));
+        send_batch(*s, n);
+        continue;
+      }
       auto index = queue_.front();
       queue_.pop_front();
       send_attempt(index, *s);
     }
+  }
+
+  // Sends the first `n` queued jobs to `s` in one (troupe::batch) request.
+  void send_batch(slot& s, size_t n) {
+    uint32_t place;
+    if (!free_batches_.empty()) {
+      place = free_batches_.back();
+      free_batches_.pop_back();
+    } else {
+      place = static_cast<uint32_t>(batches_.size());
+      batches_.emplace_back();
+    }
+    auto& f = batches_[place];
+    f.serial = next_batch_serial_++;
+    f.live = true;
+    f.tags.clear();
+    batch jobs;
+    jobs.items.reserve(n);
+    for (size_t k = 0; k < n; ++k) {
+      auto index = queue_.front();
+      queue_.pop_front();
+      f.tags.push_back(prepare_attempt(index, s));
+      jobs.items.push_back(jobs_[index].msg);
+    }
+    auto tag = batch_bit | (uint64_t{f.serial & serial_mask} << 32) | place;
+    ctl_->request(s.worker, caf::make_message(std::move(jobs)), tag);
   }
 
   // The worker for the next job, or none. Candidates are visited starting
@@ -470,6 +532,16 @@ private:
   }
 
   void send_attempt(uint32_t index, slot& s) {
+    auto tag = prepare_attempt(index, s);
+    // No request timeout: the pool's own timer answers the caller at the
+    // deadline, and the worker's late answer still arrives here, to free
+    // its place.
+    ctl_->request(s.worker, jobs_[index].msg, tag);
+  }
+
+  // Gives the job's next attempt to `s` (and starts its timer); returns the
+  // attempt's tag.
+  uint64_t prepare_attempt(uint32_t index, slot& s) {
     auto& j = jobs_[index];
     if (j.attempts > 0)
       ++retried_;
@@ -484,10 +556,7 @@ private:
       deadlines_.emplace(j.deadline, tag);
       ctl_->schedule(cfg_.job_timeout, j.deadline);
     }
-    // No request timeout: the pool's own timer answers the caller at the
-    // deadline, and the worker's late answer still arrives here, to free
-    // its place.
-    ctl_->request(s.worker, j.msg, tag);
+    return tag;
   }
 
   // Jobs a worker holds, counting those answered at their deadline that it
@@ -565,15 +634,76 @@ private:
   void on_failure(uint64_t tag, caf::error& err) {
     if (settle_overdue(tag) || current(tag) == nullptr || failed_)
       return;
-    probe(tag, err);
+    probe({tag}, err);
   }
 
   void on_answer(uint64_t tag, caf::message& answer) {
+    complete(tag, answer);
+    after_change();
+  }
+
+  // The response to a batch: its results go to the attempts still current,
+  // in order. An error for the whole batch is handled as a single job's
+  // error (it may be a crash); an answer of the wrong shape fails the jobs.
+  void on_batch_response(uint64_t tag, caf::message& answer) {
+    auto place = static_cast<uint32_t>(tag);
+    if (place >= batches_.size())
+      return;
+    auto& f = batches_[place];
+    auto serial = static_cast<uint32_t>(tag >> 32) & serial_mask;
+    if (!f.live || (f.serial & serial_mask) != serial)
+      return;
+    f.live = false;
+    std::swap(f.tags, batch_tags_);
+    free_batches_.push_back(place);
+    auto& tags = batch_tags_;
+    if (answer.match_elements<caf::error>()) {
+      auto err = answer.get_as<caf::error>(0);
+      std::vector<uint64_t> live;
+      for (auto t : tags)
+        if (!settle_overdue(t) && current(t) != nullptr)
+          live.push_back(t);
+      if (!live.empty() && !failed_)
+        probe(std::move(live), err);
+      return;
+    }
+    if (!answer.match_elements<batch>()
+        || answer.get_as<batch>(0).items.size() != tags.size()) {
+      auto err = make_error(errc::job_failed,
+                            name_ + ": a worker answered a batch of "
+                              + std::to_string(tags.size())
+                              + " jobs with something else than a batch of as "
+                                "many results");
+      for (auto t : tags) {
+        if (settle_overdue(t) || failed_)
+          continue;
+        if (auto j = current(t)) {
+          ++j->holder->error_answers;
+          fail_job(index_of(t), err);
+        }
+      }
+      after_change();
+      return;
+    }
+    auto& results = answer.get_mutable_as<batch>(0).items;
+    for (size_t k = 0; k < tags.size(); ++k)
+      complete(tags[k], results[k]);
+    after_change();
+  }
+
+  // The worker's answer to an attempt: the job's result, unless the attempt
+  // is stale. In a batch, a result holding just an error is the job's error.
+  void complete(uint64_t tag, caf::message& answer) {
     if (settle_overdue(tag))
       return;
     auto j = current(tag);
     if (j == nullptr || failed_)
       return;
+    if (answer.match_elements<caf::error>()) {
+      ++j->holder->error_answers;
+      fail_job(index_of(tag), answer.get_as<caf::error>(0));
+      return;
+    }
     ++j->holder->answered;
     ++completed_;
     auto from_stream = j->from_stream;
@@ -585,7 +715,6 @@ private:
     } else {
       promise.deliver(std::move(answer));
     }
-    after_change();
   }
 
   // A worker answered an error. When a worker crashes on a job, CAF answers
@@ -594,16 +723,20 @@ private:
   // on_down, which dispatches the job again. A system request every actor
   // answers tells the two apart: it bounces with request_receiver_down only
   // from a worker that is gone.
-  void probe(uint64_t tag, caf::error err) {
-    auto worker = current(tag)->holder->worker;
+  void probe(std::vector<uint64_t> tags, caf::error err) {
+    auto worker = current(tags.front())->holder->worker;
     auto core = shared_from_this();
     // The worker is alive if it answers at all, or does not answer in time.
-    auto alive = [core, tag, err]() mutable {
-      auto j = core->current(tag);
-      if (j == nullptr || core->failed_)
+    auto alive = [core, tags, err]() mutable {
+      if (core->failed_)
         return;
-      ++j->holder->error_answers;
-      core->fail_job(index_of(tag), std::move(err));
+      for (auto tag : tags) {
+        auto j = core->current(tag);
+        if (j == nullptr)
+          continue;
+        ++j->holder->error_answers;
+        core->fail_job(index_of(tag), err);
+      }
       core->after_change();
     };
     request_any(
@@ -721,6 +854,10 @@ private:
   std::deque<uint32_t> queue_;     // jobs waiting for a worker
   uint64_t next_seq_ = 0;
   uint32_t next_serial_ = 0;
+  std::vector<batch_flight> batches_; // batch requests in flight, free places
+  std::vector<uint32_t> free_batches_;
+  uint32_t next_batch_serial_ = 0;
+  std::vector<uint64_t> batch_tags_; // scratch: the tags of the batch answered
   std::unordered_map<uint64_t, uint64_t> deadlines_; // timer token -> tag
   uint64_t next_deadline_ = 1;
   std::unordered_map<uint64_t, uint64_t> overdue_; // tag -> slot still running it
@@ -753,6 +890,10 @@ public:
 
   void on_item(item& x, emitter&) override {
     core_->take_item(std::move(x));
+  }
+
+  void on_round_end(emitter&) override {
+    core_->on_round_end();
   }
 
   void on_stop(const caf::error& reason) override {
