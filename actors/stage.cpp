@@ -499,10 +499,20 @@ private:
     outputs_closed_ = true;
   }
 
+  // Whether to send what credit allows on `o` now. While the downstream
+  // still has half a window unacknowledged, it has plenty to do: small sends
+  // wait until a quarter window is due, since each send is a message and an
+  // acknowledgement back (a stage that takes one item per answer would
+  // otherwise move its input one item per message each way).
+  bool send_due(const outbound_link& o) const {
+    auto w = o.window();
+    return ending_ || failure_ || o.in_flight() < w / 2 || o.sendable() >= w / 4;
+  }
+
   void flush() {
     bool all_ended = true;
     for (auto& o : outputs_) {
-      if (o.take_sendable(scratch_)) {
+      if (send_due(o) && o.take_sendable(scratch_)) {
         self_->send(o.downstream(), std::move(scratch_));
         scratch_ = link_items{};
       }
