@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <chrono>
 #include <limits>
+#include <unordered_map>
+#include <vector>
 
 namespace troupe {
 
@@ -22,6 +24,10 @@ stage_control::~stage_control() = default;
 stage_logic::~stage_logic() = default;
 
 void stage_logic::on_start(stage_control&) {
+  // nop
+}
+
+void stage_logic::on_round_end(emitter&) {
   // nop
 }
 
@@ -43,6 +49,10 @@ void stage_logic::on_end(emitter&, const caf::error&) {
 
 caf::result<caf::message> stage_logic::on_request(caf::message&) {
   return caf::sec::unexpected_message;
+}
+
+void stage_logic::on_response(uint64_t, caf::message&) {
+  // nop
 }
 
 void stage_logic::describe(actor_report&) const {
@@ -81,6 +91,10 @@ using pump_again_atom = caf::atom_constant<caf::atom("trp_pumpag")>;
 /// (a kill at a shutdown deadline, a cancel, status): slow logic with a full
 /// window queued would otherwise hold the actor for the whole window.
 constexpr auto max_round = std::chrono::milliseconds(1);
+
+/// Most messages a stage handles while a resume is owed before it resumes
+/// anyway: a mailbox that never empties must not hold results back.
+constexpr size_t max_deferred_resumes = 64;
 
 /// How long a stage whose logic threw may take to deliver what it had emitted.
 constexpr caf::timespan crash_flush_timeout = std::chrono::seconds(1);
@@ -203,7 +217,61 @@ public:
   }
 
   void resume() override {
+    if (in_message_) {
+      resume_owed_ = true;
+      return;
+    }
     pump();
+  }
+
+  void request(const caf::actor& dest, caf::message msg, uint64_t tag) override {
+    auto id = self_->request(dest, caf::duration{caf::infinite}, std::move(msg)).id();
+    if (spare_requests_.empty()) {
+      requests_.emplace(id.integer_value(), tag);
+      return;
+    }
+    auto node = std::move(spare_requests_.back());
+    spare_requests_.pop_back();
+    node.key() = id.integer_value();
+    node.mapped() = tag;
+    requests_.insert(std::move(node));
+  }
+
+  // Called by the actor before each message it handles. A resume owed
+  // waits only behind responses: any other message (a status request, a
+  // control message) sees the stage as if it had resumed at once.
+  void enter_message(bool is_response) {
+    if (resume_owed_ && !is_response && !finished_)
+      pump();
+    in_message_ = true;
+  }
+
+  // Resumes when owed and no other message waits: results that arrive
+  // together leave together.
+  void leave_message() {
+    in_message_ = false;
+    if (!resume_owed_ || finished_)
+      return;
+    if (!self_->mailbox().empty() && ++deferred_ < max_deferred_resumes)
+      return;
+    pump();
+  }
+
+  // A response to a request of stage_control::request goes to the logic;
+  // false for other responses (CAF's own response handlers take them).
+  bool take_response(caf::mailbox_element& x) {
+    auto i = requests_.find(x.mid.integer_value());
+    if (i == requests_.end())
+      return false;
+    auto tag = i->second;
+    // The node is kept for the next request: no allocation per request.
+    spare_requests_.push_back(requests_.extract(i));
+    if (!stage_ || finished_ || failure_)
+      return true;
+    auto answer = x.move_content_to_message();
+    guarded([&] { stage_->on_response(tag, answer); });
+    resume_owed_ = true;
+    return true;
   }
 
   bool draining() const override {
@@ -343,6 +411,8 @@ private:
       pump_again_ = true;
       return;
     }
+    resume_owed_ = false;
+    deferred_ = 0;
     pumping_ = true;
     do {
       pump_again_ = false;
@@ -359,10 +429,10 @@ private:
       return;
     }
     auto ok = guarded([this] {
-      // The clock is read after 1, 2, 4 ... 32 items, then every 32: slow
-      // logic is caught after its first item, fast logic pays next to nothing.
-      // A round that takes no item (one woken by a request) reads it not at
-      // all.
+      // The clock is read as the first item is taken (a round with nothing
+      // to take reads none), then after 1, 2, 4 ... 32 items, then every 32:
+      // slow logic is caught after its first item, fast logic pays next to
+      // nothing.
       std::chrono::steady_clock::time_point round_end;
       size_t taken = 0;
       size_t next_check = 1;
@@ -383,6 +453,8 @@ private:
           break;
         }
       }
+      if (taken > 0)
+        stage_->on_round_end(*this);
       if (source_ && !ending_) {
         if (intake_stopped_)
           begin_end(caf::error{});
@@ -428,10 +500,20 @@ private:
     outputs_closed_ = true;
   }
 
+  // Whether to send what credit allows on `o` now. While the downstream
+  // still has half a window unacknowledged, it has plenty to do: small sends
+  // wait until a quarter window is due, since each send is a message and an
+  // acknowledgement back (a stage that takes one item per answer would
+  // otherwise move its input one item per message each way).
+  bool send_due(const outbound_link& o) const {
+    auto w = o.window();
+    return ending_ || failure_ || o.in_flight() < w / 2 || o.sendable() >= w / 4;
+  }
+
   void flush() {
     bool all_ended = true;
     for (auto& o : outputs_) {
-      if (o.take_sendable(scratch_)) {
+      if (send_due(o) && o.take_sendable(scratch_)) {
         self_->send(o.downstream(), std::move(scratch_));
         scratch_ = link_items{};
       }
@@ -487,6 +569,13 @@ private:
   bool resume_pending_ = false;
   caf::error failure_;
   bool poll_pending_ = false;
+  bool in_message_ = false;
+  bool resume_owed_ = false;
+  size_t deferred_ = 0;
+  // Requests of stage_control::request in flight: response id -> tag; and
+  // nodes of answered ones, reused.
+  std::unordered_map<uint64_t, uint64_t> requests_;
+  std::vector<std::unordered_map<uint64_t, uint64_t>::node_type> spare_requests_;
   caf::timespan poll_delay_ = min_poll_delay;
   uint64_t in_ = 0;
   uint64_t out_ = 0;
@@ -507,6 +596,43 @@ void validate(const stage_config& cfg, bool is_source, const std::string& name) 
     throw config_error(where, "inputs is 0: a stage waits for at least one input");
 }
 
+// The actor of a stage. It routes the responses to stage_control::request
+// to the logic before CAF looks for a response handler, and lets the core
+// resume once per burst of messages.
+class stage_actor final : public caf::event_based_actor {
+public:
+  stage_actor(caf::actor_config& cfg, std::shared_ptr<stage_core> core)
+    : caf::event_based_actor(cfg), core_(std::move(core)) {
+    // nop
+  }
+
+  caf::behavior make_behavior() override {
+    auto core = core_;
+    attach_functor([core](const caf::error& reason) { core->on_exit(reason); });
+    return core_->start(this);
+  }
+
+  caf::invoke_message_result consume(caf::mailbox_element& x) override {
+    if (!core_)
+      return caf::event_based_actor::consume(x);
+    core_->enter_message(x.mid.is_response());
+    auto result = caf::invoke_message_result::consumed;
+    if (!x.mid.is_response() || !core_->take_response(x))
+      result = caf::event_based_actor::consume(x);
+    core_->leave_message();
+    return result;
+  }
+
+  // What the core holds (the logic, its workers' handles) must not live on
+  // in a stopped actor that someone still holds a handle of.
+  void on_exit() override {
+    core_.reset();
+  }
+
+private:
+  std::shared_ptr<stage_core> core_;
+};
+
 template <class Logic>
 caf::actor spawn_core(spawn_context ctx, stage_config cfg,
                       std::unique_ptr<Logic> logic) {
@@ -519,14 +645,7 @@ caf::actor spawn_core(spawn_context ctx, stage_config cfg,
   auto core = std::make_shared<stage_core>(ctx, std::move(cfg), window);
   core->set_logic(std::move(logic));
   ctx.declare(child_protocol{true, is_source});
-  // The core travels as a spawn argument: CAF 0.17 binds a reference to a
-  // null tuple when a spawned function takes no arguments (UBSan flags it).
-  auto fn = [](caf::event_based_actor* self, std::shared_ptr<stage_core> core) {
-    self->attach_functor(
-      [core](const caf::error& reason) { core->on_exit(reason); });
-    return core->start(self);
-  };
-  return ctx.system().spawn(fn, std::move(core));
+  return ctx.system().spawn<stage_actor>(std::move(core));
 }
 
 class function_stage final : public stage_logic {

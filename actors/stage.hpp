@@ -56,9 +56,19 @@ public:
   /// timers keeps within it, so that a stalled downstream stalls it too.
   virtual size_t room() const = 0;
   /// Sends what was pushed and takes input again; for callbacks the stage did
-  /// not call itself (the stage resumes by itself after on_item, on_timer
-  /// and on_request).
+  /// not call itself (the stage resumes by itself after on_item, on_timer,
+  /// on_request and on_response). Called while the stage handles a message
+  /// (a response handler), it takes effect once no other response waits in
+  /// the mailbox (at the latest before the next message that is not a
+  /// response, or after 64 responses), so that answers arriving together
+  /// leave in one link message instead of one message each.
   virtual void resume() = 0;
+  /// Sends `msg` to `dest` as a request without a timeout; its response goes
+  /// to the logic's on_response with `tag`. For logic with many requests in
+  /// flight: no handler object per request, and no search through CAF's
+  /// response handlers, which CAF 0.17 keeps in a vector scanned per
+  /// response.
+  virtual void request(const caf::actor& dest, caf::message msg, uint64_t tag) = 0;
   /// Whether a drain arrived: the stage ends once it is not busy, so logic
   /// that answers requests refuses new work that would keep it busy.
   virtual bool draining() const = 0;
@@ -74,6 +84,11 @@ public:
   virtual void on_start(stage_control& ctl);
   /// Called for each input item, in order per link.
   virtual void on_item(item& x, emitter& out) = 0;
+  /// Called after the items of one round were given to on_item (at least
+  /// one), before what was pushed is sent: logic that gathers items to hand
+  /// them on together (a pool sending several jobs in one message) sends
+  /// what it gathered. The default does nothing.
+  virtual void on_round_end(emitter& out);
   /// Whether the logic takes another item now. Items it does not take stay
   /// unacknowledged, so the upstream runs out of credit: this is how a
   /// pattern pushes back. A logic that answers false must wake the stage
@@ -91,6 +106,11 @@ public:
   /// pattern also works in front of a service. The default answers
   /// caf::sec::unexpected_message.
   virtual caf::result<caf::message> on_request(caf::message& x);
+  /// The response to stage_control::request(..., tag): the answer, or a
+  /// message holding just a caf::error (the one answered, or
+  /// caf::sec::request_receiver_down when the receiver is gone). Called at
+  /// most once per request. The default ignores it.
+  virtual void on_response(uint64_t tag, caf::message& answer);
   /// Adds the pattern's own state and stats to a report.
   virtual void describe(actor_report& r) const;
   /// The stage stops, for `reason` (empty: a normal end), and its final

@@ -18,6 +18,7 @@
 
 #include <caf/actor.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -69,6 +70,17 @@ public:
   /// Items sent and not yet acknowledged.
   uint64_t in_flight() const noexcept {
     return next_send_ - base_;
+  }
+
+  /// Items that credit allows to send now.
+  uint64_t sendable() const noexcept {
+    auto end = std::min<uint64_t>(limit_, base_ + buffer_.size());
+    return epoch_ == 0 || end <= next_send_ ? 0 : end - next_send_;
+  }
+
+  /// The window the downstream granted (0 before its first demand).
+  uint32_t window() const noexcept {
+    return window_;
   }
 
   uint64_t max_in_flight() const noexcept {

@@ -2,7 +2,6 @@
 
 #include "troupe/actors/errors.hpp"
 #include "troupe/actors/messages.hpp"
-#include "troupe/actors/request.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/event_based_actor.hpp>
@@ -15,7 +14,6 @@
 #include <deque>
 #include <map>
 #include <string>
-#include <unordered_map>
 #include <utility>
 
 namespace troupe {
@@ -76,14 +74,14 @@ public:
   // later: the output window must have room for all of them, held ones
   // included, or results would pile up past the credit.
   bool ready() override {
-    return queue_.empty() && flights_.size() < cfg_.max_in_flight
+    return queue_.empty() && live_ < cfg_.max_in_flight
            && stream_held_ < cfg_.max_in_flight && ctl_->room() > stream_held_;
   }
 
   // A drain waits for every call in flight and every open request, not for
   // the late answers of calls already failed or abandoned.
   bool busy() const override {
-    return flights_.size() > late_ || !queue_.empty() || !jobs_.empty()
+    return live_ > late_ || !queue_.empty() || !jobs_.empty()
            || stream_held_ > 0;
   }
 
@@ -91,21 +89,21 @@ public:
   // killed and its slot is free; a fixed processor still has the call in its
   // mailbox, so the call keeps its slot (and its processor's load) until the
   // late answer comes, and max_in_flight bounds what a slow processor holds.
-  void on_timer(uint64_t id, emitter&) override {
-    auto i = flights_.find(id);
-    if (i == flights_.end() || i->second.late)
+  void on_timer(uint64_t tag, emitter&) override {
+    auto live = find(tag);
+    if (live == nullptr || live->late)
       return;
     ++failed_;
     ++timeouts_;
     auto reason = name_.empty() ? make_error(errc::call_timeout)
                                 : make_error(errc::call_timeout, "fanout " + name_);
     flight f;
-    if (i->second.own) {
-      kill(i->second);
-      land(id, f);
+    if (live->own) {
+      kill(*live);
+      land(tag, f);
     } else {
-      f = i->second;
-      mark_late(i->second);
+      f = *live;
+      mark_late(*live);
     }
     auto failure = caf::make_message(item_failure{f.input, reason});
     deliver(f, std::move(failure), reason);
@@ -146,11 +144,18 @@ public:
     return rp;
   }
 
+  void on_response(uint64_t tag, caf::message& answer) override {
+    if (answer.match_elements<caf::error>())
+      on_failure(tag, answer.get_mutable_as<caf::error>(0));
+    else
+      on_answer(tag, answer);
+  }
+
   // Whatever still runs is stopped; open requests get the reason.
   void on_stop(const caf::error& reason) override {
     auto answer = reason ? reason : make_error(errc::shutting_down);
-    for (auto& [id, f] : flights_) {
-      if (f.late)
+    for (auto& f : flights_) {
+      if (!f.live || f.late)
         continue;
       if (f.job != stream_job)
         ++abandoned_;
@@ -178,7 +183,7 @@ public:
     s["succeeded"] = static_cast<int64_t>(succeeded_);
     s["failed"] = static_cast<int64_t>(failed_);
     s["timeouts"] = static_cast<int64_t>(timeouts_);
-    s["in_flight"] = static_cast<int64_t>(stopped_ ? 0 : flights_.size());
+    s["in_flight"] = static_cast<int64_t>(stopped_ ? 0 : live_);
     s["late"] = static_cast<int64_t>(stopped_ ? 0 : late_);
     s["peak_in_flight"] = static_cast<int64_t>(peak_in_flight_);
     s["queued"] = static_cast<int64_t>(queue_.size());
@@ -197,14 +202,18 @@ private:
     uint64_t index = 0;
   };
 
-  // A call in flight.
+  // A call in flight, in a slab of reused places; its tag (for its
+  // response and its timer) is its place and a serial, so that a stale
+  // answer or timer finds nothing.
   struct flight {
     item input;
     uint64_t job = stream_job;
     uint64_t index = 0;
     caf::actor own;           // the per-item actor, if any
     size_t processor = 0;     // index into processors, for a fixed set
+    uint32_t serial = 0;
     bool late = false;        // failed or abandoned; waits for its answer
+    bool live = false;        // false: a free place
   };
 
   // A service request: its promise and the results gathered so far.
@@ -222,8 +231,23 @@ private:
     item result;
   };
 
+  static uint64_t make_tag(uint32_t place, uint32_t serial) {
+    return (uint64_t{serial} << 32) | place;
+  }
+
+  // The live flight of `tag`, or none (landed, or its place reused).
+  flight* find(uint64_t tag) {
+    auto place = static_cast<uint32_t>(tag);
+    if (place >= flights_.size())
+      return nullptr;
+    auto& f = flights_[place];
+    if (!f.live || make_tag(place, f.serial) != tag)
+      return nullptr;
+    return &f;
+  }
+
   void dispatch() {
-    while (!queue_.empty() && flights_.size() < cfg_.max_in_flight) {
+    while (!queue_.empty() && live_ < cfg_.max_in_flight) {
       auto w = std::move(queue_.front());
       queue_.pop_front();
       start(std::move(w));
@@ -232,7 +256,6 @@ private:
 
   void start(waiting w) {
     ++calls_;
-    auto id = next_call_++;
     flight f;
     f.job = w.job;
     f.index = w.index;
@@ -260,16 +283,25 @@ private:
       ++load_[f.processor];
       dest = cfg_.processors[f.processor];
     }
-    flights_.emplace(id, std::move(f));
-    peak_in_flight_ = std::max<uint64_t>(peak_in_flight_, flights_.size());
+    uint32_t place;
+    if (!free_.empty()) {
+      place = free_.back();
+      free_.pop_back();
+    } else {
+      place = static_cast<uint32_t>(flights_.size());
+      flights_.emplace_back();
+    }
+    f.serial = next_serial_++;
+    f.live = true;
+    auto tag = make_tag(place, f.serial);
+    flights_[place] = std::move(f);
+    ++live_;
+    peak_in_flight_ = std::max<uint64_t>(peak_in_flight_, live_);
     // No CAF timeout: with it, the late answer of a fixed processor would
     // never be seen, and its slot could not be held until then.
-    request_any(
-      self_, dest, caf::infinite, std::move(w.input),
-      [this, id](caf::message& answer) { on_answer(id, answer); },
-      [this, id](caf::error& reason) { on_failure(id, reason); });
+    ctl_->request(dest, std::move(w.input), tag);
     if (cfg_.call_timeout > caf::timespan{0})
-      ctl_->schedule(cfg_.call_timeout, id);
+      ctl_->schedule(cfg_.call_timeout, tag);
   }
 
   void mark_late(flight& f) {
@@ -292,12 +324,14 @@ private:
 
   // Takes a call out of flight, freeing its slot; false if it is no longer
   // there (killed per-item actor) or was late (already answered for).
-  bool land(uint64_t id, flight& out) {
-    auto i = flights_.find(id);
-    if (i == flights_.end())
+  bool land(uint64_t tag, flight& out) {
+    auto live = find(tag);
+    if (live == nullptr)
       return false;
-    out = std::move(i->second);
-    flights_.erase(i);
+    out = std::move(*live);
+    *live = flight{};
+    free_.push_back(static_cast<uint32_t>(tag));
+    --live_;
     if (!out.own)
       --load_[out.processor];
     if (!out.late)
@@ -412,19 +446,18 @@ private:
     // A per-item actor is killed and its slot freed; a fixed processor
     // keeps the call in its mailbox, so the call keeps its slot until its
     // answer comes, ignored.
-    for (auto i = flights_.begin(); i != flights_.end();) {
-      auto& f = i->second;
-      if (f.late || !is_gone(f.job)) {
-        ++i;
+    for (uint32_t place = 0; place < flights_.size(); ++place) {
+      auto& f = flights_[place];
+      if (!f.live || f.late || !is_gone(f.job))
         continue;
-      }
       ++abandoned_;
       if (f.own) {
         kill(f);
-        i = flights_.erase(i);
+        f = flight{};
+        free_.push_back(place);
+        --live_;
       } else {
         mark_late(f);
-        ++i;
       }
     }
     auto before = queue_.size();
@@ -444,7 +477,10 @@ private:
   caf::event_based_actor* self_ = nullptr;
   std::vector<uint64_t> load_; // calls in flight per fixed processor
   size_t next_processor_ = 0;
-  std::unordered_map<uint64_t, flight> flights_;
+  std::vector<flight> flights_; // calls in flight, and free places
+  std::vector<uint32_t> free_;
+  size_t live_ = 0;             // calls in flight (late ones too)
+  uint32_t next_serial_ = 0;
   std::deque<waiting> queue_;
   std::map<uint64_t, job> jobs_;
   std::map<caf::actor_addr, size_t> requesters_; // open jobs per requester
@@ -453,7 +489,6 @@ private:
   uint64_t next_slot_ = 0;
   uint64_t stream_held_ = 0; // stream items taken and not yet emitted
   size_t late_ = 0;          // flights failed or abandoned, answer awaited
-  uint64_t next_call_ = 0;
   uint64_t next_job_ = 1;
   uint64_t calls_ = 0;
   uint64_t succeeded_ = 0;

@@ -22,13 +22,12 @@
 #include <chrono>
 #include <deque>
 #include <limits>
-#include <map>
 #include <memory>
-#include <optional>
-#include <set>
 #include <stdexcept>
+#include <string>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 namespace troupe {
 
@@ -52,6 +51,8 @@ void pool_config::validate() const {
     fail("queue_capacity is 0: the pool could hold no job");
   if (prefetch == 0)
     fail("prefetch is 0: a pulling worker could take no job");
+  if (max_batch == 0)
+    fail("max_batch is 0: a message to a worker carries at least one job");
   if (max_attempts == 0)
     fail("max_attempts is 0: a job needs at least one attempt");
   if (job_timeout < caf::timespan{0})
@@ -92,13 +93,20 @@ std::string render_duration(caf::timespan x) {
   return std::to_string(us / 1000) + " ms";
 }
 
-// The state of one pool incarnation. Shared by the stage logic, the response
+// The state of one pool incarnation. Shared by the stage logic, the probe
 // handlers, the down handler and the functor that runs as the pool exits.
+//
+// Jobs live in a slab (a vector reused through a free list), so taking one
+// allocates nothing; a job's requests go out through stage_control::request,
+// tagged with the job's place and the serial of the attempt, so that the
+// answer finds its job at once and a stale answer (of an attempt dispatched
+// again meanwhile, or of a job that ended) is told apart.
 class pool_core : public std::enable_shared_from_this<pool_core> {
 public:
   pool_core(spawn_context ctx, pool_config cfg)
     : ctx_(std::move(ctx)), cfg_(std::move(cfg)) {
     name_ = ctx_.name().empty() ? std::string{"pool"} : ctx_.name();
+    jobs_.reserve(std::min<size_t>(cfg_.queue_capacity, 4096));
   }
 
   void start(stage_control& ctl) {
@@ -122,28 +130,36 @@ public:
     auto err = reason && reason != caf::exit_reason::normal
                  ? reason
                  : make_error(errc::shutting_down, name_);
-    for (auto& [id, j] : jobs_) {
+    for (auto& j : jobs_) {
+      if (!j.live)
+        continue;
       if (j.promise.pending())
         j.promise.deliver(err);
       abandon(j);
       // The promise refers to the pool: dropping it breaks the cycle.
       j.promise = caf::response_promise{};
     }
-    for (auto& [id, s] : slots_)
-      if (s.worker)
-        caf::anon_send_exit(s.worker, caf::exit_reason::kill);
+    for (auto& s : slots_)
+      if (s->worker)
+        caf::anon_send_exit(s->worker, caf::exit_reason::kill);
   }
 
+  // With batches, the items of a round are gathered and dispatched together
+  // at its end (on_round_end); a lone job would otherwise leave alone.
   void take_item(item x) {
-    accept(std::move(x), caf::response_promise{}, true);
+    accept(std::move(x), caf::response_promise{}, true, cfg_.max_batch == 1);
+  }
+
+  void on_round_end() {
+    dispatch();
   }
 
   bool has_room() const {
-    return !failed_ && jobs_.size() < cfg_.queue_capacity;
+    return !failed_ && held_ < cfg_.queue_capacity;
   }
 
   bool holds_jobs() const {
-    return !jobs_.empty();
+    return held_ > 0;
   }
 
   void on_end() {
@@ -155,10 +171,10 @@ public:
       on_deadline(token);
       return;
     }
-    auto i = slots_.find(token);
-    if (i == slots_.end() || i->second.worker)
+    auto s = find_slot(token);
+    if (s == nullptr || s->worker)
       return; // retired meanwhile
-    if (restart(i->second))
+    if (restart(*s))
       after_change();
   }
 
@@ -176,15 +192,22 @@ public:
       return make_error(errc::pool_full, name_);
     }
     auto rp = self_->make_response_promise();
-    accept(std::move(x), rp, false);
+    accept(std::move(x), rp, false, true);
     return rp;
   }
 
+  // A worker's response to an attempt or a batch (see send_attempt).
+  void on_response(uint64_t tag, caf::message& answer) {
+    if ((tag & batch_bit) != 0)
+      on_batch_response(tag, answer);
+    else if (answer.match_elements<caf::error>())
+      on_failure(tag, answer.get_mutable_as<caf::error>(0));
+    else
+      on_answer(tag, answer);
+  }
+
   void describe(actor_report& r) const {
-    size_t retiring = 0;
-    for (auto& [id, s] : slots_)
-      if (s.retiring)
-        ++retiring;
+    size_t retiring = retiring_;
     r.state = retiring > 0 ? "resizing" : "running";
     auto stat = [&r](const char* key, uint64_t value) {
       r.stats[key] = static_cast<int64_t>(value);
@@ -192,7 +215,7 @@ public:
     stat("workers", slots_.size() - retiring);
     stat("retiring", retiring);
     stat("queued", queue_.size());
-    stat("in_flight", jobs_.size() - queue_.size());
+    stat("in_flight", held_ - queue_.size());
     stat("overdue", overdue_.size());
     stat("max_held", max_held_);
     stat("accepted", accepted_);
@@ -206,44 +229,34 @@ public:
     r.errors += stream_failed_;
     bool stopped = r.stopped != stop_reason::running;
     if (stopped) {
-      stat("abandoned", jobs_.size());
-      for (auto& [id, j] : jobs_)
-        if (j.from_stream)
+      stat("abandoned", held_);
+      for (auto& j : jobs_)
+        if (j.live && j.from_stream)
           ++r.dropped;
     }
-    for (auto& [id, s] : slots_) {
+    for (auto& s : slots_) {
       actor_report w;
-      w.name = s.name;
+      w.name = s->name;
       w.kind = "worker";
-      w.in = s.dispatched;
-      w.out = s.answered;
-      w.errors = s.error_answers;
-      w.restarts = s.restarts;
+      w.in = s->dispatched;
+      w.out = s->answered;
+      w.errors = s->error_answers;
+      w.restarts = s->restarts;
       w.stopped = stopped ? stop_reason::stopped : stop_reason::running;
       r.children.push_back(std::move(w));
     }
   }
 
 private:
-  static constexpr uint64_t no_slot = std::numeric_limits<uint64_t>::max();
-
   // Marks a timer token as a job's deadline; slot ids (start retries) never
   // reach this bit.
   static constexpr uint64_t deadline_bit = uint64_t{1} << 63;
 
-  // One attempt of a job: its answer is matched to it by both.
-  using attempt_key = std::pair<uint64_t, uint32_t>;
+  // Marks a request's tag as a batch's (see batch_flight).
+  static constexpr uint64_t batch_bit = uint64_t{1} << 63;
 
-  struct job {
-    caf::message msg;
-    // Pending for a request; not for a stream item or an asynchronous
-    // message (whose result has nowhere to go).
-    caf::response_promise promise;
-    bool from_stream = false;
-    uint32_t attempts = 0; // also tags the current attempt's answer
-    uint64_t slot = no_slot; // the slot holding it; no_slot while queued
-    uint64_t deadline = 0; // token of the current attempt's timer, or 0
-  };
+  // Serials keep 31 bits in a tag, below batch_bit.
+  static constexpr uint32_t serial_mask = 0x7fffffff;
 
   struct slot {
     uint64_t id = 0;
@@ -251,7 +264,7 @@ private:
     caf::actor worker; // null while its restart is due
     uint32_t restarts = 0;
     bool retiring = false;
-    std::set<uint64_t> held; // job ids, oldest first
+    size_t held = 0; // jobs dispatched to it and not yet answered for
     // Attempts answered at their deadline that the worker still runs: they
     // keep their place at the worker until it answers them.
     size_t overdue = 0;
@@ -260,12 +273,52 @@ private:
     uint64_t error_answers = 0;
   };
 
+  struct job {
+    caf::message msg;
+    // Pending for a request; not for a stream item or an asynchronous
+    // message (whose result has nowhere to go).
+    caf::response_promise promise;
+    uint64_t seq = 0;        // order of acceptance: requeued oldest first
+    slot* holder = nullptr;  // the slot holding it; null while queued
+    uint64_t deadline = 0;   // token of the current attempt's timer, or 0
+    uint32_t attempts = 0;
+    uint32_t serial = 0;     // of the current attempt (the tag's high half)
+    bool from_stream = false;
+    bool live = false;       // false: a free place in the slab
+  };
+
+  // A batch request in flight: the tags of its jobs' attempts, in order.
+  // It stays until its response comes (an answer, the worker's crash, or a
+  // bounce), whose results go to the attempts that are still current.
+  struct batch_flight {
+    std::vector<uint64_t> tags;
+    uint32_t serial = 0;
+    bool live = false;
+  };
+
+  // An attempt's tag: the job's place in the slab, and the attempt's serial.
+  static uint64_t make_tag(uint32_t index, uint32_t serial) {
+    return (uint64_t{serial & serial_mask} << 32) | index;
+  }
+
+  static uint32_t index_of(uint64_t tag) {
+    return static_cast<uint32_t>(tag);
+  }
+
   slot& add_slot() {
     auto id = next_slot_++;
-    auto& s = slots_[id];
+    slots_.push_back(std::make_unique<slot>());
+    auto& s = *slots_.back();
     s.id = id;
     s.name = name_ + "/worker-" + std::to_string(id);
     return s;
+  }
+
+  slot* find_slot(uint64_t id) {
+    for (auto& s : slots_)
+      if (s->id == id)
+        return s.get();
+    return nullptr;
   }
 
   // Starts the slot's worker; returns why it failed, or an empty string.
@@ -306,7 +359,6 @@ private:
     return true;
   }
 
-
   // Escalates: the pool's supervisor decides what happens next. The jobs held
   // are answered with this reason as the pool exits (on_stop).
   void fail_pool() {
@@ -318,43 +370,56 @@ private:
                              + render_duration(cfg_.worker_restarts.period)));
   }
 
+  void erase_slot(const slot& s) {
+    if (s.retiring)
+      --retiring_;
+    slots_.erase(std::find_if(slots_.begin(), slots_.end(),
+                              [&](const auto& x) { return x.get() == &s; }));
+  }
+
   // A planned stop: the worker holds no job, and its exit is no crash.
-  void stop_worker(std::map<uint64_t, slot>::iterator i) {
-    forget_overdue(i->second);
-    if (i->second.worker) {
-      self_->demonitor(i->second.worker);
-      self_->send_exit(i->second.worker, caf::exit_reason::user_shutdown);
+  void stop_worker(slot& s) {
+    forget_overdue(s);
+    if (s.worker) {
+      self_->demonitor(s.worker);
+      self_->send_exit(s.worker, caf::exit_reason::user_shutdown);
     }
-    slots_.erase(i);
+    erase_slot(s);
   }
 
   void on_down(const caf::down_msg& x) {
-    auto i = std::find_if(slots_.begin(), slots_.end(), [&](const auto& kv) {
-      return kv.second.worker && kv.second.worker.address() == x.source;
+    auto i = std::find_if(slots_.begin(), slots_.end(), [&](const auto& s) {
+      return s->worker && s->worker.address() == x.source;
     });
     if (i == slots_.end() || failed_)
       return;
-    auto& s = i->second;
+    auto& s = **i;
     s.worker = nullptr;
     forget_overdue(s);
     auto why = x.reason ? self_->system().render(x.reason)
                         : std::string{"worker stopped"};
     requeue(s, why);
     if (s.retiring)
-      slots_.erase(i); // no restart: its jobs go to the others
+      erase_slot(s); // no restart: its jobs go to the others
     else if (!restart(s))
       return;
     after_change();
   }
 
   // The slot's worker is gone: the jobs it held go back to the front of the
-  // queue, oldest first, or fail if they had all their attempts.
+  // queue, oldest first, or fail if they had all their attempts. A crash is
+  // rare: finding its jobs by a scan costs nothing per job.
   void requeue(slot& s, const std::string& why) {
-    auto held = std::move(s.held);
-    s.held.clear();
+    std::vector<uint32_t> held;
+    for (uint32_t k = 0; k < jobs_.size(); ++k)
+      if (jobs_[k].live && jobs_[k].holder == &s)
+        held.push_back(k);
+    std::sort(held.begin(), held.end(), [this](uint32_t a, uint32_t b) {
+      return jobs_[a].seq < jobs_[b].seq;
+    });
     for (auto k = held.rbegin(); k != held.rend(); ++k) {
-      auto& j = jobs_.at(*k);
-      j.slot = no_slot;
+      auto& j = jobs_[*k];
+      release(j);
       if (j.attempts >= cfg_.max_attempts)
         fail_job(*k, make_error(errc::job_failed, why));
       else
@@ -362,117 +427,173 @@ private:
     }
   }
 
-  void accept(caf::message msg, caf::response_promise rp, bool from_stream) {
-    auto id = next_job_++;
-    auto& j = jobs_[id];
+  void accept(caf::message msg, caf::response_promise rp, bool from_stream,
+              bool dispatch_now) {
+    uint32_t index;
+    if (!free_jobs_.empty()) {
+      index = free_jobs_.back();
+      free_jobs_.pop_back();
+    } else {
+      index = static_cast<uint32_t>(jobs_.size());
+      jobs_.emplace_back();
+    }
+    auto& j = jobs_[index];
     j.msg = std::move(msg);
     j.promise = std::move(rp);
+    j.seq = next_seq_++;
+    j.attempts = 0;
     j.from_stream = from_stream;
+    j.live = true;
+    ++held_;
     ++accepted_;
-    max_held_ = std::max(max_held_, static_cast<uint64_t>(jobs_.size()));
-    queue_.push_back(id);
-    dispatch();
+    max_held_ = std::max(max_held_, static_cast<uint64_t>(held_));
+    queue_.push_back(index);
+    if (dispatch_now)
+      dispatch();
   }
 
-  // Hands queued jobs to workers as the policy allows.
+  // Hands queued jobs to workers as the policy allows: one at a time, or
+  // with batches up to max_batch per message (and with pull, no more than
+  // the worker's free prefetch).
   void dispatch() {
     while (!failed_ && !queue_.empty()) {
       auto s = pick();
       if (s == nullptr)
         return;
-      auto id = queue_.front();
+      if (cfg_.max_batch > 1) {
+        size_t n = std::min<size_t>(cfg_.max_batch, queue_.size());
+        if (cfg_.policy == dispatch_policy::pull)
+          n = std::min<size_t>(n, cfg_.prefetch - load(*s));
+        send_batch(*s, n);
+        continue;
+      }
+      auto index = queue_.front();
       queue_.pop_front();
-      send_attempt(id, *s);
+      send_attempt(index, *s);
     }
+  }
+
+  // Sends the first `n` queued jobs to `s` in one (troupe::batch) request.
+  void send_batch(slot& s, size_t n) {
+    uint32_t place;
+    if (!free_batches_.empty()) {
+      place = free_batches_.back();
+      free_batches_.pop_back();
+    } else {
+      place = static_cast<uint32_t>(batches_.size());
+      batches_.emplace_back();
+    }
+    auto& f = batches_[place];
+    f.serial = next_batch_serial_++;
+    f.live = true;
+    f.tags.clear();
+    batch jobs;
+    jobs.items.reserve(n);
+    for (size_t k = 0; k < n; ++k) {
+      auto index = queue_.front();
+      queue_.pop_front();
+      f.tags.push_back(prepare_attempt(index, s));
+      jobs.items.push_back(jobs_[index].msg);
+    }
+    auto tag = batch_bit | (uint64_t{f.serial & serial_mask} << 32) | place;
+    ctl_->request(s.worker, caf::make_message(std::move(jobs)), tag);
   }
 
   // The worker for the next job, or none. Candidates are visited starting
   // after the last pick, so ties rotate over the workers.
   slot* pick() {
+    auto n = slots_.size();
+    if (n == 0)
+      return nullptr;
+    if (next_pick_ >= n)
+      next_pick_ = 0;
     slot* best = nullptr;
-    auto consider = [&](slot& s) {
+    size_t best_at = 0;
+    for (size_t k = 0; k < n; ++k) {
+      auto at = (next_pick_ + k) % n;
+      auto& s = *slots_[at];
       if (!s.worker || s.retiring)
-        return false;
+        continue;
       if (cfg_.policy == dispatch_policy::pull && load(s) >= cfg_.prefetch)
-        return false;
+        continue;
       if (cfg_.policy == dispatch_policy::round_robin) {
         best = &s;
-        return true;
+        best_at = at;
+        break;
       }
-      if (best == nullptr || load(s) < load(*best))
+      if (best == nullptr || load(s) < load(*best)) {
         best = &s;
-      return false;
-    };
-    auto start = last_pick_ ? slots_.upper_bound(*last_pick_) : slots_.begin();
-    bool done = false;
-    for (auto i = start; i != slots_.end() && !done; ++i)
-      done = consider(i->second);
-    for (auto i = slots_.begin(); i != start && !done; ++i)
-      done = consider(i->second);
+        best_at = at;
+      }
+    }
     if (best != nullptr)
-      last_pick_ = best->id;
+      next_pick_ = best_at + 1;
     return best;
   }
 
-  void send_attempt(uint64_t id, slot& s) {
-    auto& j = jobs_.at(id);
-    if (j.attempts > 0)
-      ++retried_;
-    auto attempt = ++j.attempts;
-    j.slot = s.id;
-    s.held.insert(id);
-    ++s.dispatched;
-    if (cfg_.job_timeout > caf::timespan{0}) {
-      j.deadline = deadline_bit | next_deadline_++;
-      deadlines_.emplace(j.deadline, attempt_key{id, attempt});
-      ctl_->schedule(cfg_.job_timeout, j.deadline);
-    }
+  void send_attempt(uint32_t index, slot& s) {
+    auto tag = prepare_attempt(index, s);
     // No request timeout: the pool's own timer answers the caller at the
     // deadline, and the worker's late answer still arrives here, to free
     // its place.
-    auto core = shared_from_this();
-    request_any(
-      self_, s.worker, caf::duration{caf::infinite}, j.msg,
-      [core, id, attempt](caf::message& answer) { core->on_answer(id, attempt, answer); },
-      [core, id, attempt](caf::error& err) { core->on_failure(id, attempt, err); });
+    ctl_->request(s.worker, jobs_[index].msg, tag);
+  }
+
+  // Gives the job's next attempt to `s` (and starts its timer); returns the
+  // attempt's tag.
+  uint64_t prepare_attempt(uint32_t index, slot& s) {
+    auto& j = jobs_[index];
+    if (j.attempts > 0)
+      ++retried_;
+    ++j.attempts;
+    j.serial = next_serial_++;
+    j.holder = &s;
+    ++s.held;
+    ++s.dispatched;
+    auto tag = make_tag(index, j.serial);
+    if (cfg_.job_timeout > caf::timespan{0}) {
+      j.deadline = deadline_bit | next_deadline_++;
+      deadlines_.emplace(j.deadline, tag);
+      ctl_->schedule(cfg_.job_timeout, j.deadline);
+    }
+    return tag;
   }
 
   // Jobs a worker holds, counting those answered at their deadline that it
   // is still running: a worker stuck in a late job gets no new ones.
   static size_t load(const slot& s) {
-    return s.held.size() + s.overdue;
+    return s.held + s.overdue;
   }
 
   void on_deadline(uint64_t token) {
     auto i = deadlines_.find(token);
     if (i == deadlines_.end())
       return; // answered in time
-    auto [id, attempt] = i->second;
+    auto tag = i->second;
     deadlines_.erase(i);
-    auto j = current(id, attempt);
+    auto j = current(tag);
     if (j == nullptr || failed_)
       return;
-    auto s = slots_.find(j->slot);
-    if (s != slots_.end()) {
-      ++s->second.overdue;
-      overdue_.emplace(attempt_key{id, attempt}, s->first);
-    }
+    ++j->holder->overdue;
+    overdue_.emplace(tag, j->holder->id);
     ++timed_out_;
     abandon(*j);
-    fail_job(id, make_error(errc::call_timeout,
-                            name_ + ": job took longer than "
-                              + render_duration(cfg_.job_timeout)));
+    fail_job(index_of(tag), make_error(errc::call_timeout,
+                                       name_ + ": job took longer than "
+                                         + render_duration(cfg_.job_timeout)));
     after_change();
   }
 
   // The worker answered an attempt that was answered at its deadline: its
   // place is free again. True if it was such an attempt.
-  bool settle_overdue(uint64_t id, uint32_t attempt) {
-    auto i = overdue_.find(attempt_key{id, attempt});
+  bool settle_overdue(uint64_t tag) {
+    if (overdue_.empty())
+      return false;
+    auto i = overdue_.find(tag);
     if (i == overdue_.end())
       return false;
-    if (auto s = slots_.find(i->second); s != slots_.end() && s->second.overdue > 0)
-      --s->second.overdue;
+    if (auto s = find_slot(i->second); s != nullptr && s->overdue > 0)
+      --s->overdue;
     overdue_.erase(i);
     ++late_answers_;
     after_change();
@@ -493,43 +614,107 @@ private:
   // The job is answered without its worker's answer: tells the worker, if
   // the job asks to be told, so that one that has not started it skips it.
   void abandon(const job& j) {
-    if (cfg_.on_abandon && j.slot != no_slot)
+    if (cfg_.on_abandon && j.holder != nullptr)
       cfg_.on_abandon(j.msg);
   }
 
-  // The job if `attempt` is its current one, held by a worker; answers of
-  // attempts that were dispatched again meanwhile are stale.
-  job* current(uint64_t id, uint32_t attempt) {
-    auto i = jobs_.find(id);
-    if (i == jobs_.end() || i->second.attempts != attempt
-        || i->second.slot == no_slot)
+  // The job of the attempt `tag` if that is its current attempt, held by a
+  // worker; answers of attempts that were dispatched again meanwhile, or of
+  // jobs that ended, are stale.
+  job* current(uint64_t tag) {
+    auto index = index_of(tag);
+    if (index >= jobs_.size())
       return nullptr;
-    return &i->second;
+    auto& j = jobs_[index];
+    if (!j.live || j.holder == nullptr || make_tag(index, j.serial) != tag)
+      return nullptr;
+    return &j;
   }
 
-  void on_failure(uint64_t id, uint32_t attempt, caf::error& err) {
-    if (settle_overdue(id, attempt) || current(id, attempt) == nullptr || failed_)
+  void on_failure(uint64_t tag, caf::error& err) {
+    if (settle_overdue(tag) || current(tag) == nullptr || failed_)
       return;
-    probe(id, attempt, err);
+    probe({tag}, err);
   }
 
-  void on_answer(uint64_t id, uint32_t attempt, caf::message& answer) {
-    if (settle_overdue(id, attempt))
+  void on_answer(uint64_t tag, caf::message& answer) {
+    complete(tag, answer);
+    after_change();
+  }
+
+  // The response to a batch: its results go to the attempts still current,
+  // in order. An error for the whole batch is handled as a single job's
+  // error (it may be a crash); an answer of the wrong shape fails the jobs.
+  void on_batch_response(uint64_t tag, caf::message& answer) {
+    auto place = static_cast<uint32_t>(tag);
+    if (place >= batches_.size())
       return;
-    auto j = current(id, attempt);
+    auto& f = batches_[place];
+    auto serial = static_cast<uint32_t>(tag >> 32) & serial_mask;
+    if (!f.live || (f.serial & serial_mask) != serial)
+      return;
+    f.live = false;
+    std::swap(f.tags, batch_tags_);
+    free_batches_.push_back(place);
+    auto& tags = batch_tags_;
+    if (answer.match_elements<caf::error>()) {
+      auto err = answer.get_as<caf::error>(0);
+      std::vector<uint64_t> live;
+      for (auto t : tags)
+        if (!settle_overdue(t) && current(t) != nullptr)
+          live.push_back(t);
+      if (!live.empty() && !failed_)
+        probe(std::move(live), err);
+      return;
+    }
+    if (!answer.match_elements<batch>()
+        || answer.get_as<batch>(0).items.size() != tags.size()) {
+      auto err = make_error(errc::job_failed,
+                            name_ + ": a worker answered a batch of "
+                              + std::to_string(tags.size())
+                              + " jobs with something else than a batch of as "
+                                "many results");
+      for (auto t : tags) {
+        if (settle_overdue(t) || failed_)
+          continue;
+        if (auto j = current(t)) {
+          ++j->holder->error_answers;
+          fail_job(index_of(t), err);
+        }
+      }
+      after_change();
+      return;
+    }
+    auto& results = answer.get_mutable_as<batch>(0).items;
+    for (size_t k = 0; k < tags.size(); ++k)
+      complete(tags[k], results[k]);
+    after_change();
+  }
+
+  // The worker's answer to an attempt: the job's result, unless the attempt
+  // is stale. In a batch, a result holding just an error is the job's error.
+  void complete(uint64_t tag, caf::message& answer) {
+    if (settle_overdue(tag))
+      return;
+    auto j = current(tag);
     if (j == nullptr || failed_)
       return;
-    auto& s = slots_.at(j->slot);
-    ++s.answered;
-    auto job = take(id);
+    if (answer.match_elements<caf::error>()) {
+      ++j->holder->error_answers;
+      fail_job(index_of(tag), answer.get_as<caf::error>(0));
+      return;
+    }
+    ++j->holder->answered;
     ++completed_;
-    if (job.from_stream) {
+    auto from_stream = j->from_stream;
+    auto promise = std::move(j->promise);
+    take(index_of(tag));
+    if (from_stream) {
       if (!answer.empty())
         ctl_->push(std::move(answer));
     } else {
-      job.promise.deliver(std::move(answer));
+      promise.deliver(std::move(answer));
     }
-    after_change();
   }
 
   // A worker answered an error. When a worker crashes on a job, CAF answers
@@ -538,20 +723,24 @@ private:
   // on_down, which dispatches the job again. A system request every actor
   // answers tells the two apart: it bounces with request_receiver_down only
   // from a worker that is gone.
-  void probe(uint64_t id, uint32_t attempt, caf::error err) {
-    auto& s = slots_.at(jobs_.at(id).slot);
+  void probe(std::vector<uint64_t> tags, caf::error err) {
+    auto worker = current(tags.front())->holder->worker;
     auto core = shared_from_this();
     // The worker is alive if it answers at all, or does not answer in time.
-    auto alive = [core, id, attempt, err]() mutable {
-      auto j = core->current(id, attempt);
-      if (j == nullptr || core->failed_)
+    auto alive = [core, tags, err]() mutable {
+      if (core->failed_)
         return;
-      ++core->slots_.at(j->slot).error_answers;
-      core->fail_job(id, std::move(err));
+      for (auto tag : tags) {
+        auto j = core->current(tag);
+        if (j == nullptr)
+          continue;
+        ++j->holder->error_answers;
+        core->fail_job(index_of(tag), err);
+      }
       core->after_change();
     };
     request_any(
-      self_, s.worker, caf::duration{liveness_timeout},
+      self_, worker, caf::duration{liveness_timeout},
       caf::make_message(caf::sys_atom::value, caf::get_atom::value, std::string{"info"}),
       [alive](caf::message&) mutable { alive(); },
       [alive](caf::error& reply_err) mutable {
@@ -561,36 +750,53 @@ private:
       caf::message_priority::high);
   }
 
-  // Removes a job from the pool (and from the worker holding it).
-  job take(uint64_t id) {
-    auto i = jobs_.find(id);
-    auto result = std::move(i->second);
-    jobs_.erase(i);
-    if (result.deadline != 0)
-      deadlines_.erase(result.deadline);
-    if (result.slot != no_slot)
-      if (auto s = slots_.find(result.slot); s != slots_.end())
-        s->second.held.erase(id);
-    return result;
+  // The job leaves its worker (answered, failed, or its worker is gone).
+  void release(job& j) {
+    if (j.holder != nullptr) {
+      --j.holder->held;
+      j.holder = nullptr;
+    }
+    if (j.deadline != 0) {
+      deadlines_.erase(j.deadline);
+      j.deadline = 0;
+    }
   }
 
-  void fail_job(uint64_t id, caf::error err) {
-    auto job = take(id);
+  // Removes a job from the pool (and from the worker holding it); its place
+  // in the slab is free again.
+  void take(uint32_t index) {
+    auto& j = jobs_[index];
+    release(j);
+    j.msg = caf::message{};
+    j.promise = caf::response_promise{};
+    j.live = false;
+    --held_;
+    free_jobs_.push_back(index);
+  }
+
+  void fail_job(uint32_t index, caf::error err) {
+    auto& j = jobs_[index];
     ++failed_jobs_;
-    if (job.from_stream)
+    if (j.from_stream) {
       ++stream_failed_;
-    else
-      job.promise.deliver(std::move(err));
+      take(index);
+      return;
+    }
+    auto promise = std::move(j.promise);
+    take(index);
+    promise.deliver(std::move(err));
   }
 
   // After jobs finished or moved: stops retiring workers that are done,
   // hands out what is queued, and lets the stage send results and take input.
   void after_change() {
-    for (auto i = slots_.begin(); i != slots_.end();) {
-      auto next = std::next(i);
-      if (i->second.retiring && i->second.held.empty())
-        stop_worker(i);
-      i = next;
+    if (retiring_ > 0) {
+      std::vector<slot*> done;
+      for (auto& s : slots_)
+        if (s->retiring && s->held == 0)
+          done.push_back(s.get());
+      for (auto s : done)
+        stop_worker(*s);
     }
     dispatch();
     ctl_->resume();
@@ -602,16 +808,14 @@ private:
                              name_ + ": cannot resize to 0 workers");
     if (ended_ || failed_)
       return make_error(errc::shutting_down, name_);
-    size_t active = 0;
-    for (auto& [id, s] : slots_)
-      if (!s.retiring)
-        ++active;
+    size_t active = slots_.size() - retiring_;
     // Growing takes back workers still finishing their jobs first.
-    for (auto& [id, s] : slots_) {
+    for (auto& s : slots_) {
       if (active >= n)
         break;
-      if (s.retiring) {
-        s.retiring = false;
+      if (s->retiring) {
+        s->retiring = false;
+        --retiring_;
         ++active;
       }
     }
@@ -622,8 +826,9 @@ private:
     }
     // Shrinking removes the newest workers.
     for (auto i = slots_.rbegin(); i != slots_.rend() && active > n; ++i) {
-      if (!i->second.retiring) {
-        i->second.retiring = true;
+      if (!(*i)->retiring) {
+        (*i)->retiring = true;
+        ++retiring_;
         --active;
       }
     }
@@ -637,15 +842,25 @@ private:
   std::string name_;
   stage_control* ctl_ = nullptr;
   caf::event_based_actor* self_ = nullptr;
-  std::map<uint64_t, slot> slots_;
+  // Workers by id (oldest first); each slot stays at one address while it
+  // lives, so jobs point at the slot holding them.
+  std::vector<std::unique_ptr<slot>> slots_;
+  size_t retiring_ = 0;
   uint64_t next_slot_ = 0;
-  std::optional<uint64_t> last_pick_;
-  std::unordered_map<uint64_t, job> jobs_; // queued and in flight
-  std::deque<uint64_t> queue_;
-  uint64_t next_job_ = 0;
-  std::unordered_map<uint64_t, attempt_key> deadlines_; // timer token -> attempt
+  size_t next_pick_ = 0;
+  std::vector<job> jobs_;          // queued and in flight, and free places
+  std::vector<uint32_t> free_jobs_;
+  size_t held_ = 0;                // live jobs
+  std::deque<uint32_t> queue_;     // jobs waiting for a worker
+  uint64_t next_seq_ = 0;
+  uint32_t next_serial_ = 0;
+  std::vector<batch_flight> batches_; // batch requests in flight, free places
+  std::vector<uint32_t> free_batches_;
+  uint32_t next_batch_serial_ = 0;
+  std::vector<uint64_t> batch_tags_; // scratch: the tags of the batch answered
+  std::unordered_map<uint64_t, uint64_t> deadlines_; // timer token -> tag
   uint64_t next_deadline_ = 1;
-  std::map<attempt_key, uint64_t> overdue_; // attempt -> slot still running it
+  std::unordered_map<uint64_t, uint64_t> overdue_; // tag -> slot still running it
   restart_window restart_window_{cfg_.worker_restarts};
   bool ended_ = false;
   bool failed_ = false;
@@ -677,6 +892,10 @@ public:
     core_->take_item(std::move(x));
   }
 
+  void on_round_end(emitter&) override {
+    core_->on_round_end();
+  }
+
   void on_stop(const caf::error& reason) override {
     core_->on_exit(reason);
   }
@@ -699,6 +918,10 @@ public:
 
   caf::result<caf::message> on_request(caf::message& x) override {
     return core_->on_request(x);
+  }
+
+  void on_response(uint64_t tag, caf::message& answer) override {
+    core_->on_response(tag, answer);
   }
 
   void describe(actor_report& r) const override {

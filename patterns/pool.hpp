@@ -18,6 +18,10 @@
 //   - An error a worker answers is the job's result: it goes to the
 //     requester (in a stream: counted in `errors`, nothing is emitted); it is
 //     not retried. An empty answer emits nothing in a stream.
+//   - With max_batch above 1, a worker may get several jobs in one
+//     (troupe::batch) request and answers a troupe::batch of one result per
+//     job, in order; a result holding just a caf::error is that job's error.
+//     Crashes, retries, timeouts and answers stay per job.
 //
 // Messages it understands, besides those of a stage (actors/stage.hpp:
 // stream links, drain_atom, cancel_atom, status_atom, stop_intake_atom):
@@ -102,6 +106,13 @@ struct pool_config {
   size_t queue_capacity = 1024;
   /// Pull policy: jobs a worker holds at once; at least 1.
   uint32_t prefetch = 1;
+  /// Jobs sent to a worker in one message, at most; at least 1. Above 1,
+  /// jobs that are queued together (the items of one stream round, or jobs
+  /// waiting in the pool) go to a worker as one (troupe::batch) request of
+  /// up to max_batch jobs, which the worker answers with a troupe::batch of
+  /// one result per job, in order; see "Batches" in docs/patterns/pool.md.
+  /// Cuts the messages per job for cheap jobs; 1 sends each job alone.
+  uint32_t max_batch = 1;
   /// Attempts a job gets when its workers crash; at least 1 (1: no retry).
   uint32_t max_attempts = 3;
   /// How long a worker may take for one attempt; 0 means no limit. A late

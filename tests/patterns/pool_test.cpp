@@ -95,6 +95,60 @@ caf::behavior test_worker(caf::stateful_actor<worker_state>* self,
   };
 }
 
+using batch_atom = caf::atom_constant<caf::atom("batch")>;
+
+/// What a worker of batches does; every job x is answered with x * 10.
+struct batch_options {
+  /// Gets (batch_atom, number of jobs) for each batch.
+  caf::actor observer;
+  /// The worker throws on a batch holding this job while `crashes` is above
+  /// zero.
+  uint64_t poison = no_job;
+  std::shared_ptr<std::atomic<int>> crashes;
+  /// This job's result is an error (in its place in the batch).
+  uint64_t unlucky = no_job;
+  /// A batch holding this job is answered one result short.
+  uint64_t malformed = no_job;
+};
+
+caf::behavior batch_worker(caf::event_based_actor* self, batch_options opts) {
+  self->set_exception_handler([](std::exception_ptr& ep) -> caf::error {
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      return caf::make_error(caf::sec::runtime_error, e.what());
+    }
+  });
+  return {
+    [=](batch& jobs) {
+      if (opts.observer)
+        caf::anon_send(opts.observer, batch_atom::value,
+                       static_cast<uint64_t>(jobs.items.size()));
+      batch results;
+      for (auto& job : jobs.items) {
+        auto x = job.get_as<uint64_t>(0);
+        if (x == opts.poison && opts.crashes && opts.crashes->fetch_sub(1) > 0)
+          throw std::runtime_error("worker crashes on a batch with job "
+                                   + std::to_string(x));
+        if (x == opts.malformed)
+          return batch{};
+        if (x == opts.unlucky)
+          results.items.push_back(caf::make_message(
+            caf::make_error(caf::sec::invalid_argument, "unlucky job")));
+        else
+          results.items.push_back(caf::make_message(x * 10));
+      }
+      return results;
+    },
+  };
+}
+
+worker_factory batch_workers_with(batch_options opts) {
+  return [opts](const spawn_context& ctx) {
+    return ctx.system().spawn(batch_worker, opts);
+  };
+}
+
 worker_factory workers_with(worker_options opts) {
   return [opts](const spawn_context& ctx) {
     return ctx.system().spawn(test_worker, ctx.name(), opts);
@@ -678,6 +732,9 @@ BOOST_AUTO_TEST_CASE(invalid_configs_throw_config_error_naming_the_field) {
   cfg.max_attempts = 0;
   expect_invalid(cfg, "max_attempts");
   cfg = good;
+  cfg.max_batch = 0;
+  expect_invalid(cfg, "max_batch is 0");
+  cfg = good;
   cfg.job_timeout = std::chrono::seconds(-1);
   expect_invalid(cfg, "job_timeout");
   cfg = good;
@@ -834,6 +891,136 @@ BOOST_AUTO_TEST_CASE(pool_restarted_by_its_supervisor_answers_at_its_stable_addr
   auto pool = find_report(*report, "pool");
   BOOST_REQUIRE(pool);
   BOOST_CHECK_EQUAL(pool->restarts, 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_FIXTURE_TEST_SUITE(pool_batches, pool_fixture)
+
+namespace {
+
+/// 20 jobs 0..19 in one link message into `pool`, which sends its results to
+/// a reporting sink; returns the values that reached the sink and the
+/// sizes of the batches the workers got.
+struct batch_run {
+  std::multiset<uint64_t> values;
+  std::vector<uint64_t> batches;
+  actor_report report;
+};
+
+batch_run run_batches(pool_fixture& f, pool_config cfg) {
+  batch_run result;
+  auto sink = spawn_reporting_sink(f.sys, f.self);
+  stage_config links;
+  links.next = {sink};
+  spawn_context ctx{f.sys};
+  ctx.report_to(f.self);
+  auto pool = spawn_pool(ctx, cfg, links);
+  f.self->monitor(pool);
+  manual_upstream up{f.self, pool};
+  std::vector<item> jobs;
+  for (uint64_t x = 0; x < 20; ++x)
+    jobs.push_back(caf::make_message(x));
+  up.push(std::move(jobs));
+  up.end();
+  bool ended = false;
+  while (!ended) {
+    f.self->receive(
+      [&](sink_item_atom, item& x, int64_t) {
+        result.values.insert(x.get_as<uint64_t>(0));
+      },
+      [&](batch_atom, uint64_t n) { result.batches.push_back(n); },
+      [&](sink_end_atom, uint64_t) { ended = true; },
+      caf::after(patience) >> [] { BOOST_FAIL("the sink never ended"); });
+  }
+  BOOST_CHECK(!f.wait_down(pool));
+  result.report = f.receive_one<actor_report>("the pool's final report");
+  // Every batch notice was sent before its answer, so before the sink's end.
+  for (bool more = true; more;) {
+    more = false;
+    f.self->receive(
+      [&](batch_atom, uint64_t n) {
+        result.batches.push_back(n);
+        more = true;
+      },
+      caf::after(std::chrono::seconds(0)) >> [] {});
+  }
+  return result;
+}
+
+std::multiset<uint64_t> tenfold(uint64_t n, uint64_t except = no_job) {
+  std::multiset<uint64_t> result;
+  for (uint64_t x = 0; x < n; ++x)
+    if (x != except)
+      result.insert(x * 10);
+  return result;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(items_of_a_round_go_to_workers_in_batches_of_at_most_max_batch) {
+  batch_options opts;
+  opts.observer = self;
+  auto cfg = config(worker_options{}, 2, dispatch_policy::round_robin);
+  cfg.worker = batch_workers_with(opts);
+  cfg.max_batch = 8;
+  auto run = run_batches(*this, cfg);
+  BOOST_CHECK(run.values == tenfold(20));
+  uint64_t jobs = 0;
+  uint64_t largest = 0;
+  for (auto n : run.batches) {
+    jobs += n;
+    largest = std::max(largest, n);
+  }
+  BOOST_CHECK_EQUAL(jobs, 20u);
+  BOOST_CHECK_LE(largest, 8u);
+  BOOST_CHECK_GT(largest, 1u);
+  BOOST_CHECK_EQUAL(stat(run.report, "completed"), 20);
+  BOOST_CHECK_EQUAL(run.report.out, 20u);
+}
+
+BOOST_AUTO_TEST_CASE(an_error_in_a_batch_answer_fails_that_job_alone) {
+  batch_options opts;
+  opts.unlucky = 7;
+  auto cfg = config(worker_options{}, 2, dispatch_policy::round_robin);
+  cfg.worker = batch_workers_with(opts);
+  cfg.max_batch = 8;
+  auto run = run_batches(*this, cfg);
+  BOOST_CHECK(run.values == tenfold(20, 7));
+  BOOST_CHECK_EQUAL(stat(run.report, "failed"), 1);
+  BOOST_CHECK_EQUAL(stat(run.report, "retried"), 0);
+  BOOST_CHECK_EQUAL(run.report.errors, 1u);
+}
+
+BOOST_AUTO_TEST_CASE(jobs_of_a_batch_whose_worker_crashed_are_each_retried_and_answered_once) {
+  batch_options opts;
+  opts.poison = 5;
+  opts.crashes = std::make_shared<std::atomic<int>>(1);
+  auto cfg = config(worker_options{}, 2, dispatch_policy::round_robin);
+  cfg.worker = batch_workers_with(opts);
+  cfg.max_batch = 8;
+  auto run = run_batches(*this, cfg);
+  BOOST_CHECK(run.values == tenfold(20));
+  BOOST_CHECK_EQUAL(stat(run.report, "worker_restarts"), 1);
+  BOOST_CHECK_GE(stat(run.report, "retried"), 1);
+  BOOST_CHECK_EQUAL(stat(run.report, "completed"), 20);
+}
+
+BOOST_AUTO_TEST_CASE(requests_go_in_batches_too_and_a_malformed_answer_fails_with_job_failed) {
+  batch_options opts;
+  opts.malformed = 3;
+  auto cfg = config(worker_options{}, 1, dispatch_policy::round_robin);
+  cfg.worker = batch_workers_with(opts);
+  cfg.max_batch = 4;
+  auto pool = spawn_pool(sys, cfg);
+  ask(pool, 2);
+  auto [x, o] = next_outcome();
+  BOOST_CHECK_EQUAL(x, 2u);
+  BOOST_CHECK(o.ok);
+  BOOST_CHECK_EQUAL(o.value, 20u);
+  auto err = request_error(pool, 3);
+  BOOST_CHECK(err == errc::job_failed);
+  stop(pool);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
