@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <limits>
+#include <memory>
 #include <unordered_map>
 #include <vector>
 
@@ -226,15 +227,18 @@ public:
 
   void request(const caf::actor& dest, caf::message msg, uint64_t tag) override {
     auto id = self_->request(dest, caf::duration{caf::infinite}, std::move(msg)).id();
-    if (spare_requests_.empty()) {
-      requests_.emplace(id.integer_value(), tag);
+    if (!requests_)
+      requests_ = std::make_unique<request_table>();
+    auto& t = *requests_;
+    if (t.spare.empty()) {
+      t.tags.emplace(id.integer_value(), tag);
       return;
     }
-    auto node = std::move(spare_requests_.back());
-    spare_requests_.pop_back();
+    auto node = std::move(t.spare.back());
+    t.spare.pop_back();
     node.key() = id.integer_value();
     node.mapped() = tag;
-    requests_.insert(std::move(node));
+    t.tags.insert(std::move(node));
   }
 
   // Called by the actor before each message it handles. A resume owed
@@ -260,12 +264,15 @@ public:
   // A response to a request of stage_control::request goes to the logic;
   // false for other responses (CAF's own response handlers take them).
   bool take_response(caf::mailbox_element& x) {
-    auto i = requests_.find(x.mid.integer_value());
-    if (i == requests_.end())
+    if (!requests_)
+      return false;
+    auto& t = *requests_;
+    auto i = t.tags.find(x.mid.integer_value());
+    if (i == t.tags.end())
       return false;
     auto tag = i->second;
     // The node is kept for the next request: no allocation per request.
-    spare_requests_.push_back(requests_.extract(i));
+    t.spare.push_back(t.tags.extract(i));
     if (!stage_ || finished_ || failure_)
       return true;
     auto answer = x.move_content_to_message();
@@ -573,9 +580,13 @@ private:
   bool resume_owed_ = false;
   size_t deferred_ = 0;
   // Requests of stage_control::request in flight: response id -> tag; and
-  // nodes of answered ones, reused.
-  std::unordered_map<uint64_t, uint64_t> requests_;
-  std::vector<std::unordered_map<uint64_t, uint64_t>::node_type> spare_requests_;
+  // nodes of answered ones, reused. Made by the first request: most stages
+  // never make one, and an idle stage should stay small.
+  struct request_table {
+    std::unordered_map<uint64_t, uint64_t> tags;
+    std::vector<std::unordered_map<uint64_t, uint64_t>::node_type> spare;
+  };
+  std::unique_ptr<request_table> requests_;
   caf::timespan poll_delay_ = min_poll_delay;
   uint64_t in_ = 0;
   uint64_t out_ = 0;
