@@ -21,7 +21,10 @@ def check_ingest(r):
     written = actor(r, "written")
     assert written["stats"]["items"] == 20000, written
     assert written["stats"]["checksum"] == 199990000, written
-    assert written["stats"]["batches"] == 200, written
+    # 200 full batches of 100; on a loaded machine the limiter's items can
+    # arrive more than the batcher's 20 ms apart, and a timeout cuts a batch
+    # short, so there may be a few more.
+    assert 200 <= written["stats"]["batches"] <= 220, written
     assert actor(r, "write")["errors"] == 0, actor(r, "write")
     store = actor(r, "store")
     assert store["stats"]["failed"] > 0, store
