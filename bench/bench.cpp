@@ -74,6 +74,44 @@ uint64_t pool_job(uint64_t j, bool skewed) {
   return mix_rounds(j, 16);
 }
 
+void finish_breaker_trip(caf::scoped_actor& self,
+                         const std::function<bool(uint64_t, uint64_t&)>& call,
+                         const uint64_t& calls, uint64_t until_open, int64_t opened_at,
+                         bench_clock::time_point start, result& r) {
+  // One call per ms until one is let through (the half-open probe).
+  uint64_t rejected = 0;
+  uint64_t sum = 0;
+  uint64_t value = 0;
+  auto paced = bench_clock::now();
+  int64_t admitted_at = 0;
+  while (admitted_at == 0 && rejected < 10'000) {
+    auto at = now_ns();
+    if (call(0, value)) {
+      admitted_at = at;
+      sum += value;
+    } else {
+      ++rejected;
+      paced += std::chrono::milliseconds(1);
+      self->receive(caf::after(std::max(bench_clock::duration{0},
+                                        paced - bench_clock::now())) >> [] {});
+    }
+  }
+  // Closed again: 100 calls must pass.
+  uint64_t passed = 0;
+  for (uint64_t k = 1; k <= 100; ++k)
+    if (call(k, value)) {
+      ++passed;
+      sum += value;
+    }
+  r.seconds = seconds_between(start, bench_clock::now());
+  r.items = calls;
+  r.checksum = sum;
+  r.lost = 100 - passed;
+  r.add("calls_until_open", until_open);
+  r.add("rejected_while_open", rejected);
+  r.add("ms_to_half_open", static_cast<double>(admitted_at - opened_at) / 1e6);
+}
+
 void limiter_figures(result& r, const std::vector<int64_t>& stamps,
                      const std::vector<uint64_t>& values, double rate, double burst,
                      std::chrono::seconds window) {

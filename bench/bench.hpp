@@ -7,6 +7,8 @@
 
 #include <troupe/actors/system.hpp>
 
+#include <caf/scoped_actor.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -112,6 +114,17 @@ system_settings bench_settings();
 
 /// Progress for people, on stderr.
 void progress(const std::string& line);
+
+/// The rest of `breaker_trip` once the breaker opened at `opened_at` (ns)
+/// after `until_open` failing calls, the service now succeeding: one call per
+/// ms until one is let through (the half-open probe), then 100 calls that must
+/// pass. `call(k, value)` makes one call, tells whether it passed and counts
+/// it in `calls`. Fills in `r` from `start` on.
+void finish_breaker_trip(caf::scoped_actor& self,
+                         const std::function<bool(uint64_t, uint64_t&)>& call,
+                         const uint64_t& calls, uint64_t until_open,
+                         int64_t opened_at, bench_clock::time_point start,
+                         result& r);
 
 /// The figures of a `limiter` line from the times items were let through
 /// and the items in arrival order at the sink: what passed within `window`

@@ -182,38 +182,7 @@ void breaker_trip(const options&, std::vector<result>& out) {
         [](caf::error&) {});
   }
   self->send(svc, failing_atom::value, false);
-  // One call per ms until one is let through (the half-open probe).
-  uint64_t rejected = 0;
-  uint64_t sum = 0;
-  uint64_t value = 0;
-  auto paced = bench_clock::now();
-  int64_t admitted_at = 0;
-  while (admitted_at == 0 && rejected < 10'000) {
-    auto at = now_ns();
-    if (call(0, value)) {
-      admitted_at = at;
-      sum += value;
-    } else {
-      ++rejected;
-      paced += std::chrono::milliseconds(1);
-      self->receive(caf::after(std::max(bench_clock::duration{0},
-                                        paced - bench_clock::now())) >> [] {});
-    }
-  }
-  // Closed again: 100 calls must pass.
-  uint64_t passed = 0;
-  for (uint64_t k = 1; k <= 100; ++k)
-    if (call(k, value)) {
-      ++passed;
-      sum += value;
-    }
-  r.seconds = seconds_between(start, bench_clock::now());
-  r.items = calls;
-  r.checksum = sum;
-  r.lost = 100 - passed;
-  r.add("calls_until_open", until_open);
-  r.add("rejected_while_open", rejected);
-  r.add("ms_to_half_open", static_cast<double>(admitted_at - opened_at) / 1e6);
+  finish_breaker_trip(self, call, calls, until_open, opened_at, start, r);
   out.push_back(std::move(r));
   self->send_exit(b, caf::exit_reason::user_shutdown);
   self->send_exit(svc, caf::exit_reason::user_shutdown);
