@@ -51,7 +51,7 @@ public:
     auto token = x->content().type_token();
     auto atom = leading_atom(x->content());
     if (token == down_token || token == exit_token || atom == caf::sys_atom::value) {
-      auto on_down = [&](caf::down_msg& down) { detach(down.source); };
+      auto on_down = [&](caf::down_msg& down) { detach_target(down.source); };
       if (handle_system_message(*x, ctx, false, on_down))
         return;
     }
@@ -122,7 +122,7 @@ private:
       auto target = content.get_as<caf::actor>(1);
       if (closed_)
         return true;
-      attach(target, ctx);
+      attach_target(target, ctx);
       guard.unlock();
       // Outside the lock: a target that is gone already tells the relay at
       // once, from inside attach.
@@ -267,7 +267,7 @@ private:
 
   // With the lock held: the replays, then what was held, all before any
   // later message can see the target.
-  void attach(const caf::actor& target, caf::execution_unit* ctx) {
+  void attach_target(const caf::actor& target, caf::execution_unit* ctx) {
     target_ = target;
     for (auto& kvp : opens_)
       target_->enqueue(nullptr, caf::make_message_id(), kvp.second, ctx);
@@ -278,7 +278,7 @@ private:
     held_.clear();
   }
 
-  void detach(const caf::actor_addr& gone) {
+  void detach_target(const caf::actor_addr& gone) {
     std::unique_lock<std::mutex> guard{mtx_state_};
     detach_locked(gone);
   }

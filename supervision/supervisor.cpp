@@ -115,6 +115,24 @@ void add_counters(actor_report& into, actor_report&& from) {
     merge_children(into, from);
 }
 
+// Children being stopped and what runs once they all have: one after
+// another (stop_order::sequential) or all at once (concurrent). At namespace
+// scope: clang cannot default-construct a nested struct with member
+// initializers inside std::optional while the enclosing class is incomplete.
+struct stop_sequence {
+  std::vector<size_t> order;
+  stop_kind kind = stop_kind::stop;
+  std::function<void()> then;
+  // Sequential: order[pos] is the child being stopped, `timer` bounds it.
+  size_t pos = 0;
+  bool killed = false;
+  uint64_t timer = 0;
+  // Concurrent: children told to stop that have not stopped yet, and the
+  // timers bounding them (one per distinct shutdown timeout).
+  size_t waiting = 0;
+  std::vector<uint64_t> timers;
+};
+
 class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
 public:
   supervisor_core(spawn_context ctx, supervisor_spec spec)
@@ -157,22 +175,6 @@ private:
     // it was killed (its timeout or the deadline passed).
     bool awaited = false;
     bool kill_sent = false;
-  };
-
-  // Children being stopped and what runs once they all have: one after
-  // another (stop_order::sequential) or all at once (concurrent).
-  struct stop_sequence {
-    std::vector<size_t> order;
-    stop_kind kind = stop_kind::stop;
-    std::function<void()> then;
-    // Sequential: order[pos] is the child being stopped, `timer` bounds it.
-    size_t pos = 0;
-    bool killed = false;
-    uint64_t timer = 0;
-    // Concurrent: children told to stop that have not stopped yet, and the
-    // timers bounding them (one per distinct shutdown timeout).
-    size_t waiting = 0;
-    std::vector<uint64_t> timers;
   };
 
   // -- starting ---------------------------------------------------------------
