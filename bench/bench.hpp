@@ -7,8 +7,11 @@
 
 #include <troupe/actors/system.hpp>
 
+#include <caf/actor.hpp>
+#include <caf/atom.hpp>
 #include <caf/scoped_actor.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -125,6 +128,19 @@ void finish_breaker_trip(caf::scoped_actor& self,
                          const uint64_t& calls, uint64_t until_open,
                          int64_t opened_at, bench_clock::time_point start,
                          result& r);
+
+using all_started_atom = caf::atom_constant<caf::atom("allstart")>;
+using all_stopped_atom = caf::atom_constant<caf::atom("allstop")>;
+
+/// What the `spawn` workloads count as their N idle actors start and stop;
+/// the actor that reaches N tells the driver.
+struct spawn_tally {
+  uint64_t n = 0;
+  caf::actor driver;
+  std::atomic<uint64_t> started{0};
+  std::atomic<uint64_t> stopped{0};
+  std::atomic<uint64_t> id_sum{0};
+};
 
 /// The figures of a `limiter` line from the times items were let through
 /// and the items in arrival order at the sink: what passed within `window`

@@ -24,20 +24,9 @@ namespace troupe::bench {
 
 namespace {
 
-using all_started_atom = caf::atom_constant<caf::atom("allstart")>;
-using all_stopped_atom = caf::atom_constant<caf::atom("allstop")>;
-
-struct tally {
-  uint64_t n = 0;
-  caf::actor driver;
-  std::atomic<uint64_t> started{0};
-  std::atomic<uint64_t> stopped{0};
-  std::atomic<uint64_t> id_sum{0};
-};
-
 class idle_unit final : public stage_logic {
 public:
-  idle_unit(std::shared_ptr<tally> t, uint64_t id) : tally_(std::move(t)), id_(id) {
+  idle_unit(std::shared_ptr<spawn_tally> t, uint64_t id) : tally_(std::move(t)), id_(id) {
   }
   void on_start(stage_control&) override {
     if (tally_->started.fetch_add(1) + 1 == tally_->n)
@@ -53,7 +42,7 @@ public:
   }
 
 private:
-  std::shared_ptr<tally> tally_;
+  std::shared_ptr<spawn_tally> tally_;
   uint64_t id_;
 };
 
@@ -61,7 +50,7 @@ private:
 /// not an expectation: a unit that never starts or stops shows in the result
 /// (lost) instead of hanging the run.
 template <class Atom>
-void await_all(caf::scoped_actor& self, const tally& t, const std::string& what) {
+void await_all(caf::scoped_actor& self, const spawn_tally& t, const std::string& what) {
   self->receive([](Atom) {}, caf::after(std::chrono::minutes(2)) >> [&] {
     auto done = std::is_same<Atom, all_started_atom>::value ? t.started.load()
                                                              : t.stopped.load();
@@ -75,7 +64,7 @@ void await_all(caf::scoped_actor& self, const tally& t, const std::string& what)
 void spawn_unsupervised(uint64_t n, result& r) {
   troupe::system sys{bench_settings()};
   caf::scoped_actor self{sys.actors()};
-  auto t = std::make_shared<tally>();
+  auto t = std::make_shared<spawn_tally>();
   t->n = n;
   t->driver = caf::actor{self};
   std::vector<caf::actor> units;
@@ -114,7 +103,7 @@ void spawn_unsupervised(uint64_t n, result& r) {
 void spawn_supervised(uint64_t n, result& r) {
   troupe::system sys{bench_settings()};
   caf::scoped_actor self{sys.actors()};
-  auto t = std::make_shared<tally>();
+  auto t = std::make_shared<spawn_tally>();
   t->n = n;
   t->driver = caf::actor{self};
   supervisor_spec spec;

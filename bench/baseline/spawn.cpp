@@ -15,18 +15,7 @@ namespace troupe::bench::baseline {
 
 namespace {
 
-using all_started_atom = caf::atom_constant<caf::atom("allstart")>;
-using all_stopped_atom = caf::atom_constant<caf::atom("allstop")>;
-
-struct tally {
-  uint64_t n = 0;
-  caf::actor driver;
-  std::atomic<uint64_t> started{0};
-  std::atomic<uint64_t> stopped{0};
-  std::atomic<uint64_t> id_sum{0};
-};
-
-caf::behavior idle(caf::event_based_actor* self, std::shared_ptr<tally> t, uint64_t id) {
+caf::behavior idle(caf::event_based_actor* self, std::shared_ptr<spawn_tally> t, uint64_t id) {
   if (t->started.fetch_add(1) + 1 == t->n)
     caf::anon_send(t->driver, all_started_atom::value);
   return {
@@ -45,7 +34,7 @@ void spawn_idle(const options& opts, std::vector<result>& out) {
   auto n = opts.scaled(100'000);
   plain_system sys;
   caf::scoped_actor self{sys.actors()};
-  auto t = std::make_shared<tally>();
+  auto t = std::make_shared<spawn_tally>();
   t->n = n;
   t->driver = caf::actor{self};
   std::vector<caf::actor> units;
