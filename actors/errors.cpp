@@ -32,6 +32,8 @@ std::string to_string(errc x) {
       return "job_threw";
     case errc::state_contended:
       return "state_contended";
+    case errc::node_unreachable:
+      return "node_unreachable";
   }
   return "unknown troupe error";
 }

@@ -46,6 +46,9 @@ enum class errc : uint8_t {
   /// go in: too many writes wait on a shard (the write is refused), or the
   /// oldest has waited too long (a new get_many is refused).
   state_contended,
+  /// A node could not be reached (not started yet, dead, refused the
+  /// connection or its TLS handshake): what a start placed on it fails with.
+  node_unreachable,
 };
 
 /// The CAF error category of errc.
@@ -66,6 +69,14 @@ caf::error with_context(const caf::error& err, const std::string& what);
 class config_error : public std::invalid_argument {
 public:
   config_error(const std::string& where, const std::string& what);
+};
+
+/// Thrown by a child factory whose actor is placed on a node that cannot be
+/// reached: a supervisor counts it as a failed start, a worker pool parks
+/// the worker and tries it again later (that is how remote workers rejoin).
+class node_unreachable : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
 };
 
 } // namespace troupe
