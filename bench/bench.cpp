@@ -53,6 +53,7 @@ std::vector<workload> all_workloads() {
     {"state", state_ops, baseline::state_ops},
     {"shutdown", shutdown_units, baseline::shutdown_units},
     {"spawn", spawn_idle, baseline::spawn_idle},
+    {"remote", remote_items, {}},
   };
 }
 

@@ -111,6 +111,11 @@ void pool_jobs(const options& opts, std::vector<result>& out);
 void state_ops(const options& opts, std::vector<result>& out);
 void shutdown_units(const options& opts, std::vector<result>& out);
 void spawn_idle(const options& opts, std::vector<result>& out);
+void remote_items(const options& opts, std::vector<result>& out);
+
+/// The second process of `remote` (troupe-bench --remote-sink PARENT_PID,
+/// not listed in --help): publishes a sink on a node and prints its port.
+int remote_sink_main(int argc, char** argv);
 
 /// A troupe system that uses every core, as SPEC.md asks.
 system_settings bench_settings();
@@ -179,6 +184,7 @@ void spawn_idle(const options& opts, std::vector<result>& out);
 } // namespace troupe::bench
 
 #include <troupe/actors/stage.hpp>
+#include <troupe/patterns/pipeline.hpp>
 
 #include <memory>
 
@@ -194,6 +200,19 @@ inline int64_t now_ns() {
 /// A greedy source of the integers 0..n-1 (as uint64 items), as fast as
 /// credit allows; stores when the first one entered.
 produce_function count_to(uint64_t n, std::shared_ptr<int64_t> first_ns);
+
+/// Items inside a pipeline (+1 at the source, -1 at the sink), for
+/// `max_in_flight` as the reference counts it.
+struct flight_gauge {
+  std::atomic<int64_t> now{0};
+  int64_t peak = 0; // written by the source only
+};
+
+/// The steps of `pipeline` before its sink: a source of 0..n-1 (stamping
+/// `first` as the first item enters, counting into `gauge`), validate,
+/// transform, enrich. `remote` puts its sink in another process.
+std::vector<pipeline_step> pipeline_front(uint64_t n, std::shared_ptr<int64_t> first,
+                                          std::shared_ptr<flight_gauge> gauge);
 
 /// How long a stream workload may run before it counts as hung: far beyond
 /// any full run, so that only a broken one reaches it.

@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 # Spec order; the children run as part of their parent in some programs.
 ORDER = ["pipeline", "fanout", "pool", "pool_skewed", "batcher", "batcher_latency",
-         "limiter", "breaker", "breaker_trip", "state", "shutdown", "spawn"]
+         "limiter", "breaker", "breaker_trip", "state", "shutdown", "spawn", "remote"]
 PARENT = {"pool_skewed": "pool", "breaker_trip": "breaker"}
 
 # Workloads whose items/s says nothing about speed: they are paced by timers
@@ -48,6 +48,13 @@ NOT_THROUGHPUT = {"batcher_latency", "limiter", "breaker_trip", "shutdown", "spa
 # SPEC.md, Fairness: a shared resource reached by messages is the fair peer of
 # an actor; the in-process figures are shown beside it.
 SERVICE_PEER = {"breaker", "state"}
+
+# Workloads the Tokio reference has no counterpart of (troupe only): no Tokio
+# column, no troupe/Tokio ratio, not in the chart. Each maps to the Tokio
+# workload that moves the same items through the same steps, whose checksum
+# its lines must equal (`remote` is `pipeline` with its sink in a second
+# process).
+NO_TOKIO = {"remote": "pipeline"}
 
 BASE_FIELDS = {"impl", "workload", "items", "seconds", "items_per_s", "checksum", "lost",
                "round"}
@@ -63,6 +70,7 @@ EXTRA_FIELDS = {
     "breaker_trip": ["calls_until_open", "rejected_while_open", "ms_to_half_open"],
     "shutdown": ["shutdown_ms", "drained", "lost"],
     "spawn": ["spawn_per_s", "rss_kb_per_actor"],
+    "remote": ["ratio_to_local", "local_items_per_s"],
 }
 
 # (workload, field) -> (operator, bound, why); judged on troupe's median.
@@ -139,6 +147,9 @@ def is_tokio(impl):
 
 
 def peer_impl(workload):
+    """The Tokio impl a workload is judged against; None if Tokio has no such workload."""
+    if workload in NO_TOKIO:
+        return None
     return "tokio-service" if workload in SERVICE_PEER else "tokio"
 
 
@@ -226,7 +237,8 @@ class Summary:
                 "vs_caf": vs_caf,
                 "caf_met": None if vs_caf is None else 1 / vs_caf <= CAF_OVERHEAD,
                 "tuned": self.med(w, "tokio-tuned", "items_per_s"),
-                "in_process": self.med(w, "tokio", "items_per_s") if peer != "tokio" else None,
+                "in_process": self.med(w, "tokio", "items_per_s")
+                if peer not in ("tokio", None) else None,
             })
         return rows
 
@@ -279,10 +291,11 @@ class Summary:
                     elif not is_tokio(r["impl"]):
                         self.checksums_compared.add(w)
                 continue
-            tokio = [r for r in lines if is_tokio(r["impl"])]
+            as_w = NO_TOKIO.get(w, w)
+            tokio = [r for r in self.results if r["workload"] == as_w and is_tokio(r["impl"])]
             if not tokio:
                 if any(r["impl"] == "troupe" for r in lines):
-                    self.notes.append(f"{w}: no Tokio line, checksum not compared")
+                    self.notes.append(f"{w}: no Tokio {as_w} line, checksum not compared")
                 continue
             # breaker_trip sums the results of the 101 calls that pass,
             # whatever the number of calls made.
@@ -295,14 +308,15 @@ class Summary:
                 expected = ref.get(key(r))
                 if expected is None:
                     tokio_items = ", ".join(str(i) for i in sorted({t["items"] for t in tokio}))
-                    note = (f"{w}: {r['impl']} ran {r['items']} items, Tokio {tokio_items}: "
-                            "checksum not compared")
+                    note = (f"{w}: {r['impl']} ran {r['items']} items, Tokio {as_w} "
+                            f"{tokio_items}: checksum not compared")
                     if note not in self.notes:
                         self.notes.append(note)
                 elif r["checksum"] != expected:
                     self.problems.append(
                         f"CHECKSUM MISMATCH: {r['impl']} {w} round {r['round']}: "
-                        f"{r['checksum']}, Tokio {expected} ({r['items']} items)")
+                        f"{r['checksum']}, Tokio {expected} ({r['items']} items"
+                        + (f", Tokio's {as_w})" if as_w != w else ")"))
                 elif not is_tokio(r["impl"]):
                     self.checksums_compared.add(w)
 
@@ -375,10 +389,18 @@ def render_markdown(summary, meta, stem, chart_file):
             f"{fmt_rate(r['tuned'])} ({fmt_ratio(s.ratio(r['troupe'], r['tuned']))})"
         inproc = "" if r["in_process"] is None else fmt_rate(r["in_process"])
         out.append(f"| {r['workload']} | {fmt_rate(r['troupe'])} | {fmt_rate(r['caf'])} "
-                   f"| {fmt_rate(r['tokio'])} | {r['peer']} | {fmt_ratio(r['vs_tokio'])} "
+                   f"| {fmt_rate(r['tokio'])} | {r['peer'] or 'none'} "
+                   f"| {fmt_ratio(r['vs_tokio'])} "
                    f"| {mark(r['tokio_met'])} | {fmt_ratio(r['vs_caf'])} | {mark(r['caf_met'])} "
                    f"| {tuned} | {inproc} |")
     out.append("")
+    alone = [w for w in s.workloads if w in NO_TOKIO and w not in NOT_THROUGHPUT]
+    if alone:
+        out.append(f"No Tokio counterpart (troupe only, peer none): {', '.join(alone)}. "
+                   "`remote` is `pipeline` with its sink in a second process over "
+                   "127.0.0.1; its `ratio_to_local` (to troupe's local pipeline in the "
+                   "same run) is among the extra fields.")
+        out.append("")
     skipped = [w for w in s.workloads if w in NOT_THROUGHPUT]
     if skipped:
         out.append(f"Not judged by items/s (paced by timers, or judged by their own fields "

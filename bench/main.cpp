@@ -11,6 +11,8 @@
 using namespace troupe::bench;
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string{argv[1]} == "--remote-sink")
+    return remote_sink_main(argc, argv);
   options opts;
   std::set<std::string> wanted;
   auto workloads = all_workloads();

@@ -19,11 +19,6 @@ namespace {
 
 using done_atom = caf::atom_constant<caf::atom("benchdone")>;
 
-struct flight_gauge {
-  std::atomic<int64_t> now{0};
-  int64_t peak = 0; // written by the source only
-};
-
 class summing_sink final : public stage_logic {
 public:
   summing_sink(caf::actor driver, std::shared_ptr<flight_gauge> gauge)
@@ -47,16 +42,10 @@ private:
 
 } // namespace
 
-void pipeline_items(const options& opts, std::vector<result>& out) {
-  auto n = opts.scaled(5'000'000);
-  troupe::system sys{bench_settings()};
-  caf::scoped_actor self{sys.actors()};
-  auto gauge = std::make_shared<flight_gauge>();
-  auto first = std::make_shared<int64_t>(0);
+std::vector<pipeline_step> pipeline_front(uint64_t n, std::shared_ptr<int64_t> first,
+                                          std::shared_ptr<flight_gauge> gauge) {
   auto next = std::make_shared<uint64_t>(0);
-  pipeline_config cfg;
-  cfg.credit = 128;
-  cfg.steps = {
+  return {
     source_step("source",
                 [n, next, first, gauge](emitter& e, size_t max) {
                   if (*next == 0 && n > 0)
@@ -79,13 +68,24 @@ void pipeline_items(const options& opts, std::vector<result>& out) {
                     auto v = x.get_as<uint64_t>(0);
                     e.push(caf::make_message(v ^ (v >> 7)));
                   }),
-    actor_step("sink",
-               [driver = caf::actor{self}, gauge](const spawn_context& ctx,
-                                                   stage_config links) {
-                 return spawn_stage(ctx, std::move(links),
-                                    std::make_unique<summing_sink>(driver, gauge));
-               }),
   };
+}
+
+void pipeline_items(const options& opts, std::vector<result>& out) {
+  auto n = opts.scaled(5'000'000);
+  troupe::system sys{bench_settings()};
+  caf::scoped_actor self{sys.actors()};
+  auto gauge = std::make_shared<flight_gauge>();
+  auto first = std::make_shared<int64_t>(0);
+  pipeline_config cfg;
+  cfg.credit = 128;
+  cfg.steps = pipeline_front(n, first, gauge);
+  cfg.steps.push_back(
+    actor_step("sink", [driver = caf::actor{self}, gauge](const spawn_context& ctx,
+                                                           stage_config links) {
+      return spawn_stage(ctx, std::move(links),
+                         std::make_unique<summing_sink>(driver, gauge));
+    }));
   auto pipe = spawn_pipeline(sys, cfg);
   self->monitor(pipe);
   result r;

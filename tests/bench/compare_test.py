@@ -88,6 +88,22 @@ with tempfile.TemporaryDirectory() as tmp:
     check(row is not None and row[2] == "3.2" and row[5] == "0.22", f"spawn memory reported: {row}")
     row = table_row(md, "pipeline", "max_in_flight")
     check(row is not None and row[5] == "516 (tuned 640)", f"extra field of tokio-tuned: {row}")
+    # remote: Tokio has no such workload; shown without a Tokio figure or
+    # ratio, its checksum compared with Tokio's pipeline (the same items).
+    row = table_row(throughput, "remote")
+    check(row is not None and row[1:9] == ["1.2 M", "—", "—", "none", "—", "—", "—", "—"],
+          f"remote: troupe's median, no CAF, no Tokio peer, no ratio: {row}")
+    check("No Tokio counterpart (troupe only, peer none): remote" in throughput,
+          "remote: said to have no Tokio counterpart")
+    row = table_row(md, "remote", "ratio_to_local")
+    check(row is not None and row[2] == "0.45" and row[3] == "0.4 / 0.5 / 0.45"
+          and row[5] == "—", f"remote: ratio_to_local median and rounds, no Tokio: {row}")
+    row = table_row(md, "remote", "local_items_per_s")
+    check(row is not None and row[2] == "2.7 M", f"remote: local_items_per_s: {row}")
+    checks = md.split("## Checks")[1]
+    check("remote" in checks.splitlines()[2] and "no Tokio" not in checks,
+          f"remote: checksum compared with Tokio's pipeline: {checks.splitlines()[2]}")
+
     check("Test CPU 3000, 2 cores, 24 GiB" in md and "2026-01-02" in md and "abc1234" in md,
           "machine, date and commit in the summary")
     check("breaker_trip" in md and "CHECKSUM" not in md,
@@ -98,6 +114,7 @@ with tempfile.TemporaryDirectory() as tmp:
         check(svg.exists() and "<svg" in svg.read_text() and "pipeline" in svg.read_text(),
               "the chart is an SVG naming the workloads")
         check((out / "latest.svg").read_bytes() == svg.read_bytes(), "copied to latest.svg")
+        check("remote" not in svg.read_text(), "remote has no ratio to chart")
         check("![throughput ratios](run.svg)" in md, "the summary shows the chart")
     else:
         print("skip  gnuplot not installed: chart not checked")
@@ -119,6 +136,18 @@ with tempfile.TemporaryDirectory() as tmp:
     proc, md = summarize(bad, out)
     check(proc.returncode == 1 and "CHECKSUM MISMATCH: troupe pipeline round 2" in md,
           f"a checksum mismatch is reported, exit 1 (got {proc.returncode})")
+
+    # A remote line whose checksum differs from Tokio's pipeline.
+    bad = [dict(l) for l in original]
+    for l in bad:
+        if l.get("impl") == "troupe" and l.get("workload") == "remote" and l.get("round") == 1:
+            l["checksum"] = "00000000000abcdf"
+    out = tmp / "remote"
+    out.mkdir()
+    proc, md = summarize(bad, out)
+    check(proc.returncode == 1 and "CHECKSUM MISMATCH: troupe remote round 1" in md
+          and "Tokio's pipeline" in md,
+          f"a remote checksum off Tokio's pipeline is reported, exit 1 (got {proc.returncode})")
 
     # A limiter line whose checksum is not the sum of the items let through.
     bad = [dict(l) for l in original]

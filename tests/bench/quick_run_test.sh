@@ -2,17 +2,31 @@
 # The benchmark program as a smoke test: `troupe-bench --quick --baseline`
 # finishes and prints one valid JSON line per workload for troupe and one for
 # its plain CAF baseline, each with lost 0, and the two agree on the checksum
-# (they do the same work). No timing is judged here; the figures belong to
-# bench/.
+# (they do the same work). `remote` (troupe only: the pipeline with its sink in
+# a second process) has the pipeline's checksum and its ratio to the local
+# run, and leaves no process behind. No timing is judged here; the figures
+# belong to bench/.
 set -euo pipefail
 bench=$1
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-"$bench" --quick --baseline > "$out"
+pid=
+# Its own process group, so that whatever it started can be found after it,
+# and killed with it if this script ends first (a timeout, a failure).
+trap '[ -z "$pid" ] || kill -9 -- -"$pid" 2>/dev/null; rm -f "$out"' EXIT
+setsid "$bench" --quick --baseline > "$out" &
+pid=$!
+wait $pid
+left=$(pgrep -g $pid || true)
+if [ -n "$left" ]; then
+    echo "processes left behind by troupe-bench: $left" >&2
+    kill -9 $left 2>/dev/null || true
+    exit 1
+fi
 python3 - "$out" <<'PY'
 import json, sys
 expected = {"pipeline", "fanout", "pool", "pool_skewed", "batcher", "batcher_latency",
             "limiter", "breaker", "breaker_trip", "state", "shutdown", "spawn"}
+troupe_only = {"remote"}
 lines = {"troupe": {}, "caf": {}}
 for n, line in enumerate(open(sys.argv[1]), 1):
     r = json.loads(line)
@@ -25,7 +39,7 @@ for n, line in enumerate(open(sys.argv[1]), 1):
     assert r["workload"] not in seen, f"line {n}: a second {r['impl']} {r['workload']} line"
     seen[r["workload"]] = r
 for impl, seen in lines.items():
-    missing = expected - set(seen)
+    missing = expected - set(seen) | (troupe_only - set(seen) if impl == "troupe" else set())
     assert not missing, f"no {impl} line for {sorted(missing)}"
 for name in sorted(expected):
     ours, theirs = lines["troupe"][name], lines["caf"][name]
@@ -37,5 +51,12 @@ for name in sorted(expected):
     else:
         assert ours["checksum"] == theirs["checksum"], \
             f"{name}: troupe checksum {ours['checksum']}, caf {theirs['checksum']}"
+remote, local = lines["troupe"]["remote"], lines["troupe"]["pipeline"]
+assert "remote" not in lines["caf"], "a caf remote line: the baseline has none"
+assert remote["items"] == local["items"] and remote["checksum"] == local["checksum"], \
+    f"remote: {remote['items']} items, checksum {remote['checksum']}; pipeline {local}"
+assert remote["checksums_agree"] == "yes", f"remote: {remote}"
+assert remote["local_items_per_s"] > 0 and remote["ratio_to_local"] > 0 \
+    and remote["wide_items_per_s"] > 0, f"remote: {remote}"
 print(f"{len(expected)} workloads on troupe and plain CAF, lost 0, checksums agree")
 PY
