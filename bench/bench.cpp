@@ -53,7 +53,7 @@ std::vector<workload> all_workloads() {
     {"state", state_ops, baseline::state_ops},
     {"shutdown", shutdown_units, baseline::shutdown_units},
     {"spawn", spawn_idle, baseline::spawn_idle},
-    {"remote", remote_items, {}},
+    {"remote", remote_items, baseline::remote_items},
   };
 }
 

@@ -113,7 +113,7 @@ void shutdown_units(const options& opts, std::vector<result>& out);
 void spawn_idle(const options& opts, std::vector<result>& out);
 void remote_items(const options& opts, std::vector<result>& out);
 
-/// The second process of `remote` (troupe-bench --remote-sink PARENT_PID,
+/// The second process of `remote` (troupe-bench --remote-sink CREDIT PID,
 /// not listed in --help): publishes a sink on a node and prints its port.
 int remote_sink_main(int argc, char** argv);
 
@@ -178,6 +178,10 @@ void breaker_trip(const options& opts, std::vector<result>& out);
 void state_ops(const options& opts, std::vector<result>& out);
 void shutdown_units(const options& opts, std::vector<result>& out);
 void spawn_idle(const options& opts, std::vector<result>& out);
+void remote_items(const options& opts, std::vector<result>& out);
+
+/// The second process of the baseline `remote` (--remote-sink-caf PID).
+int remote_sink_main(int argc, char** argv);
 
 } // namespace baseline
 

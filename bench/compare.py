@@ -49,8 +49,8 @@ NOT_THROUGHPUT = {"batcher_latency", "limiter", "breaker_trip", "shutdown", "spa
 # an actor; the in-process figures are shown beside it.
 SERVICE_PEER = {"breaker", "state"}
 
-# Workloads the Tokio reference has no counterpart of (troupe only): no Tokio
-# column, no troupe/Tokio ratio, not in the chart. Each maps to the Tokio
+# Workloads the Tokio reference has no counterpart of: no Tokio figure, no
+# troupe/Tokio ratio (the chart shows troupe/CAF alone). Each maps to the Tokio
 # workload that moves the same items through the same steps, whose checksum
 # its lines must equal (`remote` is `pipeline` with its sink in a second
 # process).
@@ -70,7 +70,7 @@ EXTRA_FIELDS = {
     "breaker_trip": ["calls_until_open", "rejected_while_open", "ms_to_half_open"],
     "shutdown": ["shutdown_ms", "drained", "lost"],
     "spawn": ["spawn_per_s", "rss_kb_per_actor"],
-    "remote": ["ratio_to_local", "local_items_per_s"],
+    "remote": ["ratio_to_local", "local_items_per_s", "wide_items_per_s", "wide_credit"],
 }
 
 # (workload, field) -> (operator, bound, why); judged on troupe's median.
@@ -396,10 +396,10 @@ def render_markdown(summary, meta, stem, chart_file):
     out.append("")
     alone = [w for w in s.workloads if w in NO_TOKIO and w not in NOT_THROUGHPUT]
     if alone:
-        out.append(f"No Tokio counterpart (troupe only, peer none): {', '.join(alone)}. "
+        out.append(f"No Tokio counterpart (peer none): {', '.join(alone)}. "
                    "`remote` is `pipeline` with its sink in a second process over "
-                   "127.0.0.1; its `ratio_to_local` (to troupe's local pipeline in the "
-                   "same run) is among the extra fields.")
+                   "127.0.0.1; its `ratio_to_local` (to the local pipeline of the same "
+                   "side in the same run) is among the extra fields.")
         out.append("")
     skipped = [w for w in s.workloads if w in NOT_THROUGHPUT]
     if skipped:

@@ -11,8 +11,12 @@
 using namespace troupe::bench;
 
 int main(int argc, char** argv) {
+  // The second process of `remote` (not in --help: only this program
+  // starts it).
   if (argc > 1 && std::string{argv[1]} == "--remote-sink")
     return remote_sink_main(argc, argv);
+  if (argc > 1 && std::string{argv[1]} == "--remote-sink-caf")
+    return baseline::remote_sink_main(argc, argv);
   options opts;
   std::set<std::string> wanted;
   auto workloads = all_workloads();

@@ -1,9 +1,9 @@
 // Workload `remote`: the `pipeline` workload with its sink in a second
 // process, over 127.0.0.1, wired as a user of troupe's public API would:
-//   - this program runs itself again as `troupe-bench --remote-sink PID`;
-//     that process enables distribution, opens a node on a free port,
-//     publishes a summing sink stage as "sink" with node::publish, and says
-//     its port on stdout;
+//   - this program runs itself again as `troupe-bench --remote-sink CREDIT
+//     PID` (peer_process.hpp); that process enables distribution, opens a
+//     node on a free port, publishes a summing sink stage (input window
+//     CREDIT) as "sink" with node::publish, and says its port on stdout;
 //   - the driver enables distribution too, reach()es "sink", and gives the
 //     handle to the pipeline as its `next`: source -> validate -> transform
 //     -> enrich run here, and the last link (items, credit, end-of-stream)
@@ -11,32 +11,20 @@
 //   - the driver asks the sink (sink_total_atom) for its count, checksum and
 //     the time the stream ended there, answered once it has.
 // The same invocation first runs the local `pipeline` with the same items,
-// for `local_items_per_s` and `ratio_to_local`.
-// The second process is always reaped: it is killed if the workload fails or
-// runs out of time, and it dies with its parent (PR_SET_PDEATHSIG).
+// for `local_items_per_s` and `ratio_to_local`, then the remote one with the
+// spec's window of 128 on every link, then again with a wide window
+// (wide_credit) on the link that crosses the processes.
 
 #include "bench.hpp"
+#include "peer_process.hpp"
 
 #include <troupe/actors/node.hpp>
 
 #include <caf/all.hpp>
 
-#include <cerrno>
-#include <csignal>
-#include <cstring>
 #include <iostream>
 #include <stdexcept>
 #include <string>
-
-#include <fcntl.h>
-#include <poll.h>
-#include <spawn.h>
-#include <sys/prctl.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-extern char** environ;
 
 namespace troupe::bench {
 
@@ -44,9 +32,6 @@ namespace {
 
 using sink_total_atom = caf::atom_constant<caf::atom("sinktotal")>;
 using sink_done_atom = caf::atom_constant<caf::atom("sinkdone")>;
-
-/// What the sink process prints before its port.
-constexpr char port_prefix[] = "troupe-bench remote sink port ";
 
 /// The window of the last link in the second run: enough items in flight
 /// to cover the round trip between the processes (see bench/README.md).
@@ -105,115 +90,6 @@ private:
   int64_t end_ns_ = 0;
 };
 
-/// The sink process, from its start to its reaping. The destructor kills
-/// it if it has not exited yet, so that no path leaves it behind.
-class sink_process {
-public:
-  /// Starts the sink process, whose input link has a window of `credit`.
-  explicit sink_process(uint32_t credit) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0)
-      throw std::runtime_error(std::string{"pipe: "} + std::strerror(errno));
-    out_ = fds[0];
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-    auto parent = std::to_string(::getpid());
-    std::string self_exe = "/proc/self/exe";
-    std::string name = "troupe-bench";
-    std::string mode = "--remote-sink";
-    auto window = std::to_string(credit);
-    char* argv[] = {name.data(), mode.data(), parent.data(), window.data(), nullptr};
-    auto rc = ::posix_spawn(&pid_, self_exe.c_str(), &actions, nullptr, argv, environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(fds[1]);
-    if (rc != 0) {
-      pid_ = 0;
-      ::close(out_);
-      throw std::runtime_error(std::string{"cannot start the sink process: "}
-                               + std::strerror(rc));
-    }
-  }
-
-  ~sink_process() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      int status = 0;
-      ::waitpid(pid_, &status, 0);
-    }
-    if (out_ >= 0)
-      ::close(out_);
-  }
-
-  sink_process(const sink_process&) = delete;
-  sink_process& operator=(const sink_process&) = delete;
-
-  /// The port the sink process announces, waiting at most `patience`.
-  uint16_t read_port(std::chrono::milliseconds patience) {
-    auto deadline = bench_clock::now() + patience;
-    std::string line;
-    for (;;) {
-      auto nl = buffer_.find('\n');
-      if (nl != std::string::npos) {
-        line = buffer_.substr(0, nl);
-        buffer_.erase(0, nl + 1);
-        if (line.rfind(port_prefix, 0) == 0)
-          return static_cast<uint16_t>(std::stoul(line.substr(sizeof(port_prefix) - 1)));
-        continue;
-      }
-      if (!read_some(deadline))
-        throw std::runtime_error("the sink process did not say its port");
-    }
-  }
-
-  /// Waits at most `patience` for the process to exit; its exit status, or
-  /// -1 if it had to be killed.
-  int wait_exit(std::chrono::milliseconds patience) {
-    auto deadline = bench_clock::now() + patience;
-    // Its stdout closes as it exits: the end of the pipe is the signal.
-    while (read_some(deadline))
-      buffer_.clear();
-    int status = 0;
-    if (bench_clock::now() >= deadline)
-      ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, &status, 0);
-    pid_ = 0;
-    if (WIFEXITED(status))
-      return WEXITSTATUS(status);
-    return -1;
-  }
-
-private:
-  // Appends what the process wrote; false at the end of its output or at
-  // the deadline.
-  bool read_some(bench_clock::time_point deadline) {
-    for (;;) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - bench_clock::now());
-      if (left.count() <= 0)
-        return false;
-      pollfd p{out_, POLLIN, 0};
-      auto n = ::poll(&p, 1, static_cast<int>(left.count()));
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return false;
-      char chunk[256];
-      auto got = ::read(out_, chunk, sizeof(chunk));
-      if (got < 0 && errno == EINTR)
-        continue;
-      if (got <= 0)
-        return false;
-      buffer_.append(chunk, static_cast<size_t>(got));
-      return true;
-    }
-  }
-
-  pid_t pid_ = 0;
-  int out_ = -1;
-  std::string buffer_;
-};
-
 node_settings bench_node(std::string name) {
   node_settings ns;
   ns.name = std::move(name);
@@ -225,14 +101,11 @@ node_settings bench_node(std::string name) {
 } // namespace
 
 int remote_sink_main(int argc, char** argv) {
-  if (argc < 4) {
-    std::cerr << "troupe-bench --remote-sink: needs the parent's pid and the credit\n";
+  if (argc != 4) {
+    std::cerr << "troupe-bench --remote-sink: needs the credit and the parent's pid\n";
     return 2;
   }
-  // Dies with the benchmark, whatever kills it; a parent already gone
-  // before this line is caught by the check after it.
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (std::to_string(::getppid()) != argv[2])
+  if (!peer_process_guard(argv[3]))
     return 1;
   auto settings = bench_node("bench-sink");
   caf::actor_system_config cfg;
@@ -240,7 +113,7 @@ int remote_sink_main(int argc, char** argv) {
   apply_settings(cfg, bench_settings());
   troupe::system sys{cfg};
   stage_config links;
-  links.credit = static_cast<uint32_t>(std::stoul(argv[3]));
+  links.credit = static_cast<uint32_t>(std::stoul(argv[2]));
   links.kind = "sink";
   auto sink = spawn_stage(sys, std::move(links), std::make_unique<remote_sink>());
   caf::scoped_actor self{sys.actors()};
@@ -249,7 +122,7 @@ int remote_sink_main(int argc, char** argv) {
   {
     node here{sys.actors(), settings, &std::cerr};
     here.publish("sink", sink);
-    std::cout << port_prefix << here.port() << std::endl;
+    std::cout << peer_port_prefix << here.port() << std::endl;
     self->receive(
       [&](caf::down_msg& x) {
         if (x.reason) {
@@ -272,7 +145,7 @@ namespace {
 /// One run of the remote pipeline: links of 128 items inside this process,
 /// `credit` on the last one, which the sink grants.
 result run_remote(uint64_t n, uint32_t credit) {
-  sink_process child{credit};
+  peer_process child{{"--remote-sink", std::to_string(credit)}};
   auto port = child.read_port(std::chrono::seconds(30));
   result r;
   r.workload = "remote";

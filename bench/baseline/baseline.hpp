@@ -22,6 +22,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace troupe::bench::baseline {
 
@@ -167,6 +168,13 @@ struct summing_sink_state {
   uint64_t count = 0;
   uint64_t sum = 0;
 };
+
+/// The baseline `pipeline` before its sink: source -> validate -> transform
+/// -> enrich -> `sink`; returns the four actors in that order.
+std::vector<caf::actor> spawn_pipeline_front(caf::actor_system& sys, uint64_t n,
+                                             caf::actor sink,
+                                             std::shared_ptr<int64_t> first_ns,
+                                             std::shared_ptr<flight_gauge> gauge);
 
 /// Sums the uint64 items of a link; at its end tells `driver`
 /// (done_atom, count, sum, end_ns).

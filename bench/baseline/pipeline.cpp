@@ -61,6 +61,18 @@ caf::behavior stage(caf::stateful_actor<stage_state>* self, caf::actor next,
 
 } // namespace
 
+std::vector<caf::actor> spawn_pipeline_front(caf::actor_system& sys, uint64_t n,
+                                             caf::actor sink,
+                                             std::shared_ptr<int64_t> first_ns,
+                                             std::shared_ptr<flight_gauge> gauge) {
+  auto enricher = sys.spawn(stage, std::move(sink), &enrich);
+  auto transformer = sys.spawn(stage, enricher, &transform);
+  auto validator = sys.spawn(stage, transformer, &validate);
+  auto source = sys.spawn(counting_source, n, validator, std::move(first_ns),
+                          std::move(gauge));
+  return {source, validator, transformer, enricher};
+}
+
 void pipeline_items(const options& opts, std::vector<result>& out) {
   auto n = opts.scaled(5'000'000);
   plain_system sys;
@@ -68,10 +80,7 @@ void pipeline_items(const options& opts, std::vector<result>& out) {
   auto gauge = std::make_shared<flight_gauge>();
   auto first = std::make_shared<int64_t>(0);
   auto sink = sys.actors().spawn(summing_sink, caf::actor{self}, gauge);
-  auto enricher = sys.actors().spawn(stage, sink, &enrich);
-  auto transformer = sys.actors().spawn(stage, enricher, &transform);
-  auto validator = sys.actors().spawn(stage, transformer, &validate);
-  auto source = sys.actors().spawn(counting_source, n, validator, first, gauge);
+  auto front = spawn_pipeline_front(sys.actors(), n, sink, first, gauge);
   auto r = caf_result("pipeline");
   self->receive(
     [&](done_atom, uint64_t count, uint64_t sum, int64_t end) {
@@ -81,7 +90,7 @@ void pipeline_items(const options& opts, std::vector<result>& out) {
       r.seconds = static_cast<double>(end - *first) / 1e9;
     },
     caf::after(bench_patience) >> [&] {
-      give_up({source, validator, transformer, enricher, sink},
+      give_up({front[0], front[1], front[2], front[3], sink},
               "pipeline (caf) did not finish in time");
     });
   r.add("max_in_flight", static_cast<uint64_t>(gauge->peak));

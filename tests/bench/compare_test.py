@@ -89,17 +89,22 @@ with tempfile.TemporaryDirectory() as tmp:
     row = table_row(md, "pipeline", "max_in_flight")
     check(row is not None and row[5] == "516 (tuned 640)", f"extra field of tokio-tuned: {row}")
     # remote: Tokio has no such workload; shown without a Tokio figure or
-    # ratio, its checksum compared with Tokio's pipeline (the same items).
+    # ratio, beside plain CAF, its checksum compared with Tokio's pipeline
+    # (the same items).
     row = table_row(throughput, "remote")
-    check(row is not None and row[1:9] == ["1.2 M", "—", "—", "none", "—", "—", "—", "—"],
-          f"remote: troupe's median, no CAF, no Tokio peer, no ratio: {row}")
-    check("No Tokio counterpart (troupe only, peer none): remote" in throughput,
+    check(row is not None and row[1:9] == ["1.2 M", "300 k", "—", "none", "—", "—", "4.00",
+                                           "met"],
+          f"remote: troupe's and CAF's medians, no Tokio peer, no troupe/Tokio: {row}")
+    check("No Tokio counterpart (peer none): remote" in throughput,
           "remote: said to have no Tokio counterpart")
     row = table_row(md, "remote", "ratio_to_local")
     check(row is not None and row[2] == "0.45" and row[3] == "0.4 / 0.5 / 0.45"
-          and row[5] == "—", f"remote: ratio_to_local median and rounds, no Tokio: {row}")
+          and row[4] == "0.2" and row[5] == "—",
+          f"remote: ratio_to_local median and rounds, CAF's, no Tokio: {row}")
     row = table_row(md, "remote", "local_items_per_s")
     check(row is not None and row[2] == "2.7 M", f"remote: local_items_per_s: {row}")
+    row = table_row(md, "remote", "wide_items_per_s")
+    check(row is not None and row[2] == "4.2 M", f"remote: wide_items_per_s: {row}")
     checks = md.split("## Checks")[1]
     check("remote" in checks.splitlines()[2] and "no Tokio" not in checks,
           f"remote: checksum compared with Tokio's pipeline: {checks.splitlines()[2]}")
@@ -114,7 +119,7 @@ with tempfile.TemporaryDirectory() as tmp:
         check(svg.exists() and "<svg" in svg.read_text() and "pipeline" in svg.read_text(),
               "the chart is an SVG naming the workloads")
         check((out / "latest.svg").read_bytes() == svg.read_bytes(), "copied to latest.svg")
-        check("remote" not in svg.read_text(), "remote has no ratio to chart")
+        check("remote" in svg.read_text(), "remote charted by its troupe/CAF ratio alone")
         check("![throughput ratios](run.svg)" in md, "the summary shows the chart")
     else:
         print("skip  gnuplot not installed: chart not checked")
