@@ -12,7 +12,7 @@ out=$(mktemp)
 pid=
 # Its own process group, so that whatever it started can be found after it,
 # and killed with it if this script ends first (a timeout, a failure).
-trap '[ -z "$pid" ] || kill -9 -- -"$pid" 2>/dev/null; rm -f "$out"' EXIT
+trap '[ -z "$pid" ] || kill -9 -- -"$pid" 2>/dev/null || true; rm -f "$out"' EXIT
 setsid "$bench" --quick --baseline > "$out" &
 pid=$!
 wait $pid
