@@ -11,6 +11,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <fstream>
 #include <ostream>
@@ -26,9 +28,10 @@ void require_readable(const std::string& path, const char* what) {
     throw node_error(std::string{"TLS: no "} + what
                      + " is set (TLS needs certificate, key and cafile)");
   std::ifstream in{path};
-  if (!in)
+  struct stat info {};
+  if (!in || stat(path.c_str(), &info) != 0 || S_ISDIR(info.st_mode))
     throw node_error(std::string{"TLS: cannot read the "} + what + " file '"
-                     + path + "'");
+                     + path + "'" + (in ? " (a directory)" : ""));
 }
 
 std::string openssl_reason() {
