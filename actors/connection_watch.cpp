@@ -29,7 +29,7 @@ namespace {
 struct connection_log_state {
   std::mutex mtx;
   std::ostream* out = nullptr;
-  std::string name = "troupe";
+  std::string name;
 };
 
 connection_log_state& connection_log() {
@@ -41,7 +41,10 @@ void tell(const std::string& line) {
   auto& log = connection_log();
   std::lock_guard<std::mutex> guard{log.mtx};
   auto& out = log.out ? *log.out : std::cerr;
-  out << "node " << log.name << ": " << line << std::endl;
+  if (log.name.empty())
+    out << "troupe: " << line << std::endl;
+  else
+    out << "node " << log.name << ": " << line << std::endl;
 }
 
 std::string peer_of(const SSL* ssl) {
@@ -180,7 +183,7 @@ void unwatch_connections(const std::string& name) {
   std::lock_guard<std::mutex> guard{told.mtx};
   if (told.name == name) {
     told.out = nullptr;
-    told.name = "troupe";
+    told.name.clear();
   }
 }
 
