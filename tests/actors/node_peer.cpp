@@ -109,11 +109,15 @@ int exit_code(const caf::error& err) {
 }
 
 int serve(caf::actor_system& sys, const options& opts) {
-  auto echo = sys.spawn([]() -> caf::behavior {
-    return {
-      [](const order& x) { return receipt{x.sku, x.quantity * 2}; },
-    };
-  });
+  // (The unused name is there because CAF 0.17 mishandles a spawned
+  // function without arguments: UBSan sees a null reference.)
+  auto echo = sys.spawn(
+    [](const std::string&) -> caf::behavior {
+      return {
+        [](const order& x) { return receipt{x.sku, x.quantity * 2}; },
+      };
+    },
+    std::string{"echo"});
   {
     troupe::node here{sys, opts.node, &std::cerr};
     here.publish("echo", echo);
