@@ -18,6 +18,9 @@
 //   - A peer that dies or goes silent for node_timeout ends the connection:
 //     whoever monitors one of its actors gets a down_msg with
 //     caf::exit_reason::remote_link_unreachable.
+//   - A connection the node drops is told on its log: a refused TLS
+//     handshake, bytes that are not CAF's protocol, a message announced
+//     larger than max_message_bytes (actors/connection_watch.hpp).
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
