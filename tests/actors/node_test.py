@@ -239,6 +239,15 @@ class ReachTest(ProcessTest):
                         ask.transcript())
 
 
+    def test_a_node_that_stops_closes_its_port(self):
+        server, port = serve()
+        assert_serving(self, port)
+        server.popen.stdin.close()
+        self.assertEqual(server.wait(), 0, server.transcript())
+        ask = Proc("ask", "--port", str(port), "--patience-ms", "0")
+        self.assertEqual(ask.wait(), 2, ask.transcript())
+
+
 class FailureDetectionTest(ProcessTest):
     def test_a_killed_node_gives_down_remote_link_unreachable(self):
         server, port = serve()
@@ -286,6 +295,15 @@ class TlsTest(ProcessTest):
         server, port = serve(*self.tls("a"))
         server.expect(r"listening on 127\.0\.0\.1:\d+ \(TLS\)", "err")
         assert_serving(self, port, *self.tls("b"))
+
+    def test_a_tls_node_that_stops_closes_its_port(self):
+        server, port = serve(*self.tls("a"))
+        assert_serving(self, port, *self.tls("b"))
+        server.popen.stdin.close()
+        self.assertEqual(server.wait(), 0, server.transcript())
+        ask = Proc("ask", "--port", str(port), "--patience-ms", "0",
+                   *self.tls("b"))
+        self.assertEqual(ask.wait(), 2, ask.transcript())
 
     def test_an_encrypted_key_with_its_passphrase_works(self):
         _, port = serve(*self.tls("locked"), "--passphrase", "open sesame")
