@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
-packages=(g++ meson ninja-build pkg-config python3 libcaf-dev libboost-test-dev
+packages=(g++ meson ninja-build pkg-config python3 libcaf-dev libboost-test-dev openssl
           libtomlplusplus-dev libssl-dev libcli11-dev libcpp-httplib-dev
           nlohmann-json3-dev graphviz clang libclang-rt-14-dev gnuplot-nox)
 

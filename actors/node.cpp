@@ -1,5 +1,6 @@
 #include "troupe/actors/node.hpp"
 
+#include "troupe/actors/connection_watch.hpp"
 #include "troupe/actors/errors.hpp"
 
 #include <caf/all.hpp>
@@ -9,6 +10,8 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <fstream>
@@ -25,9 +28,10 @@ void require_readable(const std::string& path, const char* what) {
     throw node_error(std::string{"TLS: no "} + what
                      + " is set (TLS needs certificate, key and cafile)");
   std::ifstream in{path};
-  if (!in)
+  struct stat info {};
+  if (!in || stat(path.c_str(), &info) != 0 || S_ISDIR(info.st_mode))
     throw node_error(std::string{"TLS: cannot read the "} + what + " file '"
-                     + path + "'");
+                     + path + "'" + (in ? " (a directory)" : ""));
 }
 
 std::string openssl_reason() {
@@ -107,6 +111,14 @@ std::string endpoint(const std::string& host, uint16_t port) {
   return host + ":" + std::to_string(port);
 }
 
+// A refusal is permanent: the peer is there and said no (a certificate its
+// CA did not sign, TLS on one side only, another application).
+bool refused(const caf::error& err) {
+  return err == caf::sec::disconnect_during_handshake
+         || err == caf::sec::incompatible_versions
+         || err == caf::sec::incompatible_application_ids;
+}
+
 } // namespace
 
 void check_tls(const tls_settings& tls) {
@@ -149,6 +161,7 @@ void check_tls(const tls_settings& tls) {
 void enable_distribution(caf::actor_system_config& cfg,
                          const node_settings& settings) {
   check_tls(settings.tls);
+  limit_message_size(settings.max_message_bytes);
   cfg.load<caf::io::middleman>();
   if (settings.heartbeat > caf::timespan{0}) {
     cfg.set("middleman.heartbeat-interval", settings.heartbeat);
@@ -183,6 +196,10 @@ node::node(caf::actor_system& sys, const node_settings& settings,
                      + sys.render(port.error()));
   }
   port_ = *port;
+  watch_connections(settings.name, log);
+  if (log)
+    for (auto& gap : unwatched(sys.has_openssl_manager()))
+      *log << "node " << settings.name << ": " << gap << std::endl;
   if (log)
     *log << "node " << settings.name << ": listening on "
          << endpoint(settings.host, port_)
@@ -200,6 +217,7 @@ node::~node() {
                 directory_.address(), port_)
     .receive([] {}, [](const caf::error&) {});
   caf::anon_send_exit(directory_, caf::exit_reason::user_shutdown);
+  unwatch_connections(settings_.name);
 }
 
 void node::publish(const std::string& name, caf::actor whom) {
@@ -238,6 +256,12 @@ caf::expected<caf::actor> reach(caf::actor_system& sys, const std::string& host,
       if (found)
         return found;
       last = found.error();
+    } else if (refused(dir.error())) {
+      return make_error(errc::node_unreachable,
+                        endpoint(host, port) + " refused the handshake ("
+                          + sys.render(dir.error())
+                          + "): a TLS certificate its CA did not sign, TLS "
+                            "on one side only, or another application");
     } else {
       last = make_error(errc::node_unreachable,
                         endpoint(host, port) + ": " + sys.render(dir.error()));

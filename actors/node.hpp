@@ -18,6 +18,9 @@
 //   - A peer that dies or goes silent for node_timeout ends the connection:
 //     whoever monitors one of its actors gets a down_msg with
 //     caf::exit_reason::remote_link_unreachable.
+//   - A connection the node drops is told on its log: a refused TLS
+//     handshake, bytes that are not CAF's protocol, a message announced
+//     larger than max_message_bytes (actors/connection_watch.hpp).
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -67,6 +70,12 @@ struct node_settings {
   /// connection closes and its actors are down. Every node of a system
   /// needs heartbeats, or its healthy peers would take it for dead.
   caf::timespan node_timeout = std::chrono::seconds(2);
+  /// The largest message (one BASP payload) a peer may send. CAF itself
+  /// allocates whatever length a message header announces, up to 4 GiB,
+  /// before reading it; a connection announcing more than this is closed
+  /// instead (and logged). One value per process: the last node_settings
+  /// given to enable_distribution() sets it.
+  uint32_t max_message_bytes = 64u << 20;
   tls_settings tls;
 };
 
@@ -133,8 +142,10 @@ private:
 /// The actor published as `name` at the node at `host:port`. Keeps trying
 /// to connect (and asking, while the name is not published yet) until
 /// `patience` has passed, saying on `log` what it waits for about once a
-/// second; zero patience tries once. Errors: errc::node_unreachable (no
-/// connection: nothing listening, a refused TLS handshake, ...) or
+/// second; zero patience tries once. Errors: errc::node_unreachable (nothing
+/// listening until patience ran out; or at once, without waiting, when the
+/// peer refused the handshake: a TLS certificate its CA did not sign, TLS on
+/// one side only, another application) or
 /// caf::sec::no_actor_published_at_port (connected, but no such name).
 caf::expected<caf::actor> reach(caf::actor_system& sys, const std::string& host,
                                 uint16_t port, const std::string& name,
