@@ -905,10 +905,13 @@ using joined_atom = caf::atom_constant<caf::atom("joined")>;
 
 /// A node the test takes down and brings back: while it is down, a start
 /// placed on it throws node_unreachable, as a factory that starts workers on
-/// another node does. Every start tells `observer` (refused_atom, worker) or
-/// (joined_atom, worker).
+/// another node does. A start tells `observer` (joined_atom, worker), and a
+/// refused one (refused_atom, worker) while `notes` is above zero: refusals
+/// come every rejoin_interval, and a steady stream of messages would keep
+/// the test's receive timeouts from ever firing.
 struct test_node {
   std::shared_ptr<std::atomic<bool>> up = std::make_shared<std::atomic<bool>>(true);
+  std::shared_ptr<std::atomic<int>> notes = std::make_shared<std::atomic<int>>(0);
   caf::actor observer;
 };
 
@@ -918,7 +921,11 @@ worker_factory placed_on(std::vector<test_node> nodes, worker_factory inner) {
     auto n = std::stoul(ctx.name().substr(ctx.name().rfind('-') + 1));
     auto& node = nodes[n % nodes.size()];
     if (!node.up->load()) {
-      caf::anon_send(node.observer, refused_atom::value, ctx.name());
+      auto wanted = node.notes->load();
+      while (wanted > 0 && !node.notes->compare_exchange_weak(wanted, wanted - 1))
+        ; // another start took a note meanwhile
+      if (wanted > 0)
+        caf::anon_send(node.observer, refused_atom::value, ctx.name());
       throw node_unreachable(ctx.name() + ": its node is down");
     }
     auto worker = inner(ctx);
@@ -934,6 +941,21 @@ void lose_node_of(const caf::actor& worker) {
 }
 
 struct remote_fixture : pool_fixture {
+  /// A pool with parked workers keeps itself alive with its rejoin timers,
+  /// and the system waits for every actor as it shuts down: a test that
+  /// fails before it stops its pool must not hang.
+  ~remote_fixture() {
+    for (auto& pool : pools)
+      caf::anon_send_exit(pool, caf::exit_reason::kill);
+  }
+
+  caf::actor start_pool(spawn_context ctx, const pool_config& cfg) {
+    pools.push_back(spawn_pool(std::move(ctx), cfg));
+    return pools.back();
+  }
+
+  std::vector<caf::actor> pools;
+
   test_node node() {
     test_node result;
     result.observer = self;
@@ -950,16 +972,13 @@ struct remote_fixture : pool_fixture {
     return cfg;
   }
 
-  /// Waits until `worker`'s start was refused `n` more times.
-  void await_refusals(const std::string& worker, int n) {
-    while (n > 0) {
-      self->receive(
-        [&](refused_atom, const std::string& who) {
-          if (who == worker)
-            --n;
-        },
-        caf::after(patience) >> [&] { BOOST_FAIL(worker + " was never tried again"); });
-    }
+  /// Waits until `n` more starts on `at` were refused (from now on: earlier
+  /// ones are not told).
+  void await_refusals(const test_node& at, int n) {
+    at.notes->store(n);
+    for (; n > 0; --n)
+      self->receive([&](refused_atom, const std::string&) {},
+                    caf::after(patience) >> [&] { BOOST_FAIL("no start was tried"); });
   }
 
   /// Waits until `worker` started (earlier joins of others are skipped).
@@ -982,7 +1001,7 @@ BOOST_AUTO_TEST_CASE(jobs_held_by_a_worker_lost_with_its_node_go_to_other_worker
   auto cfg = remote_config(observed(true), 2, {a, b});
   // One attempt: a job whose loss counted as an attempt would fail.
   cfg.max_attempts = 1;
-  auto pool = spawn_pool(sys, cfg);
+  auto pool = start_pool(sys, cfg);
   for (uint64_t x = 0; x < 4; ++x)
     ask(pool, x);
   auto first = next_starts(4);
@@ -1025,15 +1044,43 @@ BOOST_AUTO_TEST_CASE(jobs_held_by_a_worker_lost_with_its_node_go_to_other_worker
   stop(pool);
 }
 
+BOOST_AUTO_TEST_CASE(a_job_redispatched_after_a_node_loss_keeps_its_attempts_for_crashes) {
+  auto a = node();
+  auto b = node();
+  auto cfg = remote_config(observed(true), 2, {a, b});
+  cfg.max_attempts = 2; // the loss and a crash: had the loss used one, the
+                        // crash would fail the job
+  auto pool = start_pool(sys, cfg);
+  auto first = ask_and_start(pool, 5);
+  BOOST_CHECK_EQUAL(first.worker, "pool/worker-0");
+  a.up->store(false);
+  lose_node_of(first.handle);
+  auto second = next_start();
+  BOOST_CHECK_EQUAL(second.worker, "pool/worker-1");
+  self->send(second.handle, crash_atom::value);
+  auto third = next_start(); // worker-1 restarted; worker-0 is parked
+  BOOST_CHECK_EQUAL(third.worker, "pool/worker-1");
+  BOOST_CHECK_EQUAL(third.job, 5u);
+  self->send(third.handle, release_atom::value, uint64_t{5});
+  expect_answers(1);
+  auto r = status(pool);
+  BOOST_CHECK_EQUAL(stat(r, "redispatched"), 1);
+  BOOST_CHECK_EQUAL(stat(r, "retried"), 1);
+  BOOST_CHECK_EQUAL(stat(r, "node_losses"), 1);
+  BOOST_CHECK_EQUAL(stat(r, "worker_restarts"), 1);
+  BOOST_CHECK_EQUAL(stat(r, "failed"), 0);
+  stop(pool);
+}
+
 BOOST_AUTO_TEST_CASE(node_losses_and_parked_starts_do_not_count_toward_restart_intensity) {
   auto a = node();
   auto b = node();
   a.up->store(false); // worker-0's node is not up yet
   auto cfg = remote_config(observed(), 2, {a, b});
   cfg.worker_restarts = {0, std::chrono::seconds(30)}; // no restart at all
-  auto pool = spawn_pool(sys, cfg);
+  auto pool = start_pool(sys, cfg);
   await_join("pool/worker-1");
-  await_refusals("pool/worker-0", 5); // the first start and four retries
+  await_refusals(a, 5); // worker-0 is tried again and again
   // worker-1 is lost with its node, which is back when it is started
   // again at once.
   auto s = ask_and_start(pool, 0);
@@ -1047,7 +1094,7 @@ BOOST_AUTO_TEST_CASE(node_losses_and_parked_starts_do_not_count_toward_restart_i
   expect_answers(1);
   b.up->store(false);
   lose_node_of(s.handle);
-  await_refusals("pool/worker-1", 3);
+  await_refusals(b, 3);
   auto r = status(pool); // the pool still runs
   BOOST_CHECK_EQUAL(r.state, "parked");
   BOOST_CHECK_EQUAL(stat(r, "node_losses"), 2);
@@ -1062,8 +1109,8 @@ BOOST_AUTO_TEST_CASE(parked_worker_rejoins_once_its_node_is_up_and_then_takes_jo
   auto a = node();
   auto b = node();
   a.up->store(false);
-  auto pool = spawn_pool(sys, remote_config(observed(), 2, {a, b}));
-  await_refusals("pool/worker-0", 1);
+  auto pool = start_pool(sys, remote_config(observed(), 2, {a, b}));
+  await_refusals(a, 1);
   // Meanwhile every job goes to the worker that runs.
   for (uint64_t x = 0; x < 4; ++x)
     BOOST_CHECK_EQUAL(ask_and_start(pool, x).worker, "pool/worker-1");
@@ -1088,7 +1135,7 @@ BOOST_AUTO_TEST_CASE(parked_worker_rejoins_once_its_node_is_up_and_then_takes_jo
 BOOST_AUTO_TEST_CASE(jobs_wait_while_every_worker_is_parked_and_complete_once_one_rejoins) {
   auto a = node();
   auto b = node();
-  auto pool = spawn_pool(sys, remote_config(observed(), 2, {a, b}));
+  auto pool = start_pool(sys, remote_config(observed(), 2, {a, b}));
   await_join("pool/worker-0");
   await_join("pool/worker-1");
   // Both nodes die: the second loss leaves no worker at all.
@@ -1099,8 +1146,8 @@ BOOST_AUTO_TEST_CASE(jobs_wait_while_every_worker_is_parked_and_complete_once_on
   expect_answers(2);
   lose_node_of(s0.handle);
   lose_node_of(s1.handle);
-  await_refusals("pool/worker-0", 1);
-  await_refusals("pool/worker-1", 1);
+  await_refusals(a, 1);
+  await_refusals(b, 1);
   for (uint64_t x = 10; x < 13; ++x)
     ask(pool, x);
   auto r = await_stat(pool, "queued", 3);
@@ -1123,7 +1170,7 @@ BOOST_AUTO_TEST_CASE(drain_while_every_worker_is_parked_ends_and_fails_the_waiti
   a.up->store(false); // never comes up
   spawn_context ctx{sys};
   ctx.report_to(self);
-  auto pool = spawn_pool(ctx, remote_config(observed(), 2, {a}));
+  auto pool = start_pool(ctx, remote_config(observed(), 2, {a}));
   self->monitor(pool);
   ask(pool, 1);
   ask(pool, 2);
