@@ -945,16 +945,17 @@ struct remote_fixture : pool_fixture {
   /// and the system waits for every actor as it shuts down: a test that
   /// fails before it stops its pool must not hang.
   ~remote_fixture() {
-    for (auto& pool : pools)
-      caf::anon_send_exit(pool, caf::exit_reason::kill);
+    for (auto& x : to_kill)
+      caf::anon_send_exit(x, caf::exit_reason::kill);
   }
 
   caf::actor start_pool(spawn_context ctx, const pool_config& cfg) {
-    pools.push_back(spawn_pool(std::move(ctx), cfg));
-    return pools.back();
+    to_kill.push_back(spawn_pool(std::move(ctx), cfg));
+    return to_kill.back();
   }
 
-  std::vector<caf::actor> pools;
+  /// Pools and supervisors the test started.
+  std::vector<caf::actor> to_kill;
 
   test_node node() {
     test_node result;
@@ -1189,6 +1190,43 @@ BOOST_AUTO_TEST_CASE(drain_while_every_worker_is_parked_ends_and_fails_the_waiti
   BOOST_CHECK_EQUAL(stat(r, "failed"), 2);
   BOOST_CHECK_EQUAL(stat(r, "abandoned"), 0);
   BOOST_CHECK(pending_starts().empty());
+}
+
+BOOST_AUTO_TEST_CASE(supervised_stream_drains_while_every_worker_is_parked_with_every_job_counted) {
+  auto a = node();
+  a.up->store(false); // never comes up
+  auto cfg = remote_config(worker_options{}, 2, {a});
+  cfg.queue_capacity = 16;
+  // A source cannot flush into a pool that takes nothing more: it is
+  // stopped at its shutdown deadline.
+  auto source_spec = counter_source("pool");
+  source_spec.shutdown = std::chrono::milliseconds(100);
+  supervisor_spec spec;
+  spec.name = "pipeline";
+  spec.children = {summing_sink_child(self, 1), pool_child(cfg, "sink"),
+                   source_spec};
+  auto root = spawn_supervisor(sys, spec);
+  to_kill.push_back(root);
+  // The pool takes items up to its capacity, then its upstream has no
+  // credit left.
+  await_stat(address_of(root, "pool"), "queued", 16);
+  auto report = troupe::shutdown(sys, root);
+  BOOST_REQUIRE(report);
+  BOOST_TEST_MESSAGE(to_text(*report));
+  auto [count, sum] = receive_sink_done(*this);
+  BOOST_CHECK_EQUAL(count, 0u);
+  auto source = find_report(*report, "source");
+  auto pool = find_report(*report, "pool");
+  BOOST_REQUIRE(source && pool);
+  BOOST_CHECK(source->stopped == stop_reason::killed);
+  BOOST_CHECK(pool->stopped == stop_reason::drained);
+  BOOST_CHECK_EQUAL(pool->in, source->out); // what it sent, the pool took
+  BOOST_CHECK_EQUAL(pool->errors, pool->in); // and failed, none lost
+  BOOST_CHECK_EQUAL(stat(*pool, "stranded"), static_cast<int64_t>(pool->in));
+  BOOST_CHECK_EQUAL(pool->dropped, 0u);
+  auto t = totals(*report);
+  BOOST_CHECK_EQUAL(t.lost, 0u);
+  BOOST_CHECK_EQUAL(t.dropped, 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
