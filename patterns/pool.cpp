@@ -963,12 +963,15 @@ private:
     }
     for (; active < n; ++active)
       start_or_park(add_slot());
-    // Shrinking removes the newest workers.
-    for (auto i = slots_.rbegin(); i != slots_.rend() && active > n; ++i) {
-      if (!(*i)->retiring) {
-        (*i)->retiring = true;
-        ++retiring_;
-        --active;
+    // Shrinking removes parked workers first (they do nothing), then the
+    // newest.
+    for (bool parked_only : {true, false}) {
+      for (auto i = slots_.rbegin(); i != slots_.rend() && active > n; ++i) {
+        if (!(*i)->retiring && (!parked_only || (*i)->parked)) {
+          (*i)->retiring = true;
+          ++retiring_;
+          --active;
+        }
       }
     }
     cfg_.workers = n;

@@ -36,8 +36,9 @@
 // Messages it understands, besides those of a stage (actors/stage.hpp:
 // stream links, drain_atom, cancel_atom, status_atom, stop_intake_atom):
 //   (resize_atom, uint32_t n) -> uint32_t n
-//       Grows to or shrinks to n workers (n >= 1). Removed workers take no
-//       new jobs and are stopped once the jobs they hold are done.
+//       Grows to or shrinks to n workers (n >= 1). Removed workers (parked
+//       ones first) take no new jobs and are stopped once the jobs they
+//       hold are done.
 //   (actor_report)   a worker's final report (troupe workers send one to the
 //                    pool, their supervisor); ignored.
 //   anything else    a job. Answered with the worker's answer, or with

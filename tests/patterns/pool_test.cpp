@@ -1192,6 +1192,32 @@ BOOST_AUTO_TEST_CASE(drain_while_every_worker_is_parked_ends_and_fails_the_waiti
   BOOST_CHECK(pending_starts().empty());
 }
 
+BOOST_AUTO_TEST_CASE(shrinking_removes_parked_workers_first_and_growing_parks_what_cannot_start) {
+  auto a = node();
+  auto b = node();
+  a.up->store(false);
+  // worker-0 (and worker-3) on a, worker-1 and worker-2 on b.
+  auto pool = start_pool(sys, remote_config(observed(), 3, {a, b, b}));
+  await_refusals(a, 1);
+  BOOST_CHECK_EQUAL(resize(pool, 2), 2u);
+  auto r = status(pool);
+  BOOST_CHECK_EQUAL(stat(r, "workers"), 2);
+  BOOST_CHECK_EQUAL(stat(r, "parked"), 0);
+  BOOST_CHECK_EQUAL(stat(r, "retiring"), 0);
+  std::set<std::string> names;
+  for (auto& w : r.children)
+    names.insert(w.name);
+  BOOST_CHECK(names == (std::set<std::string>{"pool/worker-1", "pool/worker-2"}));
+  BOOST_CHECK_EQUAL(resize(pool, 3), 3u);
+  BOOST_CHECK_EQUAL(stat(status(pool), "parked"), 1);
+  a.up->store(true);
+  await_join("pool/worker-3");
+  r = status(pool);
+  BOOST_CHECK_EQUAL(stat(r, "parked"), 0);
+  BOOST_CHECK_EQUAL(stat(r, "rejoined"), 1);
+  stop(pool);
+}
+
 BOOST_AUTO_TEST_CASE(supervised_stream_drains_while_every_worker_is_parked_with_every_job_counted) {
   auto a = node();
   a.up->store(false); // never comes up
