@@ -57,6 +57,9 @@ void pool_config::validate() const {
     fail("max_attempts is 0: a job needs at least one attempt");
   if (job_timeout < caf::timespan{0})
     fail("job_timeout is negative (0 means no limit)");
+  if (rejoin_interval <= caf::timespan{0})
+    fail("rejoin_interval is not positive: a parked worker would be started "
+         "again in a loop");
   troupe::validate(worker_restarts, "pool_config", "worker_restarts");
 }
 
@@ -114,10 +117,15 @@ public:
     self_ = ctl.self();
     auto core = shared_from_this();
     self_->set_down_handler([core](caf::down_msg& x) { core->on_down(x); });
+    // A worker whose node is not up yet is parked: the pool runs with the
+    // others, and jobs wait while there are none.
     for (uint32_t i = 0; i < cfg_.workers; ++i) {
-      auto failure = start_worker(add_slot());
-      if (!failure.empty())
-        throw std::runtime_error(name_ + ": cannot start a worker: " + failure);
+      auto& s = add_slot();
+      auto r = start_worker(s);
+      if (r.unreachable)
+        park(s, r.failure);
+      else if (!r.failure.empty())
+        throw std::runtime_error(name_ + ": cannot start a worker: " + r.failure);
     }
   }
 
@@ -171,6 +179,10 @@ public:
       on_deadline(token);
       return;
     }
+    if ((token & rejoin_bit) != 0) {
+      rejoin(token & ~rejoin_bit);
+      return;
+    }
     auto s = find_slot(token);
     if (s == nullptr || s->worker)
       return; // retired meanwhile
@@ -208,12 +220,22 @@ public:
 
   void describe(actor_report& r) const {
     size_t retiring = retiring_;
-    r.state = retiring > 0 ? "resizing" : "running";
+    size_t parked = 0;
+    for (auto& s : slots_)
+      if (s->parked && !s->retiring)
+        ++parked;
+    if (retiring > 0)
+      r.state = "resizing";
+    else if (parked > 0 && parked == slots_.size())
+      r.state = "parked";
+    else
+      r.state = "running";
     auto stat = [&r](const char* key, uint64_t value) {
       r.stats[key] = static_cast<int64_t>(value);
     };
     stat("workers", slots_.size() - retiring);
     stat("retiring", retiring);
+    stat("parked", parked);
     stat("queued", queue_.size());
     stat("in_flight", held_ - queue_.size());
     stat("overdue", overdue_.size());
@@ -224,6 +246,10 @@ public:
     stat("timed_out", timed_out_);
     stat("late_answers", late_answers_);
     stat("retried", retried_);
+    stat("redispatched", redispatched_);
+    stat("node_losses", node_losses_);
+    stat("rejoined", rejoined_);
+    stat("stranded", stranded_);
     stat("worker_restarts", worker_restarts_);
     stat("rejected", rejected_);
     r.errors += stream_failed_;
@@ -243,6 +269,10 @@ public:
       w.errors = s->error_answers;
       w.restarts = s->restarts;
       w.stopped = stopped ? stop_reason::stopped : stop_reason::running;
+      if (s->parked) {
+        w.state = "parked";
+        w.error = s->park_reason;
+      }
       r.children.push_back(std::move(w));
     }
   }
@@ -251,6 +281,10 @@ private:
   // Marks a timer token as a job's deadline; slot ids (start retries) never
   // reach this bit.
   static constexpr uint64_t deadline_bit = uint64_t{1} << 63;
+
+  // Marks a timer token as a parked worker's rejoin attempt (with its slot
+  // id below it).
+  static constexpr uint64_t rejoin_bit = uint64_t{1} << 62;
 
   // Marks a request's tag as a batch's (see batch_flight).
   static constexpr uint64_t batch_bit = uint64_t{1} << 63;
@@ -261,9 +295,13 @@ private:
   struct slot {
     uint64_t id = 0;
     std::string name;
-    caf::actor worker; // null while its restart is due
+    caf::actor worker; // null while its restart is due, or parked
+    // Restarts after a crash and starts after its node was lost.
     uint32_t restarts = 0;
     bool retiring = false;
+    // Its node cannot be reached: no worker, and a rejoin attempt is due.
+    bool parked = false;
+    std::string park_reason; // what the factory said, while parked
     size_t held = 0; // jobs dispatched to it and not yet answered for
     // Attempts answered at their deadline that the worker still runs: they
     // keep their place at the worker until it answers them.
@@ -284,6 +322,9 @@ private:
     uint32_t attempts = 0;
     uint32_t serial = 0;     // of the current attempt (the tag's high half)
     bool from_stream = false;
+    // Its worker's node was lost: the next dispatch is a redispatch, not a
+    // retry (its attempt was given back).
+    bool redispatch = false;
     bool live = false;       // false: a free place in the slab
   };
 
@@ -292,6 +333,7 @@ private:
   // bounce), whose results go to the attempts that are still current.
   struct batch_flight {
     std::vector<uint64_t> tags;
+    uint64_t slot = 0; // the id of the worker's slot
     uint32_t serial = 0;
     bool live = false;
   };
@@ -321,29 +363,101 @@ private:
     return nullptr;
   }
 
-  // Starts the slot's worker; returns why it failed, or an empty string.
-  std::string start_worker(slot& s) {
+  // How a start went: `failure` is empty if the worker runs; `unreachable`
+  // if the factory threw node_unreachable (its node is not up).
+  struct start_result {
+    std::string failure;
+    bool unreachable = false;
+  };
+
+  start_result start_worker(slot& s) {
     auto lookup = [pool = ctx_](const std::string& name) {
       return pool.sibling(name);
     };
     spawn_context ctx{self_->system(), s.name, caf::actor{},
                       caf::actor_cast<caf::actor>(self_), s.restarts, lookup};
     caf::actor handle;
-    std::string failure;
+    start_result result;
     try {
       handle = cfg_.worker(ctx);
       if (!handle)
-        failure = "factory returned no actor";
+        result.failure = "factory returned no actor";
+    } catch (const node_unreachable& e) {
+      result.failure = e.what();
+      result.unreachable = true;
     } catch (const std::exception& e) {
-      failure = e.what();
+      result.failure = e.what();
     } catch (...) {
-      failure = "factory threw an unknown exception";
+      result.failure = "factory threw an unknown exception";
     }
-    if (!failure.empty())
-      return failure;
+    if (!result.failure.empty())
+      return result;
     s.worker = handle;
+    s.parked = false;
+    s.park_reason.clear();
     self_->monitor(handle);
-    return failure;
+    return result;
+  }
+
+  // Starts the slot's worker (after a crash, a node loss or a resize): a
+  // worker whose node cannot be reached is parked; another failed start is
+  // tried again shortly, by restart, and so counts as a restart.
+  void start_or_park(slot& s) {
+    auto r = start_worker(s);
+    if (r.unreachable)
+      park(s, r.failure);
+    else if (!r.failure.empty())
+      ctl_->schedule(start_retry_delay, s.id);
+  }
+
+  // The slot's node cannot be reached: it takes no jobs, and its worker is
+  // started again every rejoin_interval. Counts against no restart
+  // intensity: a node that is down is not a worker that keeps crashing.
+  void park(slot& s, const std::string& why) {
+    s.parked = true;
+    s.park_reason = why;
+    ctl_->schedule(cfg_.rejoin_interval, rejoin_bit | s.id);
+  }
+
+  // A parked slot's rejoin attempt is due.
+  void rejoin(uint64_t id) {
+    auto s = find_slot(id);
+    if (failed_ || s == nullptr || !s->parked || s->worker)
+      return; // retired meanwhile
+    auto r = start_worker(*s);
+    if (r.failure.empty()) {
+      ++rejoined_;
+    } else if (r.unreachable) {
+      park(*s, r.failure);
+    } else {
+      s->parked = false;
+      s->park_reason.clear();
+      ctl_->schedule(start_retry_delay, s->id);
+    }
+    // A drain ends: jobs that still have no worker to go to after one more
+    // attempt fail instead of holding the pool up for nodes that may
+    // never come back.
+    if (ctl_->draining() && !worker_up())
+      strand_queued();
+    after_change();
+  }
+
+  // Whether some worker takes jobs.
+  bool worker_up() const {
+    return std::any_of(slots_.begin(), slots_.end(), [](const auto& s) {
+      return s->worker && !s->retiring;
+    });
+  }
+
+  void strand_queued() {
+    while (!queue_.empty()) {
+      auto index = queue_.front();
+      queue_.pop_front();
+      ++stranded_;
+      fail_job(index, make_error(errc::node_unreachable,
+                                 name_ + ": the pool drained while no worker "
+                                         "could be reached"));
+    }
   }
 
   // Starts the slot's next worker; false if the pool failed instead.
@@ -354,8 +468,7 @@ private:
     }
     ++s.restarts;
     ++worker_restarts_;
-    if (!start_worker(s).empty())
-      ctl_->schedule(start_retry_delay, s.id);
+    start_or_park(s);
     return true;
   }
 
@@ -396,20 +509,40 @@ private:
     auto& s = **i;
     s.worker = nullptr;
     forget_overdue(s);
+    for (auto& f : batches_) {
+      if (f.live && f.slot == s.id) {
+        // Its response may never come (a lost node sends none): the jobs
+        // are requeued below, and a late response finds the place freed.
+        f.live = false;
+        free_batches_.push_back(static_cast<uint32_t>(&f - batches_.data()));
+      }
+    }
     auto why = x.reason ? self_->system().render(x.reason)
                         : std::string{"worker stopped"};
-    requeue(s, why);
-    if (s.retiring)
+    // A worker on a node that died or went silent did not crash on its
+    // jobs: they go to the others without using up an attempt, and the
+    // worker is started again without using up the restart intensity
+    // (the factory typically finds its node gone, and it is parked).
+    bool node_lost = x.reason == caf::exit_reason::remote_link_unreachable;
+    requeue(s, why, node_lost);
+    if (node_lost)
+      ++node_losses_;
+    if (s.retiring) {
       erase_slot(s); // no restart: its jobs go to the others
-    else if (!restart(s))
+    } else if (node_lost) {
+      ++s.restarts;
+      start_or_park(s);
+    } else if (!restart(s)) {
       return;
+    }
     after_change();
   }
 
   // The slot's worker is gone: the jobs it held go back to the front of the
-  // queue, oldest first, or fail if they had all their attempts. A crash is
-  // rare: finding its jobs by a scan costs nothing per job.
-  void requeue(slot& s, const std::string& why) {
+  // queue, oldest first, or fail if they had all their attempts. With its
+  // node lost, each gets its attempt back. A crash is rare: finding its
+  // jobs by a scan costs nothing per job.
+  void requeue(slot& s, const std::string& why, bool node_lost) {
     std::vector<uint32_t> held;
     for (uint32_t k = 0; k < jobs_.size(); ++k)
       if (jobs_[k].live && jobs_[k].holder == &s)
@@ -420,7 +553,11 @@ private:
     for (auto k = held.rbegin(); k != held.rend(); ++k) {
       auto& j = jobs_[*k];
       release(j);
-      if (j.attempts >= cfg_.max_attempts)
+      if (node_lost) {
+        --j.attempts;
+        j.redispatch = true;
+        queue_.push_front(*k);
+      } else if (j.attempts >= cfg_.max_attempts)
         fail_job(*k, make_error(errc::job_failed, why));
       else
         queue_.push_front(*k);
@@ -443,6 +580,7 @@ private:
     j.seq = next_seq_++;
     j.attempts = 0;
     j.from_stream = from_stream;
+    j.redispatch = false;
     j.live = true;
     ++held_;
     ++accepted_;
@@ -485,6 +623,7 @@ private:
     }
     auto& f = batches_[place];
     f.serial = next_batch_serial_++;
+    f.slot = s.id;
     f.live = true;
     f.tags.clear();
     batch jobs;
@@ -543,8 +682,11 @@ private:
   // attempt's tag.
   uint64_t prepare_attempt(uint32_t index, slot& s) {
     auto& j = jobs_[index];
-    if (j.attempts > 0)
+    if (j.redispatch)
+      ++redispatched_;
+    else if (j.attempts > 0)
       ++retried_;
+    j.redispatch = false;
     ++j.attempts;
     j.serial = next_serial_++;
     j.holder = &s;
@@ -819,17 +961,17 @@ private:
         ++active;
       }
     }
-    for (; active < n; ++active) {
-      auto& s = add_slot();
-      if (!start_worker(s).empty())
-        ctl_->schedule(start_retry_delay, s.id);
-    }
-    // Shrinking removes the newest workers.
-    for (auto i = slots_.rbegin(); i != slots_.rend() && active > n; ++i) {
-      if (!(*i)->retiring) {
-        (*i)->retiring = true;
-        ++retiring_;
-        --active;
+    for (; active < n; ++active)
+      start_or_park(add_slot());
+    // Shrinking removes parked workers first (they do nothing), then the
+    // newest.
+    for (bool parked_only : {true, false}) {
+      for (auto i = slots_.rbegin(); i != slots_.rend() && active > n; ++i) {
+        if (!(*i)->retiring && (!parked_only || (*i)->parked)) {
+          (*i)->retiring = true;
+          ++retiring_;
+          --active;
+        }
       }
     }
     cfg_.workers = n;
@@ -871,6 +1013,10 @@ private:
   uint64_t stream_failed_ = 0;
   uint64_t timed_out_ = 0;
   uint64_t retried_ = 0;
+  uint64_t redispatched_ = 0;
+  uint64_t node_losses_ = 0;
+  uint64_t rejoined_ = 0;
+  uint64_t stranded_ = 0;
   uint64_t worker_restarts_ = 0;
   uint64_t rejected_ = 0;
   uint64_t late_answers_ = 0;

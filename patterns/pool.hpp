@@ -15,6 +15,16 @@
 //     it held is dispatched again, up to max_attempts in all; then the job
 //     fails with errc::job_failed. Delivery to workers is at-least-once for
 //     those jobs; every job is answered (or emitted) exactly once.
+//   - Workers may live on other nodes. A worker whose factory throws
+//     troupe::node_unreachable is parked: it takes no jobs, and the pool
+//     starts it again every rejoin_interval until it rejoins. A worker that
+//     goes down with exit_reason::remote_link_unreachable was lost with its
+//     node: its jobs go to other workers without using up an attempt
+//     (at-least-once: a job the node finished may run again), and it is
+//     started again (typically parked). Neither counts against
+//     worker_restarts. While every worker is parked, jobs wait in the pool;
+//     a drain then fails them with errc::node_unreachable at the next
+//     rejoin attempt that finds no worker, so that it ends.
 //   - An error a worker answers is the job's result: it goes to the
 //     requester (in a stream: counted in `errors`, nothing is emitted); it is
 //     not retried. An empty answer emits nothing in a stream.
@@ -26,8 +36,9 @@
 // Messages it understands, besides those of a stage (actors/stage.hpp:
 // stream links, drain_atom, cancel_atom, status_atom, stop_intake_atom):
 //   (resize_atom, uint32_t n) -> uint32_t n
-//       Grows to or shrinks to n workers (n >= 1). Removed workers take no
-//       new jobs and are stopped once the jobs they hold are done.
+//       Grows to or shrinks to n workers (n >= 1). Removed workers (parked
+//       ones first) take no new jobs and are stopped once the jobs they
+//       hold are done.
 //   (actor_report)   a worker's final report (troupe workers send one to the
 //                    pool, their supervisor); ignored.
 //   anything else    a job. Answered with the worker's answer, or with
@@ -35,15 +46,18 @@
 //                    errc::job_failed (every attempt's worker crashed; the
 //                    context is the last crash reason), errc::call_timeout
 //                    (job_timeout passed), errc::shutting_down (the pool is
-//                    ending), or the reason the pool stopped while it held
-//                    the job.
+//                    ending), errc::node_unreachable (the pool drained while
+//                    every worker was parked), or the reason the pool
+//                    stopped while it held the job.
 // A drain or end of stream ends the pool once it holds no jobs. However the
 // pool stops, its workers stop with it.
 //
-// Report: `state` is "running", or "resizing" while removed workers finish
-// their jobs. `stats`:
+// Report: `state` is "running", "resizing" while removed workers finish
+// their jobs, or "parked" while every worker is parked. `stats`:
 //   workers          workers taking jobs (the target size)
 //   retiring         removed workers still finishing their jobs
+//   parked           of the workers, those parked (their node cannot be
+//                    reached)
 //   queued           jobs waiting for a worker
 //   in_flight        jobs held by workers
 //   max_held         most jobs held at once (queued + in flight)
@@ -56,12 +70,24 @@
 //                    keeps its place at its worker until the worker answers
 //   late_answers     answers of timed-out jobs, discarded
 //   retried          dispatches of a job again after its worker crashed
-//   worker_restarts  workers restarted after they stopped
+//                    (these use up max_attempts)
+//   redispatched     dispatches of a job again after its worker's node was
+//                    lost (these do not)
+//   node_losses      workers lost with their node (down with
+//                    remote_link_unreachable)
+//   rejoined         parked workers started again
+//   stranded         jobs failed with errc::node_unreachable because the
+//                    pool drained while every worker was parked (also in
+//                    `failed`)
+//   worker_restarts  workers restarted after they crashed or stopped (the
+//                    restarts counted against worker_restarts)
 //   rejected         requests refused (pool full or shutting down)
 //   abandoned        jobs held when the pool stopped (final report only);
 //                    stream jobs among them are also counted as `dropped`
 // `children` has one entry per worker: in = jobs dispatched to it, out =
-// results, errors = error answers, restarts.
+// results, errors = error answers, restarts (crashes and node losses);
+// a parked worker's entry has state "parked" and, as its error, what its
+// factory said.
 
 #include "troupe/actors/spawn_context.hpp"
 #include "troupe/actors/stage.hpp"
@@ -72,6 +98,7 @@
 #include <caf/message.hpp>
 #include <caf/timespan.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -128,7 +155,14 @@ struct pool_config {
   std::function<void(const caf::message&)> on_abandon;
   /// Worker restarts allowed within a period; one more and the pool fails
   /// with errc::restart_intensity_exceeded, for its supervisor to handle.
+  /// Node losses and parked starts do not count.
   restart_intensity worker_restarts;
+  /// How often the pool tries again to start a parked worker (one whose
+  /// factory threw troupe::node_unreachable); positive. Each attempt calls
+  /// the factory from the pool's actor, so a factory should give up fast
+  /// (a short connection patience) rather than block the pool. Bounds how
+  /// long a drain waits while every worker is parked.
+  caf::timespan rejoin_interval = std::chrono::seconds(1);
 
   /// Throws config_error naming the field if the config is invalid.
   void validate() const;

@@ -743,6 +743,9 @@ BOOST_AUTO_TEST_CASE(invalid_configs_throw_config_error_naming_the_field) {
   cfg = good;
   cfg.worker_restarts.max_restarts = -1;
   expect_invalid(cfg, "worker_restarts.max_restarts");
+  cfg = good;
+  cfg.rejoin_interval = caf::timespan{0};
+  expect_invalid(cfg, "rejoin_interval");
 }
 
 BOOST_AUTO_TEST_CASE(stream_items_reach_the_sink_and_end_of_stream_waits_for_jobs) {
@@ -891,6 +894,365 @@ BOOST_AUTO_TEST_CASE(pool_restarted_by_its_supervisor_answers_at_its_stable_addr
   auto pool = find_report(*report, "pool");
   BOOST_REQUIRE(pool);
   BOOST_CHECK_EQUAL(pool->restarts, 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+namespace {
+
+using refused_atom = caf::atom_constant<caf::atom("refused")>;
+using joined_atom = caf::atom_constant<caf::atom("joined")>;
+
+/// A node the test takes down and brings back: while it is down, a start
+/// placed on it throws node_unreachable, as a factory that starts workers on
+/// another node does. A start tells `observer` (joined_atom, worker), and a
+/// refused one (refused_atom, worker) while `notes` is above zero: refusals
+/// come every rejoin_interval, and a steady stream of messages would keep
+/// the test's receive timeouts from ever firing.
+struct test_node {
+  std::shared_ptr<std::atomic<bool>> up = std::make_shared<std::atomic<bool>>(true);
+  std::shared_ptr<std::atomic<int>> notes = std::make_shared<std::atomic<int>>(0);
+  caf::actor observer;
+};
+
+/// Starts worker-n (named by the pool) on nodes[n % nodes.size()].
+worker_factory placed_on(std::vector<test_node> nodes, worker_factory inner) {
+  return [nodes, inner](const spawn_context& ctx) {
+    auto n = std::stoul(ctx.name().substr(ctx.name().rfind('-') + 1));
+    auto& node = nodes[n % nodes.size()];
+    if (!node.up->load()) {
+      auto wanted = node.notes->load();
+      while (wanted > 0 && !node.notes->compare_exchange_weak(wanted, wanted - 1))
+        ; // another start took a note meanwhile
+      if (wanted > 0)
+        caf::anon_send(node.observer, refused_atom::value, ctx.name());
+      throw node_unreachable(ctx.name() + ": its node is down");
+    }
+    auto worker = inner(ctx);
+    caf::anon_send(node.observer, joined_atom::value, ctx.name());
+    return worker;
+  };
+}
+
+/// Simulates the death of the node a worker runs on: CAF takes down the
+/// proxies of a lost node's actors with this reason.
+void lose_node_of(const caf::actor& worker) {
+  caf::anon_send_exit(worker, caf::exit_reason::remote_link_unreachable);
+}
+
+struct remote_fixture : pool_fixture {
+  /// A pool with parked workers keeps itself alive with its rejoin timers,
+  /// and the system waits for every actor as it shuts down: a test that
+  /// fails before it stops its pool must not hang.
+  ~remote_fixture() {
+    for (auto& x : to_kill)
+      caf::anon_send_exit(x, caf::exit_reason::kill);
+  }
+
+  caf::actor start_pool(spawn_context ctx, const pool_config& cfg) {
+    to_kill.push_back(spawn_pool(std::move(ctx), cfg));
+    return to_kill.back();
+  }
+
+  /// Pools and supervisors the test started.
+  std::vector<caf::actor> to_kill;
+
+  test_node node() {
+    test_node result;
+    result.observer = self;
+    return result;
+  }
+
+  /// A pool of `workers` gated workers of `opts`, worker-n on
+  /// nodes[n % size]; parked workers retry every 20 ms.
+  pool_config remote_config(worker_options opts, uint32_t workers,
+                            std::vector<test_node> nodes) {
+    auto cfg = config(std::move(opts), workers, dispatch_policy::round_robin);
+    cfg.worker = placed_on(std::move(nodes), cfg.worker);
+    cfg.rejoin_interval = std::chrono::milliseconds(20);
+    return cfg;
+  }
+
+  /// Waits until `n` more starts on `at` were refused (from now on: earlier
+  /// ones are not told).
+  void await_refusals(const test_node& at, int n) {
+    at.notes->store(n);
+    for (; n > 0; --n)
+      self->receive([&](refused_atom, const std::string&) {},
+                    caf::after(patience) >> [&] { BOOST_FAIL("no start was tried"); });
+  }
+
+  /// Waits until `worker` started (earlier joins of others are skipped).
+  void await_join(const std::string& worker) {
+    for (bool joined = false; !joined;) {
+      self->receive(
+        [&](joined_atom, const std::string& who) { joined = who == worker; },
+        caf::after(patience) >> [&] { BOOST_FAIL(worker + " never joined"); });
+    }
+  }
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(pool_remote_workers, remote_fixture)
+
+BOOST_AUTO_TEST_CASE(jobs_held_by_a_worker_lost_with_its_node_go_to_other_workers_without_using_an_attempt) {
+  auto a = node();
+  auto b = node();
+  auto cfg = remote_config(observed(true), 2, {a, b});
+  // One attempt: a job whose loss counted as an attempt would fail.
+  cfg.max_attempts = 1;
+  auto pool = start_pool(sys, cfg);
+  for (uint64_t x = 0; x < 4; ++x)
+    ask(pool, x);
+  auto first = next_starts(4);
+  std::set<uint64_t> lost;
+  caf::actor victim;
+  for (auto& s : first) {
+    if (s.worker == "pool/worker-0") {
+      lost.insert(s.job);
+      victim = s.handle;
+    }
+  }
+  BOOST_REQUIRE_EQUAL(lost.size(), 2u);
+  a.up->store(false);
+  lose_node_of(victim);
+  std::set<uint64_t> rerun;
+  for (auto& s : next_starts(2)) {
+    BOOST_CHECK_EQUAL(s.worker, "pool/worker-1");
+    rerun.insert(s.job);
+    self->send(s.handle, release_atom::value, s.job);
+  }
+  BOOST_CHECK(rerun == lost);
+  for (auto& s : first)
+    if (s.worker != "pool/worker-0")
+      self->send(s.handle, release_atom::value, s.job);
+  expect_answers(4); // none lost, none failed
+  BOOST_CHECK(pending_starts().empty()); // and none run a third time
+  auto r = status(pool);
+  BOOST_CHECK_EQUAL(stat(r, "completed"), 4);
+  BOOST_CHECK_EQUAL(stat(r, "failed"), 0);
+  BOOST_CHECK_EQUAL(stat(r, "redispatched"), 2);
+  BOOST_CHECK_EQUAL(stat(r, "retried"), 0);
+  BOOST_CHECK_EQUAL(stat(r, "node_losses"), 1);
+  BOOST_CHECK_EQUAL(stat(r, "worker_restarts"), 0);
+  // Started again at once, it found its node gone: parked.
+  BOOST_CHECK_EQUAL(stat(r, "parked"), 1);
+  BOOST_CHECK_EQUAL(stat(r, "workers"), 2);
+  BOOST_REQUIRE_EQUAL(r.children.size(), 2u);
+  BOOST_CHECK_EQUAL(r.children[0].state, "parked");
+  BOOST_CHECK(contains(r.children[0].error, "its node is down"));
+  stop(pool);
+}
+
+BOOST_AUTO_TEST_CASE(a_job_redispatched_after_a_node_loss_keeps_its_attempts_for_crashes) {
+  auto a = node();
+  auto b = node();
+  auto cfg = remote_config(observed(true), 2, {a, b});
+  cfg.max_attempts = 2; // the loss and a crash: had the loss used one, the
+                        // crash would fail the job
+  auto pool = start_pool(sys, cfg);
+  auto first = ask_and_start(pool, 5);
+  BOOST_CHECK_EQUAL(first.worker, "pool/worker-0");
+  a.up->store(false);
+  lose_node_of(first.handle);
+  auto second = next_start();
+  BOOST_CHECK_EQUAL(second.worker, "pool/worker-1");
+  self->send(second.handle, crash_atom::value);
+  auto third = next_start(); // worker-1 restarted; worker-0 is parked
+  BOOST_CHECK_EQUAL(third.worker, "pool/worker-1");
+  BOOST_CHECK_EQUAL(third.job, 5u);
+  self->send(third.handle, release_atom::value, uint64_t{5});
+  expect_answers(1);
+  auto r = status(pool);
+  BOOST_CHECK_EQUAL(stat(r, "redispatched"), 1);
+  BOOST_CHECK_EQUAL(stat(r, "retried"), 1);
+  BOOST_CHECK_EQUAL(stat(r, "node_losses"), 1);
+  BOOST_CHECK_EQUAL(stat(r, "worker_restarts"), 1);
+  BOOST_CHECK_EQUAL(stat(r, "failed"), 0);
+  stop(pool);
+}
+
+BOOST_AUTO_TEST_CASE(node_losses_and_parked_starts_do_not_count_toward_restart_intensity) {
+  auto a = node();
+  auto b = node();
+  a.up->store(false); // worker-0's node is not up yet
+  auto cfg = remote_config(observed(), 2, {a, b});
+  cfg.worker_restarts = {0, std::chrono::seconds(30)}; // no restart at all
+  auto pool = start_pool(sys, cfg);
+  await_join("pool/worker-1");
+  await_refusals(a, 5); // worker-0 is tried again and again
+  // worker-1 is lost with its node, which is back when it is started
+  // again at once.
+  auto s = ask_and_start(pool, 0);
+  BOOST_CHECK_EQUAL(s.worker, "pool/worker-1");
+  expect_answers(1);
+  lose_node_of(s.handle);
+  await_join("pool/worker-1");
+  // Then lost again, with its node staying down.
+  s = ask_and_start(pool, 1);
+  BOOST_CHECK_EQUAL(s.worker, "pool/worker-1");
+  expect_answers(1);
+  b.up->store(false);
+  lose_node_of(s.handle);
+  await_refusals(b, 3);
+  auto r = status(pool); // the pool still runs
+  BOOST_CHECK_EQUAL(r.state, "parked");
+  BOOST_CHECK_EQUAL(stat(r, "node_losses"), 2);
+  BOOST_CHECK_EQUAL(stat(r, "worker_restarts"), 0);
+  BOOST_CHECK_EQUAL(stat(r, "parked"), 2);
+  BOOST_REQUIRE_EQUAL(r.children.size(), 2u);
+  BOOST_CHECK_EQUAL(r.children[1].restarts, 2u); // a new worker per loss
+  stop(pool);
+}
+
+BOOST_AUTO_TEST_CASE(parked_worker_rejoins_once_its_node_is_up_and_then_takes_jobs) {
+  auto a = node();
+  auto b = node();
+  a.up->store(false);
+  auto pool = start_pool(sys, remote_config(observed(), 2, {a, b}));
+  await_refusals(a, 1);
+  // Meanwhile every job goes to the worker that runs.
+  for (uint64_t x = 0; x < 4; ++x)
+    BOOST_CHECK_EQUAL(ask_and_start(pool, x).worker, "pool/worker-1");
+  expect_answers(4);
+  a.up->store(true);
+  await_join("pool/worker-0");
+  auto r = status(pool);
+  BOOST_CHECK_EQUAL(stat(r, "rejoined"), 1);
+  BOOST_CHECK_EQUAL(stat(r, "parked"), 0);
+  BOOST_CHECK_EQUAL(r.state, "running");
+  for (uint64_t x = 10; x < 14; ++x)
+    ask(pool, x);
+  std::map<std::string, int> per_worker;
+  for (auto& s : next_starts(4))
+    ++per_worker[s.worker];
+  BOOST_CHECK_EQUAL(per_worker["pool/worker-0"], 2);
+  BOOST_CHECK_EQUAL(per_worker["pool/worker-1"], 2);
+  expect_answers(4);
+  stop(pool);
+}
+
+BOOST_AUTO_TEST_CASE(jobs_wait_while_every_worker_is_parked_and_complete_once_one_rejoins) {
+  auto a = node();
+  auto b = node();
+  auto pool = start_pool(sys, remote_config(observed(), 2, {a, b}));
+  await_join("pool/worker-0");
+  await_join("pool/worker-1");
+  // Both nodes die: the second loss leaves no worker at all.
+  a.up->store(false);
+  b.up->store(false);
+  auto s0 = ask_and_start(pool, 0);
+  auto s1 = ask_and_start(pool, 1);
+  expect_answers(2);
+  lose_node_of(s0.handle);
+  lose_node_of(s1.handle);
+  await_refusals(a, 1);
+  await_refusals(b, 1);
+  for (uint64_t x = 10; x < 13; ++x)
+    ask(pool, x);
+  auto r = await_stat(pool, "queued", 3);
+  BOOST_CHECK_EQUAL(r.state, "parked");
+  BOOST_CHECK_EQUAL(stat(r, "failed"), 0);
+  BOOST_CHECK(pending_starts().empty());
+  b.up->store(true);
+  expect_answers(3);
+  for (auto& s : next_starts(3))
+    BOOST_CHECK_EQUAL(s.worker, "pool/worker-1");
+  r = status(pool);
+  BOOST_CHECK_EQUAL(stat(r, "completed"), 5);
+  BOOST_CHECK_EQUAL(stat(r, "rejoined"), 1);
+  BOOST_CHECK_EQUAL(stat(r, "parked"), 1);
+  stop(pool);
+}
+
+BOOST_AUTO_TEST_CASE(drain_while_every_worker_is_parked_ends_and_fails_the_waiting_jobs) {
+  auto a = node();
+  a.up->store(false); // never comes up
+  spawn_context ctx{sys};
+  ctx.report_to(self);
+  auto pool = start_pool(ctx, remote_config(observed(), 2, {a}));
+  self->monitor(pool);
+  ask(pool, 1);
+  ask(pool, 2);
+  await_stat(pool, "queued", 2);
+  self->send(pool, drain_atom::value);
+  for (int i = 0; i < 2; ++i) {
+    auto [x, o] = next_outcome();
+    BOOST_CHECK(!o.ok);
+    BOOST_CHECK_MESSAGE(o.error == errc::node_unreachable,
+                        "job " << x << ": " << sys.actors().render(o.error));
+  }
+  BOOST_CHECK(!wait_down(pool));
+  auto r = receive_one<actor_report>("the pool's final report");
+  BOOST_CHECK(r.stopped == stop_reason::drained);
+  BOOST_CHECK_EQUAL(stat(r, "stranded"), 2);
+  BOOST_CHECK_EQUAL(stat(r, "failed"), 2);
+  BOOST_CHECK_EQUAL(stat(r, "abandoned"), 0);
+  BOOST_CHECK(pending_starts().empty());
+}
+
+BOOST_AUTO_TEST_CASE(shrinking_removes_parked_workers_first_and_growing_parks_what_cannot_start) {
+  auto a = node();
+  auto b = node();
+  a.up->store(false);
+  // worker-0 (and worker-3) on a, worker-1 and worker-2 on b.
+  auto pool = start_pool(sys, remote_config(observed(), 3, {a, b, b}));
+  await_refusals(a, 1);
+  BOOST_CHECK_EQUAL(resize(pool, 2), 2u);
+  auto r = status(pool);
+  BOOST_CHECK_EQUAL(stat(r, "workers"), 2);
+  BOOST_CHECK_EQUAL(stat(r, "parked"), 0);
+  BOOST_CHECK_EQUAL(stat(r, "retiring"), 0);
+  std::set<std::string> names;
+  for (auto& w : r.children)
+    names.insert(w.name);
+  BOOST_CHECK(names == (std::set<std::string>{"pool/worker-1", "pool/worker-2"}));
+  BOOST_CHECK_EQUAL(resize(pool, 3), 3u);
+  BOOST_CHECK_EQUAL(stat(status(pool), "parked"), 1);
+  a.up->store(true);
+  await_join("pool/worker-3");
+  r = status(pool);
+  BOOST_CHECK_EQUAL(stat(r, "parked"), 0);
+  BOOST_CHECK_EQUAL(stat(r, "rejoined"), 1);
+  stop(pool);
+}
+
+BOOST_AUTO_TEST_CASE(supervised_stream_drains_while_every_worker_is_parked_with_every_job_counted) {
+  auto a = node();
+  a.up->store(false); // never comes up
+  auto cfg = remote_config(worker_options{}, 2, {a});
+  cfg.queue_capacity = 16;
+  // A source cannot flush into a pool that takes nothing more: it is
+  // stopped at its shutdown deadline.
+  auto source_spec = counter_source("pool");
+  source_spec.shutdown = std::chrono::milliseconds(100);
+  supervisor_spec spec;
+  spec.name = "pipeline";
+  spec.children = {summing_sink_child(self, 1), pool_child(cfg, "sink"),
+                   source_spec};
+  auto root = spawn_supervisor(sys, spec);
+  to_kill.push_back(root);
+  // The pool takes items up to its capacity, then its upstream has no
+  // credit left.
+  await_stat(address_of(root, "pool"), "queued", 16);
+  auto report = troupe::shutdown(sys, root);
+  BOOST_REQUIRE(report);
+  BOOST_TEST_MESSAGE(to_text(*report));
+  auto [count, sum] = receive_sink_done(*this);
+  BOOST_CHECK_EQUAL(count, 0u);
+  auto source = find_report(*report, "source");
+  auto pool = find_report(*report, "pool");
+  BOOST_REQUIRE(source && pool);
+  BOOST_CHECK(source->stopped == stop_reason::killed);
+  BOOST_CHECK(pool->stopped == stop_reason::drained);
+  BOOST_CHECK_EQUAL(pool->in, source->out); // what it sent, the pool took
+  BOOST_CHECK_EQUAL(pool->errors, pool->in); // and failed, none lost
+  BOOST_CHECK_EQUAL(stat(*pool, "stranded"), static_cast<int64_t>(pool->in));
+  BOOST_CHECK_EQUAL(pool->dropped, 0u);
+  auto t = totals(*report);
+  BOOST_CHECK_EQUAL(t.lost, 0u);
+  BOOST_CHECK_EQUAL(t.dropped, 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
