@@ -111,7 +111,7 @@ BOOST_AUTO_TEST_CASE(actors_come_in_file_order_with_their_wiring) {
   BOOST_CHECK((front.next == std::vector<std::string>{"sink", "other"}));
   BOOST_CHECK((front.services == std::vector<std::string>{"db"}));
   BOOST_CHECK_EQUAL(front.credit, 16u);
-  BOOST_CHECK_EQUAL(front.node, "a");
+  BOOST_CHECK((front.node == std::vector<std::string>{"a"}));
   BOOST_CHECK_EQUAL(front.supervisor, "top");
   BOOST_CHECK_EQUAL(front.where.line, 33u);
   BOOST_CHECK(front.start);
