@@ -25,6 +25,10 @@ struct cluster_member::shared {
   caf::actor observer;
   /// What the agent started, to stop when the home node is gone.
   std::vector<caf::actor_addr> started;
+  std::string node_name;
+  std::ostream* log = nullptr;
+  /// Agents known without dialing: the home node's, from its hello.
+  std::map<std::string, caf::actor> known;
 
   std::function<void(int)> signal_function() {
     std::lock_guard<std::mutex> guard{mtx};
@@ -96,6 +100,17 @@ agent_result start_here(caf::actor_system& sys,
   } catch (...) {
     failure = "factory threw an unknown exception";
   }
+  if (s->log) {
+    // One write: the agent's thread shares the log with the others.
+    std::string line = "troupe: node " + s->node_name + ": started "
+                       + x.context_name;
+    if (x.restarts > 0)
+      line += " (restart " + std::to_string(x.restarts) + ")";
+    if (!failure.empty())
+      line = "troupe: node " + s->node_name + ": could not start "
+             + x.context_name + ": " + failure;
+    *s->log << line + "\n" << std::flush;
+  }
   if (!failure.empty())
     return make_error(errc::child_start_failed, failure);
   {
@@ -110,7 +125,8 @@ agent_result start_here(caf::actor_system& sys,
 // node, and the agent must answer whatever the scheduler's threads do.
 caf::behavior agent_actor(caf::event_based_actor* self,
                           std::shared_ptr<cluster_member::shared> s,
-                          std::function<void()> on_stop) {
+                          std::function<void()> on_stop,
+                          std::function<void(caf::actor)> on_hello) {
   return {
     [self, s](place_atom, remote_start& x) -> agent_result {
       return start_here(self->system(), s, x);
@@ -122,6 +138,14 @@ caf::behavior agent_actor(caf::event_based_actor* self,
     [on_stop](node_stop_atom) {
       if (on_stop)
         on_stop();
+    },
+    [s, on_hello](node_hello_atom, caf::actor& home) {
+      {
+        std::lock_guard<std::mutex> guard{s->mtx};
+        s->known[s->t->home_node()] = home;
+      }
+      if (on_hello)
+        on_hello(std::move(home));
     },
   };
 }
@@ -166,6 +190,8 @@ cluster_member::cluster_member(const topology& t, const std::string& name,
   : t_(t), name_(name), sys_(sys), log_(log),
     shared_(std::make_shared<shared>()) {
   shared_->t = &t;
+  shared_->node_name = name;
+  shared_->log = log;
   node_ = std::make_unique<node>(sys, node_settings_of(t, name), log);
 }
 
@@ -174,6 +200,9 @@ cluster_member::~cluster_member() {
 }
 
 void cluster_member::close() {
+  closing_ = true;
+  if (greeter_.joinable())
+    greeter_.join();
   if (agent_)
     caf::anon_send_exit(agent_, caf::exit_reason::user_shutdown);
   agent_ = nullptr;
@@ -190,11 +219,49 @@ void cluster_member::set_observer(caf::actor observer) {
   shared_->observer = std::move(observer);
 }
 
-void cluster_member::start_agent(std::function<void()> on_stop) {
+void cluster_member::start_agent(std::function<void()> on_stop,
+                                 std::function<void(caf::actor)> on_hello) {
   shared_->member = weak_from_this();
-  agent_ = sys_.spawn<caf::detached + caf::hidden>(agent_actor, shared_,
-                                                   std::move(on_stop));
+  agent_ = sys_.spawn<caf::detached + caf::hidden>(
+    agent_actor, shared_, std::move(on_stop), std::move(on_hello));
   node_->publish(agent_name, agent_);
+}
+
+void cluster_member::greet_peers() {
+  greeter_ = std::thread{[this] {
+    caf::scoped_actor self{sys_};
+    std::map<std::string, caf::actor> greeted;
+    auto say = [this](const std::string& line) {
+      if (log_)
+        *log_ << "troupe: node " + name_ + ": " + line + "\n" << std::flush;
+    };
+    while (!closing_) {
+      for (auto& n : t_.nodes) {
+        if (closing_ || n.name == name_ || greeted.count(n.name) > 0)
+          continue;
+        auto found = reach(sys_, n.host, n.port, agent_name, caf::timespan{0});
+        if (!found)
+          continue;
+        self->monitor(*found);
+        self->send(*found, node_hello_atom::value, agent_);
+        greeted[n.name] = *found;
+        say("node " + n.name + " joined");
+      }
+      // The pause between rounds; a node that is gone is greeted again
+      // when it comes back.
+      self->receive(
+        [&](caf::down_msg& x) {
+          for (auto i = greeted.begin(); i != greeted.end(); ++i)
+            if (i->second.address() == x.source) {
+              say("node " + i->first + " is gone ("
+                  + sys_.render(x.reason) + ")");
+              greeted.erase(i);
+              break;
+            }
+        },
+        caf::after(std::chrono::milliseconds(200)) >> [] {});
+    }
+  }};
 }
 
 caf::expected<caf::actor> cluster_member::agent_of(const std::string& name,
@@ -202,6 +269,11 @@ caf::expected<caf::actor> cluster_member::agent_of(const std::string& name,
   auto n = t_.find_node(name);
   if (!n)
     return make_error(errc::node_unreachable, "no node '" + name + "'");
+  {
+    std::lock_guard<std::mutex> guard{shared_->mtx};
+    if (auto i = shared_->known.find(name); i != shared_->known.end())
+      return i->second;
+  }
   auto result = reach(sys_, n->host, n->port, agent_name, patience, log_);
   if (!result)
     return make_error(errc::node_unreachable,
@@ -225,15 +297,28 @@ caf::actor cluster_member::start_remote(const std::string& node,
   caf::error failed;
   auto timeout = std::max(t_.system.connect_timeout,
                           caf::timespan{least_start_timeout});
-  self->request(*agent, timeout, place_atom::value, what)
-    .receive(
-      [&](caf::actor& handle, bool troupe_aware, bool intake) {
-        result = std::move(handle);
-        ctx.declare(child_protocol{troupe_aware, intake});
-      },
-      [&](caf::error& e) { failed = std::move(e); });
-  if (result)
+  // A send and a monitor rather than a request: a request to a node that
+  // dies meanwhile is answered only by its timeout, a down comes at once.
+  self->monitor(*agent);
+  self->send(*agent, place_atom::value, what);
+  self->receive(
+    [&](caf::actor& handle, bool troupe_aware, bool intake) {
+      result = std::move(handle);
+      ctx.declare(child_protocol{troupe_aware, intake});
+    },
+    [&](caf::error& e) { failed = std::move(e); },
+    [&](caf::down_msg& x) {
+      failed = x.reason ? x.reason : make_error(caf::sec::request_timeout);
+    },
+    caf::after(timeout) >> [&] { failed = make_error(caf::sec::request_timeout); });
+  self->demonitor(*agent);
+  if (result) {
+    if (log_)
+      *log_ << "troupe: node " + name_ + ": " + ctx.name() + " started on node "
+                 + node + "\n"
+            << std::flush;
     return result;
+  }
   if (is_start_failure(failed))
     // The node is there and the child's own start failed: a failed start,
     // not a node to pass over.
@@ -272,8 +357,13 @@ child_factory cluster_member::place(std::vector<std::string> candidates,
     }
     std::string why;
     for (auto& node : candidates) {
-      if (node == self->name_)
+      if (node == self->name_) {
+        if (!why.empty() && self->log_)
+          *self->log_ << "troupe: node " + self->name_ + ": starting "
+                           + ctx.name() + " here (" + why + ")\n"
+                      << std::flush;
         return local(ctx);
+      }
       if (auto handle = self->start_remote(node, what, ctx, patience, why))
         return handle;
     }
@@ -315,6 +405,9 @@ child_factory cluster_member::spread(std::vector<std::string> nodes,
 }
 
 void cluster_member::stop_peers() {
+  closing_ = true;
+  if (greeter_.joinable())
+    greeter_.join();
   caf::scoped_actor self{sys_};
   for (auto& n : t_.nodes) {
     if (n.name == name_)

@@ -15,6 +15,11 @@
 //   (node_signal_atom, int signal)   a signal a node took, for the home node:
 //       the run handles it as its own (a graceful shutdown, then a cancel).
 //   (node_stop_atom) -> void         the home node's run has ended: stop.
+//   (node_hello_atom, caf::actor home_agent)
+//       The home node reached this one. Only the home node dials the other
+//       nodes (and a node dials those it places children on): CAF 0.17
+//       breaks a pair of nodes that dial each other, so a node learns the
+//       home node's agent from its hello instead of dialing it.
 
 #include "troupe/actors/node.hpp"
 #include "troupe/topology/topology.hpp"
@@ -25,12 +30,14 @@
 #include <caf/atom.hpp>
 #include <caf/meta/type_name.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace troupe {
@@ -38,6 +45,7 @@ namespace troupe {
 using place_atom = caf::atom_constant<caf::atom("place")>;
 using node_signal_atom = caf::atom_constant<caf::atom("nodesignal")>;
 using node_stop_atom = caf::atom_constant<caf::atom("nodestop")>;
+using node_hello_atom = caf::atom_constant<caf::atom("nodehello")>;
 /// An actor the run waits for ended normally: (stream_end_atom, name), to
 /// the home node's runner, from whichever node the actor ran on.
 using stream_end_atom = caf::atom_constant<caf::atom("streamend")>;
@@ -102,8 +110,15 @@ public:
                        std::string key, child_factory local) override;
 
   /// Spawns the agent and publishes it; `on_stop` is called when the home
-  /// node says the run has ended.
-  void start_agent(std::function<void()> on_stop);
+  /// node says the run has ended, `on_hello` with the home node's agent
+  /// when it reached this node.
+  void start_agent(std::function<void()> on_stop,
+                   std::function<void(caf::actor)> on_hello);
+
+  /// The home node: keeps reaching the other nodes on a thread of its own
+  /// and greets each (again after it was gone and came back), until
+  /// close().
+  void greet_peers();
 
   /// Where the agent sends a signal another node took (the home node's
   /// runner).
@@ -146,6 +161,8 @@ private:
   std::unique_ptr<node> node_;
   caf::actor agent_;
   std::shared_ptr<shared> shared_;
+  std::atomic<bool> closing_{false};
+  std::thread greeter_;
 };
 
 } // namespace troupe

@@ -561,46 +561,79 @@ run_result run_node_part(const topology& t, const run_options& opts) {
     caf::scoped_actor self{sys->actors()};
     auto waiter = caf::actor_cast<caf::actor>(self);
     cluster->start_agent(
-      [waiter] { caf::anon_send(waiter, node_stop_atom::value); });
+      [waiter] { caf::anon_send(waiter, node_stop_atom::value); },
+      [waiter](caf::actor home) {
+        caf::anon_send(waiter, node_hello_atom::value, std::move(home));
+      });
     std::optional<signal_thread> signals;
     if (opts.handle_signals)
       signals.emplace(
         [waiter](int sig) { caf::anon_send(waiter, signal_atom::value, sig); });
+    // The home node dials this one and says hello (cluster.hpp says why
+    // not the other way round).
     say("waiting for the home node " + home_name);
-    auto home = cluster->agent_of(home_name, t.system.connect_timeout);
-    if (!home) {
-      result.exit_code = 1;
-      result.outcome = "the home node " + home_name + " cannot be reached: "
-                       + sys->actors().render(home.error());
-    } else {
-      self->monitor(*home);
+    using clock = std::chrono::steady_clock;
+    auto start = clock::now();
+    auto next_say = start + std::chrono::seconds(1);
+    caf::actor home;
+    bool done = false;
+    int signals_seen = 0;
+    auto on_stop = [&](node_stop_atom) {
+      result.outcome = "the home node " + home_name + " ended the run";
+      done = true;
+    };
+    auto on_signal = [&](signal_atom, int sig) {
+      auto name = std::string(sig == SIGINT ? "SIGINT" : "SIGTERM");
+      if (!home) {
+        say(name + ": the home node " + home_name
+            + " was not reached: stopping");
+        result.exit_code = 1;
+        result.outcome = "stopped by " + name + " before the home node "
+                         + home_name + " was reached";
+        done = true;
+        return;
+      }
+      say(name
+          + (++signals_seen == 1
+               ? ": asking the home node " + home_name
+                   + " to shut down gracefully (again to cancel)"
+               : ": asking the home node " + home_name + " to cancel"));
+      caf::anon_send(home, node_signal_atom::value, sig);
+    };
+    while (!done && !home) {
+      auto now = clock::now();
+      if (now - start >= t.system.connect_timeout) {
+        result.exit_code = 1;
+        result.outcome = "the home node " + home_name
+                         + " cannot be reached: it did not connect within "
+                         + format_duration(t.system.connect_timeout);
+        break;
+      }
+      if (now >= next_say) {
+        auto waited
+          = std::chrono::duration_cast<std::chrono::seconds>(now - start);
+        say("waiting for the home node " + home_name + " to connect ("
+            + std::to_string(waited.count()) + " s)");
+        next_say = now + std::chrono::seconds(1);
+      }
+      // Pauses bounded by connect_timeout, for the progress lines.
+      self->receive(on_stop, on_signal,
+                    [&](node_hello_atom, caf::actor& h) { home = std::move(h); },
+                    caf::after(std::chrono::milliseconds(200)) >> [] {});
+    }
+    if (home) {
+      self->monitor(home);
       say("joined the home node " + home_name + "; running until it stops");
-      bool done = false;
-      int signals_seen = 0;
       while (!done)
-        self->receive(
-          [&](node_stop_atom) {
-            result.outcome = "the home node " + home_name + " ended the run";
-            done = true;
-          },
-          [&](signal_atom, int sig) {
-            auto name = std::string(sig == SIGINT ? "SIGINT" : "SIGTERM");
-            say(name
-                + (++signals_seen == 1
-                     ? ": asking the home node " + home_name
-                         + " to shut down gracefully (again to cancel)"
-                     : ": asking the home node " + home_name + " to cancel"));
-            caf::anon_send(*home, node_signal_atom::value, sig);
-          },
-          [&](caf::down_msg& x) {
-            if (x.source != home->address())
-              return;
-            result.exit_code = 1;
-            result.outcome = "the home node " + home_name + " is gone ("
-                             + sys->actors().render(x.reason)
-                             + "): stopped this node's actors";
-            done = true;
-          });
+        self->receive(on_stop, on_signal, [&](caf::down_msg& x) {
+          if (x.source != home.address())
+            return;
+          result.exit_code = 1;
+          result.outcome = "the home node " + home_name + " is gone ("
+                           + sys->actors().render(x.reason)
+                           + "): stopped this node's actors";
+          done = true;
+        });
     }
     cluster->stop_started();
     signals.reset();
@@ -641,7 +674,8 @@ run_result run_topology(const topology& t, const run_options& opts) {
     cfg = node_config(t, opts.node);
     sys = std::make_unique<troupe::system>(*cfg);
     cluster = join(t, opts.node, *sys, opts.log);
-    cluster->start_agent({});
+    cluster->start_agent({}, {});
+    cluster->greet_peers();
   } else {
     sys = std::make_unique<troupe::system>(settings_of(t.system));
   }
