@@ -4,9 +4,10 @@
 every process is started in a process group of its own and killed when a
 case ends, passed or failed.
 
-    nodes_test.py TROUPE [CASE...]
+    nodes_test.py TROUPE [--pool-rejoin] [CASE...]
 
-Without CASE names every case runs. Waits are on output lines and exits,
+Without CASE names every case runs (with --pool-rejoin, also those that need
+the pool to park and rejoin workers). Waits are on output lines and exits,
 with deadlines only as failure bounds.
 """
 import json
@@ -320,6 +321,49 @@ def case_tls_misconfigured_is_a_start_error(c):
     b.wait_line(r"TLS: cannot read the certificate file '.*missing\.pem'")
 
 
+def case_pool_node_killed_and_restarted(c):
+    """A pool on a with workers on b and c: c is killed mid-run, its jobs go
+    to b's workers, and c started again rejoins; every job completes.
+    Needs the pool's parking and rejoining (branch p7-pool)."""
+    count = 20000
+    text = (f'[system]\nconnect_timeout = "20s"\n\n'
+            + nodes_section(("a", "b", "c"))
+            + f'[actors.source]\nkind = "generator"\ncount = {count}\n'
+              f'rate = "2000/s"\nnext = "work"\n\n'
+            + '[actors.work]\nkind = "pool"\nworkers = 4\n'
+              'worker = { kind = "hash_service", rounds = 10 }\n'
+              'worker_nodes = ["b", "c"]\nnext = "sink"\n\n'
+            + '[actors.sink]\nkind = "counter"\n')
+    f = c.file(text)
+    b = c.node("b", f)
+    c1 = c.node("c", f)
+    a = c.node("a", f, extra=["--report", "json", "--view",
+                              "--view-interval", "100ms"])
+    a.wait_line(r"work/worker-3 started on node c")
+    row = r"^\s+sink\s+counter\s+(\d+)\s"
+    at = 0
+    while True:
+        line, at = a.wait_line(row, since=at + 1)
+        if int(re.search(row, line).group(1)) >= 2000:
+            break
+    os.killpg(c1.proc.pid, signal.SIGKILL)
+    c1.proc.wait()
+    _, at = a.wait_line(r"node c is gone", since=at)
+    c2 = c.node("c", f)
+    a.wait_line(r"work/worker-[13] started on node c", since=at)
+    assert a.finish() == 0, a.stderr()
+    assert b.finish() == 0, b.stderr()
+    assert c2.finish() == 0, c2.stderr()
+    r = a.report()
+    sink, work = actor(r, "sink"), actor(r, "work")
+    assert sink["stats"]["items"] == count, sink
+    assert sink["stats"]["checksum"] == count * (count - 1) // 2, sink
+    assert work["stats"]["node_losses"] >= 1, work
+    assert work["stats"]["rejoined"] >= 1, work
+    assert work["stats"]["failed"] == 0, work
+    assert r["lost"] == 0, r
+
+
 CASES = [
     case_pipeline_sink_remote_started_first,
     case_pipeline_source_remote_home_started_first,
@@ -330,13 +374,26 @@ CASES = [
     case_tls_misconfigured_is_a_start_error,
 ]
 
+# Cases that need the pool to park workers whose node cannot be reached and
+# to rejoin them (branch p7-pool): run with --pool-rejoin.
+POOL_REJOIN_CASES = [
+    case_pool_node_killed_and_restarted,
+]
+
 
 def main():
     global TROUPE
     TROUPE = sys.argv[1]
-    wanted = set(sys.argv[2:])
+    args = sys.argv[2:]
+    cases = list(CASES)
+    if "--pool-rejoin" in args:
+        args.remove("--pool-rejoin")
+        cases += POOL_REJOIN_CASES
+    wanted = set(args)
     failed = 0
-    for fn in CASES:
+    for fn in CASES + POOL_REJOIN_CASES:
+        if fn not in cases and fn.__name__[len("case_"):] not in wanted:
+            continue
         name = fn.__name__[len("case_"):]
         if wanted and name not in wanted:
             continue
