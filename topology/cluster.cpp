@@ -66,12 +66,14 @@ agent_result start_here(caf::actor_system& sys,
                       auto i = siblings->find(name);
                       return i != siblings->end() ? i->second : caf::actor{};
                     }};
-  if (x.observer) {
+  {
     // Every observer is the home node's runner: what this node places
     // further on reports there too.
     std::lock_guard<std::mutex> guard{s->mtx};
     if (!s->observer)
       s->observer = x.observer;
+    if (x.home)
+      s->known.emplace(s->t->home_node(), x.home);
   }
   std::string failure;
   caf::actor handle;
@@ -282,12 +284,21 @@ caf::expected<caf::actor> cluster_member::agent_of(const std::string& name,
   return result;
 }
 
+caf::actor cluster_member::home_agent() {
+  if (home())
+    return agent_;
+  std::lock_guard<std::mutex> guard{shared_->mtx};
+  auto i = shared_->known.find(t_.home_node());
+  return i != shared_->known.end() ? i->second : caf::actor{};
+}
+
 caf::actor cluster_member::start_remote(const std::string& node,
-                                        const remote_start& what,
+                                        remote_start what,
                                         const spawn_context& ctx,
                                         caf::timespan patience,
                                         std::string& why) {
   auto agent = agent_of(node, patience);
+  what.home = home_agent();
   if (!agent) {
     why += (why.empty() ? "" : "; ") + sys_.render(agent.error());
     return nullptr;

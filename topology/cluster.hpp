@@ -66,13 +66,16 @@ struct remote_start {
   std::vector<caf::actor> siblings;
   /// Where stream_end_atom goes for the actors the run waits for.
   caf::actor observer;
+  /// The home node's agent: a node learns it from the first start, if that
+  /// comes before the home node's hello, rather than dialing it.
+  caf::actor home;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, remote_start& x) {
   return f(caf::meta::type_name("troupe::remote_start"), x.name, x.part,
            x.context_name, x.address, x.supervisor, x.restarts,
-           x.sibling_names, x.siblings, x.observer);
+           x.sibling_names, x.siblings, x.observer, x.home);
 }
 
 /// Registers what nodes send each other; with enable_distribution() on
@@ -150,7 +153,10 @@ public:
   struct shared;
 
 private:
-  caf::actor start_remote(const std::string& node, const remote_start& what,
+  /// The home node's agent as far as this node knows it (null: not yet).
+  caf::actor home_agent();
+
+  caf::actor start_remote(const std::string& node, remote_start what,
                           const spawn_context& ctx, caf::timespan patience,
                           std::string& why);
 

@@ -251,6 +251,30 @@ def case_restart_on_the_next_candidate(c):
     assert sink["stats"]["items"] > first, sink
 
 
+def case_nested_supervisor_on_another_node(c):
+    """A nested supervisor placed on b runs its subtree there, and places one
+    child of its own back on the home node a."""
+    count = 5000
+    f = c.file('[system]\nconnect_timeout = "20s"\n\n'
+               + nodes_section(("a", "b"))
+               + '[supervisors.far]\nnode = "b"\n\n'
+               + f'[actors.source]\nkind = "generator"\ncount = {count}\n'
+                 'supervisor = "far"\nnext = "mid"\n\n'
+               + '[actors.mid]\nkind = "hash"\nsupervisor = "far"\n'
+                 'next = "sink"\n\n'
+               + '[actors.sink]\nkind = "counter"\nsupervisor = "far"\n'
+                 'node = "a"\n')
+    b = c.node("b", f)
+    a = c.node("a", f, extra=["--report", "json"])
+    assert a.finish() == 0, a.stderr()
+    assert b.finish() == 0, b.stderr()
+    b.wait_line(r"started far$")
+    b.wait_line(r"sink started on node a")
+    a.wait_line(r"started sink$")
+    check_delivered(a, count)
+    assert actor(a.report(), "sink")["path"] == ["root", "far"]
+
+
 def openssl(*args, cwd):
     subprocess.run(["openssl", *args], cwd=cwd, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -369,6 +393,7 @@ CASES = [
     case_pipeline_source_remote_home_started_first,
     case_shutdown_from_the_other_node,
     case_restart_on_the_next_candidate,
+    case_nested_supervisor_on_another_node,
     case_tls_cluster,
     case_tls_other_ca_refused,
     case_tls_misconfigured_is_a_start_error,

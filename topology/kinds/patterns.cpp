@@ -2,8 +2,8 @@
 // both: batcher, limiter, breaker, pool, fanout, retry, timeout.
 
 #include "troupe/topology/kinds/builtin.hpp"
-#include "troupe/topology/topology.hpp"
 #include "troupe/topology/kinds/support.hpp"
+#include "troupe/topology/topology.hpp"
 
 #include "troupe/patterns/batcher.hpp"
 #include "troupe/patterns/breaker.hpp"
