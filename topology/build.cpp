@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <tuple>
 
@@ -221,17 +222,30 @@ private:
     auto& nested = decl(s);
     auto result = supervisor_child(spec_of(s), nested.restart, nested.shutdown);
     if (place && elsewhere(nested.node)) {
-      // What its subtree names outside of it, the home side resolves.
-      std::vector<std::string> names;
+      // What its subtree names outside of it: the supervisor's side
+      // resolves those.
+      std::vector<size_t> inside;
+      std::set<std::string> own;
       for (size_t a = 0; a < t_.actors.size(); ++a) {
         auto x = supervisor_of_[a];
         while (x != 0 && x != s)
           x = parent_[x];
-        if (x != s)
-          continue;
-        auto& actor = t_.actors[a];
-        names.insert(names.end(), actor.next.begin(), actor.next.end());
-        names.insert(names.end(), actor.services.begin(), actor.services.end());
+        if (x == s) {
+          inside.push_back(a);
+          own.insert(t_.actors[a].name);
+        }
+      }
+      std::vector<std::string> names;
+      auto add = [&](const std::string& name) {
+        if (own.count(name) == 0
+            && std::find(names.begin(), names.end(), name) == names.end())
+          names.push_back(name);
+      };
+      for (auto a : inside) {
+        for (auto& name : t_.actors[a].next)
+          add(name);
+        for (auto& name : t_.actors[a].services)
+          add(name);
       }
       result.start = where_->place(nested.node, nested.name, true,
                                    std::move(names), std::move(result.start));
