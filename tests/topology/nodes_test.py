@@ -103,6 +103,10 @@ class Node:
                 + "\n".join(self.lines))
         self._reader.join(timeout=5)
         self.stdout = self.out.read_text()
+        # A sanitizer build's findings fail the case, whatever the exit.
+        for line in self.lines:
+            assert "runtime error:" not in line and "Sanitizer" not in line, \
+                f"node {self.name}: {line}\n" + self.stderr()
         return self.proc.returncode
 
     def report(self):
