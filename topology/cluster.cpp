@@ -1,8 +1,6 @@
 #include "troupe/topology/cluster.hpp"
 
 #include "troupe/actors/errors.hpp"
-#include "troupe/supervision/supervisor.hpp"
-#include "troupe/topology/duration.hpp"
 
 #include <caf/all.hpp>
 
@@ -15,8 +13,8 @@
 
 namespace troupe {
 
-/// What the agent shares with the member that spawned it: the agent may
-/// outlive neither, and is stopped by the member's destructor.
+/// What the agent shares with the member that spawned it (which stops the
+/// agent in close()): held by both, so that either may go first.
 struct cluster_member::shared {
   const topology* t = nullptr;
   std::weak_ptr<cluster_member> member;
