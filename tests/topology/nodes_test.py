@@ -212,10 +212,12 @@ def case_shutdown_from_the_other_node(c):
     """SIGTERM to the non-home node drains the whole cluster: every process
     exits 0 and nothing is lost."""
     f = c.file(pipeline(0, source_node="b", rate=5000))
-    a = c.node("a", f, extra=["--report", "json"])
+    a = c.node("a", f, extra=["--report", "json", "--view",
+                              "--view-interval", "100ms"])
     b = c.node("b", f)
-    b.wait_line(r"started source")
     b.wait_line(r"joined the home node a")
+    # Items flow: the live view's row of the sink counts some.
+    a.wait_line(r"^\s+sink\s+counter\s+[1-9]")
     b.proc.send_signal(signal.SIGTERM)
     b.wait_line(r"SIGTERM: asking the home node a to shut down gracefully")
     assert a.finish() == 0, a.stderr()
