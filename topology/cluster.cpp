@@ -70,8 +70,6 @@ agent_result start_here(caf::actor_system& sys,
     std::lock_guard<std::mutex> guard{s->mtx};
     if (!s->observer)
       s->observer = x.observer;
-    if (x.home)
-      s->known.emplace(s->t->home_node(), x.home);
   }
   std::string failure;
   caf::actor handle;
@@ -121,6 +119,14 @@ agent_result start_here(caf::actor_system& sys,
   return agent_result{handle, protocol.troupe_aware, protocol.intake};
 }
 
+// Records the home node's agent; true the first time.
+bool learn_home(cluster_member::shared& s, const caf::actor& home) {
+  if (!home)
+    return false;
+  std::lock_guard<std::mutex> guard{s.mtx};
+  return s.known.emplace(s.t->home_node(), home).second;
+}
+
 // Detached: a start may block while the child's factory reaches yet another
 // node, and the agent must answer whatever the scheduler's threads do.
 caf::behavior agent_actor(caf::event_based_actor* self,
@@ -128,7 +134,10 @@ caf::behavior agent_actor(caf::event_based_actor* self,
                           std::function<void()> on_stop,
                           std::function<void(caf::actor)> on_hello) {
   return {
-    [self, s](place_atom, remote_start& x) -> agent_result {
+    [self, s, on_hello](place_atom, remote_start& x) -> agent_result {
+      // A start that comes before the home node's hello says hello too.
+      if (learn_home(*s, x.home) && on_hello)
+        on_hello(x.home);
       return start_here(self->system(), s, x);
     },
     [s](node_signal_atom, int sig) {
@@ -140,11 +149,7 @@ caf::behavior agent_actor(caf::event_based_actor* self,
         on_stop();
     },
     [s, on_hello](node_hello_atom, caf::actor& home) {
-      {
-        std::lock_guard<std::mutex> guard{s->mtx};
-        s->known[s->t->home_node()] = home;
-      }
-      if (on_hello)
+      if (learn_home(*s, home) && on_hello)
         on_hello(std::move(home));
     },
   };

@@ -230,6 +230,20 @@ def case_shutdown_from_the_other_node(c):
     assert sink["stats"]["items"] == source["out"], (source, sink)
 
 
+def case_home_node_killed(c):
+    """The other nodes of a home node that dies stop what they run and
+    exit 1, saying why."""
+    f = c.file(pipeline(0, source_node="b", rate=1000))
+    a = c.node("a", f)
+    b = c.node("b", f)
+    a.wait_line(r"source started on node b")
+    os.killpg(a.proc.pid, signal.SIGKILL)
+    a.proc.wait()
+    assert b.finish() == 1, b.stderr()
+    b.wait_line(r"\(node b\): the home node a is gone \(.*remote_link_unreachable.*\): "
+                r"stopped this node's actors")
+
+
 def case_restart_on_the_next_candidate(c):
     """A child of the root (on a) placed on ["b", "a"]: when b is killed, the
     supervisor restarts it on a, and the stream goes on into it."""
@@ -401,6 +415,7 @@ CASES = [
     case_pipeline_sink_remote_started_first,
     case_pipeline_source_remote_home_started_first,
     case_shutdown_from_the_other_node,
+    case_home_node_killed,
     case_restart_on_the_next_candidate,
     case_nested_supervisor_on_another_node,
     case_tls_cluster,
