@@ -49,6 +49,32 @@ bool load(const std::string& file, topology& t) {
   }
 }
 
+// Which node each supervisor and actor starts on (the first candidate
+// that can be reached; "else" the ones after it).
+void print_placement(const topology& t) {
+  auto where = [](const std::vector<std::string>& own,
+                  const std::string& first) {
+    if (own.size() <= 1)
+      return first;
+    std::string result = own.front();
+    for (size_t i = 1; i < own.size(); ++i)
+      result += ", else " + own[i];
+    return result;
+  };
+  for (auto& n : t.nodes) {
+    std::cout << "  node " << n.name << " (" << n.host << ":" << n.port
+              << (n.certificate.empty() ? "" : ", TLS")
+              << (n.name == t.home_node() ? ", home" : "") << ")\n";
+  }
+  std::cout << "  supervisor " << t.root.name << " @ " << t.home_node() << '\n';
+  for (auto& s : t.supervisors)
+    std::cout << "  supervisor " << s.name << " @ "
+              << where(s.node, t.first_node_of_supervisor(s)) << '\n';
+  for (auto& a : t.actors)
+    std::cout << "  actor " << a.name << " @ "
+              << where(a.node, t.first_node_of_actor(a)) << '\n';
+}
+
 int check(const std::vector<std::string>& files) {
   int result = 0;
   for (auto& file : files) {
@@ -61,7 +87,12 @@ int check(const std::vector<std::string>& files) {
       return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
     };
     std::cout << file << ": ok (" << plural(t.actors.size(), "actor") << ", "
-              << plural(1 + t.supervisors.size(), "supervisor") << ")\n";
+              << plural(1 + t.supervisors.size(), "supervisor");
+    if (!t.nodes.empty())
+      std::cout << ", " << plural(t.nodes.size(), "node");
+    std::cout << ")\n";
+    if (!t.nodes.empty())
+      print_placement(t);
   }
   return result;
 }
@@ -94,18 +125,19 @@ struct run_command {
   bool view = false;
   bool no_view = false;
   std::string view_interval = "1s";
+  std::string node;
 };
 
 int run(const run_command& cmd) {
   topology t;
   if (!load(cmd.file, t))
     return exit_invalid;
-  // Placement is parsed and checked, not yet acted on: say so rather than
-  // let a file that names nodes look distributed.
-  if (!t.nodes.empty())
+  // A file with nodes runs in one process unless a node is named: say so
+  // rather than let it look distributed.
+  if (!t.nodes.empty() && cmd.node.empty())
     std::cerr << "troupe: " << cmd.file
-              << ": node placement is not implemented yet; every actor runs "
-                 "in this process\n";
+              << ": no --node given: every node's actors run in this "
+                 "process\n";
   bool terminal = ::isatty(STDERR_FILENO) == 1;
   run_options opts;
   opts.log = &std::cerr;
@@ -115,9 +147,17 @@ int run(const run_command& cmd) {
   }
   opts.view_interval = *parse_duration(cmd.view_interval);
   opts.metrics = cmd.metrics;
+  opts.node = cmd.node;
   // Printed before the actor system is torn down, which an actor that
   // does not stop may hold until the teardown limit.
   opts.on_result = [&](const run_result& r) {
+    if (!r.home) {
+      // The home node reports for the whole tree.
+      std::cerr << "troupe: " << cmd.file << " (node " << cmd.node
+                << "): " << r.outcome << '\n';
+      std::cerr.flush();
+      return;
+    }
     if (cmd.report == "json")
       std::cout << report_json(t, r) << '\n';
     else if (cmd.report == "text")
@@ -200,6 +240,14 @@ int dispatch(int argc, char** argv) {
                "No live view (by default it is shown when stderr is a "
                "terminal, redrawn in place).")
     ->excludes(view_flag);
+  run_sub
+    ->add_option("--node", run_cmd.node,
+                 "Run only this node's part of a file with [nodes.NAME]: "
+                 "the home node (the root supervisor's) runs the tree and "
+                 "reports on all of it; another node runs what is placed on "
+                 "it until the home node ends the run. Without it every "
+                 "node's actors run in this process.")
+    ->type_name("NAME");
   run_sub
     ->add_option("--view-interval", run_cmd.view_interval,
                  "How often the live view is redrawn, e.g. 500ms, 2s.")

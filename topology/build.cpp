@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <tuple>
 
@@ -31,6 +32,7 @@ struct actor_plan {
   std::shared_ptr<std::any> per_run = std::make_shared<std::any>();
   /// Set for the actors the run waits for only.
   std::function<void(const std::string&)> on_stream_end;
+  std::shared_ptr<troupe::placement> placement;
 };
 
 caf::actor resolve(const spawn_context& ctx, const std::string& name,
@@ -53,6 +55,7 @@ caf::actor start_actor(const actor_plan& p, const spawn_context& ctx) {
   w.links.credit = p.credit;
   w.links.kind = p.kind;
   w.per_run = p.per_run;
+  w.placement = p.placement;
   auto handle = p.start(ctx, w);
   if (handle && p.on_stream_end)
     handle->attach_functor(
@@ -65,8 +68,9 @@ caf::actor start_actor(const actor_plan& p, const spawn_context& ctx) {
 
 class builder {
 public:
-  builder(const topology& t, std::function<void(const std::string&)> on_end)
-    : t_(t), on_stream_end_(std::move(on_end)) {
+  builder(const topology& t, std::function<void(const std::string&)> on_end,
+          std::shared_ptr<placement> where)
+    : t_(t), on_stream_end_(std::move(on_end)), where_(std::move(where)) {
     std::map<std::string, size_t> supervisor_index;
     supervisor_index[t.root.name] = 0;
     for (size_t i = 0; i < t.supervisors.size(); ++i)
@@ -90,6 +94,17 @@ public:
 
   supervisor_spec build() {
     return spec_of(0);
+  }
+
+  // The child as its supervisor starts it here, not placed again.
+  child_spec child_here(const std::string& name) {
+    if (auto i = actor_index_.find(name); i != actor_index_.end())
+      return actor_child(i->second, false);
+    for (size_t s = 1; s < parent_.size(); ++s)
+      if (decl(s).name == name)
+        return nested_child(s, false);
+    throw std::invalid_argument("no actor or nested supervisor named '" + name
+                                + "' in " + t_.file);
   }
 
 private:
@@ -189,18 +204,56 @@ private:
     auto& children = children_[s];
     for (auto i : detail::dependencies_first(depends_on_[s], file_rank_[s])) {
       auto& c = children[i];
-      if (c.is_actor) {
-        spec.children.push_back(actor_child(c.index));
-      } else {
-        auto& nested = decl(c.index);
-        spec.children.push_back(
-          supervisor_child(spec_of(c.index), nested.restart, nested.shutdown));
-      }
+      if (c.is_actor)
+        spec.children.push_back(actor_child(c.index, true));
+      else
+        spec.children.push_back(nested_child(c.index, true));
     }
     return spec;
   }
 
-  child_spec actor_child(size_t i) {
+  // Whether a child with these candidates may start elsewhere than here.
+  bool elsewhere(const std::vector<std::string>& candidates) const {
+    return where_ && !candidates.empty()
+           && !(candidates.size() == 1 && candidates.front() == where_->here());
+  }
+
+  child_spec nested_child(size_t s, bool place) {
+    auto& nested = decl(s);
+    auto result = supervisor_child(spec_of(s), nested.restart, nested.shutdown);
+    if (place && elsewhere(nested.node)) {
+      // What its subtree names outside of it: the supervisor's side
+      // resolves those.
+      std::vector<size_t> inside;
+      std::set<std::string> own;
+      for (size_t a = 0; a < t_.actors.size(); ++a) {
+        auto x = supervisor_of_[a];
+        while (x != 0 && x != s)
+          x = parent_[x];
+        if (x == s) {
+          inside.push_back(a);
+          own.insert(t_.actors[a].name);
+        }
+      }
+      std::vector<std::string> names;
+      auto add = [&](const std::string& name) {
+        if (own.count(name) == 0
+            && std::find(names.begin(), names.end(), name) == names.end())
+          names.push_back(name);
+      };
+      for (auto a : inside) {
+        for (auto& name : t_.actors[a].next)
+          add(name);
+        for (auto& name : t_.actors[a].services)
+          add(name);
+      }
+      result.start = where_->place(nested.node, nested.name, true,
+                                   std::move(names), std::move(result.start));
+    }
+    return result;
+  }
+
+  child_spec actor_child(size_t i, bool place) {
     auto& a = t_.actors[i];
     auto plan = std::make_shared<actor_plan>();
     plan->name = a.name;
@@ -217,6 +270,7 @@ private:
     plan->start = a.start;
     if (a.awaited)
       plan->on_stream_end = on_stream_end_;
+    plan->placement = where_;
     child_spec result;
     result.name = a.name;
     result.restart = a.restart;
@@ -224,11 +278,18 @@ private:
     result.start = [plan](const spawn_context& ctx) {
       return start_actor(*plan, ctx);
     };
+    if (place && elsewhere(a.node)) {
+      std::vector<std::string> names = a.next;
+      names.insert(names.end(), a.services.begin(), a.services.end());
+      result.start = where_->place(a.node, a.name, false, std::move(names),
+                                   std::move(result.start));
+    }
     return result;
   }
 
   const topology& t_;
   std::function<void(const std::string&)> on_stream_end_;
+  std::shared_ptr<placement> where_;
   std::map<std::string, size_t> actor_index_;
   std::vector<size_t> parent_;        // by supervisor index; 0 is the root
   std::vector<size_t> supervisor_of_; // by actor
@@ -243,7 +304,21 @@ private:
 
 supervisor_spec build_supervision(
   const topology& t, std::function<void(const std::string&)> on_stream_end) {
-  return builder{t, std::move(on_stream_end)}.build();
+  return builder{t, std::move(on_stream_end), nullptr}.build();
+}
+
+supervisor_spec
+build_supervision(const topology& t,
+                  std::function<void(const std::string&)> on_stream_end,
+                  std::shared_ptr<placement> where) {
+  return builder{t, std::move(on_stream_end), std::move(where)}.build();
+}
+
+child_spec build_child(const topology& t, const std::string& name,
+                       std::function<void(const std::string&)> on_stream_end,
+                       std::shared_ptr<placement> where) {
+  return builder{t, std::move(on_stream_end), std::move(where)}.child_here(
+    name);
 }
 
 } // namespace troupe

@@ -53,7 +53,19 @@ std::string pattern_colour(const std::string& kind) {
   return palette[hash % (sizeof palette / sizeof palette[0])];
 }
 
-std::string node_attributes(const actor_decl& a) {
+// "@ b", "@ b, else a": where an actor or supervisor runs, for a file with
+// nodes.
+std::string placed(const std::vector<std::string>& own,
+                   const std::string& inherited) {
+  if (own.empty())
+    return inherited.empty() ? std::string{} : "@ " + inherited;
+  std::string result = "@ " + own.front();
+  for (size_t i = 1; i < own.size(); ++i)
+    result += ", else " + own[i];
+  return result;
+}
+
+std::string node_attributes(const topology& t, const actor_decl& a) {
   auto group = a.definition ? a.definition->graph_group : std::string{"stage"};
   std::string shape = "box";
   std::string style = "filled";
@@ -74,8 +86,8 @@ std::string node_attributes(const actor_decl& a) {
     colour = "#dae8fc";
   }
   auto label = a.name + "\n" + a.kind;
-  if (!a.node.empty())
-    label += "\n@ " + a.node;
+  if (auto at = placed(a.node, t.first_node_of_actor(a)); !at.empty())
+    label += "\n" + at;
   return "[label=" + quoted(label) + ", shape=" + shape + ", style=\"" + style
          + "\", fillcolor=\"" + colour + "\"]";
 }
@@ -111,7 +123,11 @@ private:
   void cluster(const supervisor_decl& sup, size_t depth) {
     auto indent = std::string(depth * 2, ' ');
     out_ << indent << "subgraph " << quoted("cluster_" + sup.name) << " {\n"
-         << indent << "  label=" << quoted(sup.name + " (" + to_string(sup.strategy) + ")")
+         << indent << "  label="
+         << quoted(sup.name + " (" + to_string(sup.strategy) + ")"
+                   + (t_.nodes.empty()
+                        ? std::string{}
+                        : " " + placed(sup.node, t_.first_node_of_supervisor(sup))))
          << ";\n"
          << indent << "  style=rounded;\n";
     bool empty = true;
@@ -123,7 +139,7 @@ private:
       }
     for (auto& a : t_.actors)
       if (a.supervisor == sup.name || (is_root && a.supervisor.empty())) {
-        out_ << indent << "  " << ids_[a.name] << ' ' << node_attributes(a)
+        out_ << indent << "  " << ids_[a.name] << ' ' << node_attributes(t_, a)
              << ";\n";
         empty = false;
       }

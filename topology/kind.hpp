@@ -30,6 +30,8 @@
 
 namespace troupe {
 
+class placement;
+
 /// An actor's connections, resolved to stable addresses when it starts.
 struct wiring {
   /// `next` as addresses, `inputs` = how many actors name this one in their
@@ -44,6 +46,10 @@ struct wiring {
   /// outlive a restart but not the run (crash's count of crashes left).
   /// Null for an actor no build_supervision starts (an inline table's).
   std::shared_ptr<std::any> per_run;
+  /// How parts of the actor placed on other nodes start (a pool's
+  /// worker_nodes); null when the run is not spread over nodes
+  /// (topology.hpp).
+  std::shared_ptr<troupe::placement> placement;
 };
 
 /// Starts one incarnation of a configured actor.

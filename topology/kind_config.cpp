@@ -416,6 +416,35 @@ std::vector<std::string> kind_config::strings(std::string_view key) {
   return result;
 }
 
+std::vector<std::string> kind_config::node_names(std::string_view key) {
+  auto result = strings(key);
+  auto node = state_->table->get(key);
+  if (!node || !state_->node_refs)
+    return result;
+  auto where = position_of(*node, state_->file, state_->where);
+  std::string k{key};
+  if (node->is_string()) {
+    if (!result.front().empty())
+      state_->node_refs->push_back(node_ref{k, result.front(), where});
+  } else if (auto array = node->as_array()) {
+    if (array->empty())
+      add_error(*state_, where,
+                in_quotes(key) + " is empty: name at least one node ([nodes.NAME])");
+    for (auto& element : *array) {
+      if (!element.is_string())
+        continue;
+      auto at = position_of(element, state_->file, where);
+      auto name = *element.value<std::string>();
+      if (name.empty())
+        add_error(*state_, at,
+                  in_quotes(key) + " holds an empty name: name a node ([nodes.NAME])");
+      else
+        state_->node_refs->push_back(node_ref{k, name, at});
+    }
+  }
+  return result;
+}
+
 child_factory kind_config::service_factory(std::string_view key,
                                            bool required) {
   auto node = state_->lookup(key);
@@ -437,8 +466,11 @@ child_factory kind_config::service_factory(std::string_view key,
   auto inner = detail::make_state(*table, where, state_->file, state_->errors);
   inner->actor = state_->actor;
   inner->registry = state_->registry;
+  inner->node_refs = state_->node_refs;
   auto done = [&](child_factory result) {
     state_->failures += inner->failures;
+    if (result)
+      state_->parts[std::string{key}] = result;
     return result;
   };
   auto kind_node = inner->lookup("kind");

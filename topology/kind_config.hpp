@@ -61,6 +61,10 @@ public:
   /// A string or an array of strings.
   std::vector<std::string> strings(std::string_view key);
 
+  /// Names of nodes ([nodes.NAME]): a string or an array of strings, each
+  /// checked once the file is read (`troupe run --node` places by them).
+  std::vector<std::string> node_names(std::string_view key);
+
   /// An inline table `{ kind = "...", ... }` naming a kind that answers
   /// requests, read with that kind's own parse function: how to start one
   /// (a pool's workers, a fan-out's processor per item). An empty factory if

@@ -164,6 +164,7 @@ private:
                                                 source_position where) {
     auto s = detail::make_state(table, std::move(where), file_, x_.errors);
     s->registry = &registry_;
+    s->node_refs = x_.node_refs;
     return s;
   }
 
@@ -248,6 +249,17 @@ private:
     sys.threads = static_cast<size_t>(c.integer("threads", 0, 0, 256));
     sys.credit = static_cast<uint32_t>(c.integer("credit", 0, 1, 1 << 20));
     sys.shutdown = c.duration("shutdown", sys.shutdown, 1ms, longest);
+    sys.heartbeat = c.duration("heartbeat", sys.heartbeat, 1ms, 1h);
+    sys.node_timeout = c.duration("node_timeout", sys.node_timeout, 1ms, longest);
+    sys.connect_timeout = c.duration("connect_timeout", sys.connect_timeout,
+                                     caf::timespan{0}, longest);
+    if (c.ok() && sys.node_timeout <= sys.heartbeat)
+      c.fail(c.has("node_timeout") ? "node_timeout" : "heartbeat",
+             "'node_timeout' (" + format_duration(sys.node_timeout)
+               + ") must be longer than 'heartbeat' ("
+               + format_duration(sys.heartbeat)
+               + "), or every peer would be taken for dead between two "
+                 "heartbeats");
     detail::report_unknown_keys(*s, s->context);
   }
 
@@ -286,6 +298,12 @@ private:
              "'backoff' (" + format_duration(decl.backoff.initial)
                + ") must not exceed 'max_backoff' ("
                + format_duration(decl.backoff.max) + ")");
+    decl.node = c.node_names("node");
+    refuse_empty(c, table, "node",
+                 "name a node ([nodes.NAME]), or leave the key out");
+    if (root && decl.node.size() > 1)
+      c.fail("node", "the root supervisor runs on one node, the home node: "
+                     "name one, not a list of candidates");
     if (!root) {
       decl.parent = c.string("parent", decl.parent);
       refuse_empty(c, table, "parent",
@@ -330,8 +348,32 @@ private:
       c.fail("host", "'host' must not be empty");
     c.require("port");
     decl.port = static_cast<uint16_t>(c.integer("port", 0, 1, 65535));
+    decl.certificate = tls_path(c, "certificate");
+    decl.key = tls_path(c, "key");
+    decl.cafile = tls_path(c, "cafile");
+    decl.passphrase_env = c.string("passphrase_env", "");
+    bool any = !decl.certificate.empty() || !decl.key.empty()
+               || !decl.cafile.empty() || !decl.passphrase_env.empty();
+    if (any)
+      for (auto key : {"certificate", "key", "cafile"})
+        if (!c.has(key))
+          c.fail(std::string{"TLS needs 'certificate', 'key' and 'cafile': "}
+                 + "'" + key + "' is missing");
     detail::report_unknown_keys(*s, s->context);
     x_.result.nodes.push_back(std::move(decl));
+  }
+
+  // A TLS file's path, relative to the topology file's folder.
+  std::string tls_path(kind_config& c, std::string_view key) {
+    auto value = c.string(key, "");
+    if (c.has(key) && value.empty())
+      c.fail(key, in_quotes(key) + " is empty: name a PEM file");
+    if (value.empty())
+      return value;
+    std::filesystem::path path{value};
+    if (path.is_relative())
+      path = std::filesystem::path{file_}.parent_path() / path;
+    return path.lexically_normal().string();
   }
 
   // An empty string where a name goes would read as the key left out (the
@@ -409,7 +451,7 @@ private:
     decl.shutdown = c.duration("shutdown", decl.shutdown, caf::timespan{0},
                                longest);
     pos.node = position("node");
-    decl.node = c.string("node", "");
+    decl.node = c.node_names("node");
     refuse_empty(c, table, "node",
                  "name a node ([nodes.NAME]), or leave the key out");
     decl.credit = static_cast<uint32_t>(c.integer("credit", 0, 1, 1 << 20));
@@ -443,6 +485,7 @@ private:
       decl.start = detail::run_parse(*def, c, *s, threw);
       if (!threw)
         detail::report_unknown_keys(*s, s->context, reserved_actor_keys);
+      decl.parts = s->parts;
     }
     x_.result.actors.push_back(std::move(decl));
     x_.actors.push_back(std::move(pos));

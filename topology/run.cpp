@@ -4,6 +4,7 @@
 #include "troupe/actors/system.hpp"
 #include "troupe/supervision/shutdown.hpp"
 #include "troupe/supervision/supervisor.hpp"
+#include "troupe/topology/cluster.hpp"
 #include "troupe/topology/duration.hpp"
 #include "troupe/topology/live_view.hpp"
 #include "troupe/topology/metrics.hpp"
@@ -31,9 +32,6 @@
 namespace troupe {
 
 namespace {
-
-/// An actor of the stream ended normally (from build_supervision's callback).
-using stream_end_atom = caf::atom_constant<caf::atom("streamend")>;
 
 /// A SIGINT or SIGTERM, from the signal thread.
 using signal_atom = caf::atom_constant<caf::atom("signal")>;
@@ -518,15 +516,169 @@ void tear_down(std::unique_ptr<troupe::system> sys, caf::timespan limit,
   sys.reset();
 }
 
+/// The config of node `name` of `t`: distribution, TLS and the file's
+/// settings.
+std::unique_ptr<caf::actor_system_config>
+node_config(const topology& t, const std::string& name) {
+  auto cfg = std::make_unique<caf::actor_system_config>();
+  apply_settings(*cfg, settings_of(t.system));
+  register_cluster_types(*cfg);
+  try {
+    enable_distribution(*cfg, node_settings_of(t, name));
+  } catch (const node_error& e) {
+    throw run_error(e.what());
+  }
+  return cfg;
+}
+
+std::shared_ptr<cluster_member> join(const topology& t, const std::string& name,
+                                     troupe::system& sys, std::ostream* log) {
+  try {
+    return std::make_shared<cluster_member>(t, name, sys.actors(), log);
+  } catch (const node_error& e) {
+    throw run_error(e.what());
+  }
+}
+
+/// The part of a node other than the home node: its agent starts what the
+/// home node's tree places here, until the home node says the run has
+/// ended or is gone.
+run_result run_node_part(const topology& t, const run_options& opts) {
+  std::optional<blocked_signals> blocked;
+  if (opts.handle_signals)
+    blocked.emplace();
+  auto cfg = node_config(t, opts.node);
+  auto sys = std::make_unique<troupe::system>(*cfg);
+  auto cluster = join(t, opts.node, *sys, opts.log);
+  auto home_name = t.home_node();
+  auto say = [&](const std::string& line) {
+    if (opts.log)
+      *opts.log << "troupe: node " << opts.node << ": " << line << std::endl;
+  };
+  run_result result;
+  result.home = false;
+  {
+    caf::scoped_actor self{sys->actors()};
+    auto waiter = caf::actor_cast<caf::actor>(self);
+    cluster->start_agent(
+      [waiter] { caf::anon_send(waiter, node_stop_atom::value); },
+      [waiter](caf::actor home) {
+        caf::anon_send(waiter, node_hello_atom::value, std::move(home));
+      });
+    std::optional<signal_thread> signals;
+    if (opts.handle_signals)
+      signals.emplace(
+        [waiter](int sig) { caf::anon_send(waiter, signal_atom::value, sig); });
+    // The home node dials this one and says hello (cluster.hpp says why
+    // not the other way round).
+    say("waiting for the home node " + home_name);
+    using clock = std::chrono::steady_clock;
+    auto start = clock::now();
+    auto next_say = start + std::chrono::seconds(1);
+    caf::actor home;
+    bool done = false;
+    int signals_seen = 0;
+    auto on_stop = [&](node_stop_atom) {
+      result.outcome = "the home node " + home_name + " ended the run";
+      done = true;
+    };
+    auto on_signal = [&](signal_atom, int sig) {
+      auto name = std::string(sig == SIGINT ? "SIGINT" : "SIGTERM");
+      if (!home) {
+        say(name + ": the home node " + home_name
+            + " was not reached: stopping");
+        result.exit_code = 1;
+        result.outcome = "stopped by " + name + " before the home node "
+                         + home_name + " was reached";
+        done = true;
+        return;
+      }
+      say(name
+          + (++signals_seen == 1
+               ? ": asking the home node " + home_name
+                   + " to shut down gracefully (again to cancel)"
+               : ": asking the home node " + home_name + " to cancel"));
+      caf::anon_send(home, node_signal_atom::value, sig);
+    };
+    while (!done && !home) {
+      auto now = clock::now();
+      if (now - start >= t.system.connect_timeout) {
+        result.exit_code = 1;
+        result.outcome = "the home node " + home_name
+                         + " cannot be reached: it did not connect within "
+                         + format_duration(t.system.connect_timeout);
+        break;
+      }
+      if (now >= next_say) {
+        auto waited
+          = std::chrono::duration_cast<std::chrono::seconds>(now - start);
+        say("waiting for the home node " + home_name + " to connect ("
+            + std::to_string(waited.count()) + " s)");
+        next_say = now + std::chrono::seconds(1);
+      }
+      // Pauses bounded by connect_timeout, for the progress lines.
+      self->receive(on_stop, on_signal,
+                    [&](node_hello_atom, caf::actor& h) { home = std::move(h); },
+                    caf::after(std::chrono::milliseconds(200)) >> [] {});
+    }
+    if (home) {
+      self->monitor(home);
+      say("joined the home node " + home_name + "; running until it stops");
+      while (!done)
+        self->receive(on_stop, on_signal, [&](caf::down_msg& x) {
+          if (x.source != home.address())
+            return;
+          result.exit_code = 1;
+          result.outcome = "the home node " + home_name + " is gone ("
+                           + sys->actors().render(x.reason)
+                           + "): stopped this node's actors";
+          done = true;
+        });
+    }
+    cluster->stop_started();
+    signals.reset();
+  }
+  if (opts.on_result)
+    opts.on_result(result);
+  cluster->close();
+  cluster.reset();
+  tear_down(std::move(sys), opts.teardown_limit, opts.log, result.exit_code);
+  return result;
+}
+
 } // namespace
 
 run_result run_topology(const topology& t, const run_options& opts) {
   if (!opts.metrics.empty())
     parse_metrics_address(opts.metrics); // throws before anything starts
+  if (!opts.node.empty()) {
+    if (!t.find_node(opts.node)) {
+      std::string names;
+      for (auto& n : t.nodes)
+        names += (names.empty() ? "" : ", ") + n.name;
+      throw run_error("--node " + opts.node + ": " + t.file
+                      + (names.empty() ? " has no nodes"
+                                       : " has no such node (its nodes: "
+                                           + names + ")"));
+    }
+    if (opts.node != t.home_node())
+      return run_node_part(t, opts);
+  }
   std::optional<blocked_signals> blocked;
   if (opts.handle_signals)
     blocked.emplace();
-  auto sys = std::make_unique<troupe::system>(settings_of(t.system));
+  std::unique_ptr<caf::actor_system_config> cfg;
+  std::unique_ptr<troupe::system> sys;
+  std::shared_ptr<cluster_member> cluster;
+  if (!opts.node.empty()) {
+    cfg = node_config(t, opts.node);
+    sys = std::make_unique<troupe::system>(*cfg);
+    cluster = join(t, opts.node, *sys, opts.log);
+    cluster->start_agent({}, {});
+    cluster->greet_peers();
+  } else {
+    sys = std::make_unique<troupe::system>(settings_of(t.system));
+  }
   std::unique_ptr<metrics_server> metrics;
   if (!opts.metrics.empty()) {
     metrics = std::make_unique<metrics_server>(sys->actors(), opts.metrics);
@@ -540,10 +692,19 @@ run_result run_topology(const topology& t, const run_options& opts) {
     caf::scoped_actor self{sys->actors()};
     auto runner_handle = caf::actor_cast<caf::actor>(self);
     caf::actor root;
-    try {
-      auto spec = build_supervision(t, [runner_handle](const std::string& name) {
-        caf::anon_send(runner_handle, stream_end_atom::value, name);
+    if (cluster) {
+      cluster->set_observer(runner_handle);
+      cluster->on_remote_signal([runner_handle](int sig) {
+        caf::anon_send(runner_handle, signal_atom::value, sig);
       });
+    }
+    try {
+      auto spec = build_supervision(
+        t,
+        [runner_handle](const std::string& name) {
+          caf::anon_send(runner_handle, stream_end_atom::value, name);
+        },
+        cluster);
       spawn_context ctx{sys->actors()};
       ctx.report_to(runner_handle);
       root = spawn_supervisor(ctx, std::move(spec));
@@ -559,12 +720,21 @@ run_result run_topology(const topology& t, const run_options& opts) {
     }
     runner r{t, opts, self, root};
     result = r.wait();
+    if (cluster) {
+      cluster->on_remote_signal({});
+      cluster->set_observer(nullptr);
+    }
     if (target)
       target->run_ended();
     if (metrics)
       metrics->serve(nullptr);
     if (r.abandoned())
       caf::anon_send_exit(root, caf::exit_reason::kill);
+  }
+  if (cluster) {
+    cluster->stop_peers();
+    cluster->close();
+    cluster.reset();
   }
   // The report goes out before the teardown, which an actor that does not
   // stop would hold forever; signals stay taken until the end.

@@ -33,6 +33,9 @@ struct run_result {
   /// The root supervisor sent no final report: nothing is known of the
   /// counts, and `lost` is meaningless (exit 1).
   bool report_missing = false;
+  /// False for a node's part of a run spread over nodes other than the
+  /// home node's: no report (the home node's covers the whole tree).
+  bool home = true;
   /// Items that may not have reached a sink or a counted drop: every
   /// node's `lost` (gaps on input links, messages a supervised address
   /// could not deliver) plus every node's `unconfirmed` (items sent and
@@ -76,11 +79,18 @@ struct run_options {
   /// the result's exit code (std::_Exit, after flushing the standard
   /// streams). Zero or less: wait as long as it takes.
   caf::timespan teardown_limit = std::chrono::seconds(5);
+  /// Runs only the part of node `node` of a file with [nodes.NAME]
+  /// (`troupe run --node`); empty: everything in this process. The home
+  /// node (the root's) runs the supervision tree and its report; another
+  /// node serves what the tree places on it until the home node says the
+  /// run has ended (exit 0) or is gone (exit 1).
+  std::string node;
 };
 
 /// Thrown by run_topology when it cannot start: a malformed or unusable
-/// metrics address, or a topology its actors reject on start (troupe run
-/// exits with 2).
+/// metrics address, a topology its actors reject on start, a node that
+/// cannot open its port or whose TLS files do not work (troupe run exits
+/// with 2).
 class run_error : public std::runtime_error {
 public:
   using std::runtime_error::runtime_error;

@@ -14,6 +14,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +31,12 @@ struct system_decl {
   uint32_t credit = 0;
   /// How long a graceful shutdown may take before what is left is killed.
   caf::timespan shutdown = std::chrono::seconds(10);
+  /// How often a node tells its peers it is alive (`troupe run --node`).
+  caf::timespan heartbeat = std::chrono::milliseconds(200);
+  /// How long a silent peer is taken for alive.
+  caf::timespan node_timeout = std::chrono::seconds(2);
+  /// How long a node waits for the peers it needs when it starts.
+  caf::timespan connect_timeout = std::chrono::seconds(30);
 };
 
 /// The root ([supervisor]) or a nested supervisor ([supervisors.NAME]).
@@ -44,14 +52,26 @@ struct supervisor_decl {
   /// As a child of its parent (nested supervisors only).
   restart_type restart = restart_type::permanent;
   caf::timespan shutdown = std::chrono::seconds(30);
+  /// Candidate nodes, tried in order; empty: its parent's node (the root:
+  /// the first node of the file). The root names at most one.
+  std::vector<std::string> node;
 };
 
 /// [nodes.NAME]: where actors may be placed (distribution).
 struct node_decl {
   std::string name;
+  /// The address the node binds to and its peers dial.
   std::string host = "127.0.0.1";
   uint16_t port = 0;
   source_position where;
+  /// TLS files, resolved against the topology file's folder; all three or
+  /// none (and then no node of the file has them).
+  std::string certificate;
+  std::string key;
+  std::string cafile;
+  /// The environment variable holding the key's passphrase; empty: the key
+  /// is not encrypted. The passphrase itself never is in the file.
+  std::string passphrase_env;
 };
 
 /// [actors.NAME]
@@ -64,8 +84,9 @@ struct actor_decl {
   std::string supervisor;
   restart_type restart = restart_type::transient;
   caf::timespan shutdown = std::chrono::seconds(5);
-  /// Empty: not placed (runs wherever the topology runs).
-  std::string node;
+  /// Candidate nodes, tried in order (on each start); empty: its
+  /// supervisor's node.
+  std::vector<std::string> node;
   std::vector<std::string> next;
   std::vector<std::string> services;
   /// 0: the system's credit.
@@ -82,6 +103,9 @@ struct actor_decl {
   /// drain, so its stream ends only then) and whatever it feeds.
   bool awaited = false;
   actor_starter start;
+  /// The factories of its inline service tables by key (a pool's
+  /// `worker`): what another node starts for it.
+  std::map<std::string, child_factory> parts;
 };
 
 struct topology {
@@ -96,6 +120,18 @@ struct topology {
 
   /// Null if there is no such actor.
   const actor_decl* find_actor(const std::string& name) const;
+  /// Null if there is no such nested supervisor (nor the root).
+  const supervisor_decl* find_supervisor(const std::string& name) const;
+  /// Null if there is no such node.
+  const node_decl* find_node(const std::string& name) const;
+
+  /// The node running the root supervisor; empty for a file without nodes.
+  std::string home_node() const;
+
+  /// Where a child runs when its first candidate can be reached: its own
+  /// first candidate, else its supervisor's; empty without nodes.
+  std::string first_node_of_actor(const actor_decl& a) const;
+  std::string first_node_of_supervisor(const supervisor_decl& s) const;
 
   /// Whether `a` is part of the stream graph (a source, or fed by one):
   /// actor_decl::stream. A run ends by itself once the stream actors it
@@ -123,5 +159,47 @@ topology load_topology(const std::string& path,
 supervisor_spec
 build_supervision(const topology& t,
                   std::function<void(const std::string&)> on_stream_end = {});
+
+/// How a tree spread over nodes starts what is placed elsewhere
+/// (topology/cluster.hpp implements it for `troupe run --node`).
+class placement {
+public:
+  virtual ~placement();
+
+  /// The node this process is.
+  virtual const std::string& here() const = 0;
+
+  /// A factory that starts child `name` (an actor, or with `supervisor` a
+  /// nested supervisor and its subtree) on the first of `candidates` that
+  /// can be reached: with `local` when that is here(), else through that
+  /// node's agent. `names` are the siblings the child may name.
+  virtual child_factory place(std::vector<std::string> candidates,
+                              std::string name, bool supervisor,
+                              std::vector<std::string> names,
+                              child_factory local)
+    = 0;
+
+  /// A factory for the workers of the pool `pool`, worker i started on
+  /// nodes[i % n] (with `local` when that is here()); the factory of its
+  /// inline table `key` on the other nodes.
+  virtual child_factory spread(std::vector<std::string> nodes,
+                               std::string pool, std::string key,
+                               child_factory local)
+    = 0;
+};
+
+/// Builds the root's spec (as above) with the children placed on other
+/// nodes started there by `where`; null `where`: all in this process.
+supervisor_spec
+build_supervision(const topology& t,
+                  std::function<void(const std::string&)> on_stream_end,
+                  std::shared_ptr<placement> where);
+
+/// The spec of actor or nested supervisor `name` as its supervisor starts
+/// it on this node (what a node agent starts when asked); throws
+/// std::invalid_argument if there is no such child.
+child_spec build_child(const topology& t, const std::string& name,
+                       std::function<void(const std::string&)> on_stream_end,
+                       std::shared_ptr<placement> where);
 
 } // namespace troupe

@@ -232,11 +232,30 @@ private:
       } else {
         tree_ok_ = false;
       }
-      if (!a.node.empty() && nodes.count(a.node) == 0)
-        x_.fail(pos.node, "'node' names " + in_quotes(a.node)
-                            + ", which is not a node ([nodes.NAME])"
-                            + suggest(a.node, node_names_));
     }
+    for (auto& ref : *x_.node_refs)
+      if (nodes.count(ref.name) == 0)
+        x_.fail(ref.where, in_quotes(ref.key) + " names " + in_quotes(ref.name)
+                             + ", which is not a node ([nodes.NAME])"
+                             + suggest(ref.name, node_names_));
+    check_tls();
+  }
+
+  // TLS is all or nothing: a node without it could not talk to one with it.
+  void check_tls() {
+    const node_decl* with = nullptr;
+    for (auto& n : t_.nodes)
+      if (!n.certificate.empty() || !n.key.empty() || !n.cafile.empty())
+        with = &n;
+    if (!with)
+      return;
+    for (auto& n : t_.nodes)
+      if (n.certificate.empty() && n.key.empty() && n.cafile.empty())
+        x_.fail(n.where, "node " + in_quotes(n.name)
+                           + " has no TLS keys, but node "
+                           + in_quotes(with->name)
+                           + " has: with TLS every node needs 'certificate', "
+                             "'key' and 'cafile'");
   }
 
   // -- next and service -------------------------------------------------------

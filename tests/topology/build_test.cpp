@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <set>
 
@@ -309,6 +310,109 @@ BOOST_AUTO_TEST_CASE(a_large_file_loads_and_builds_in_linear_time) {
                       "loading and building took "
                         << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
                         << " ms");
+}
+
+namespace {
+
+/// Records what build_supervision places elsewhere, and starts it here.
+class recording_placement : public placement {
+public:
+  struct call {
+    std::vector<std::string> candidates;
+    std::string name;
+    bool supervisor;
+    std::vector<std::string> names;
+  };
+
+  explicit recording_placement(std::string here) : here_(std::move(here)) {
+  }
+
+  const std::string& here() const override {
+    return here_;
+  }
+
+  child_factory place(std::vector<std::string> candidates, std::string name,
+                      bool supervisor, std::vector<std::string> names,
+                      child_factory local) override {
+    calls.push_back(call{std::move(candidates), std::move(name), supervisor,
+                         std::move(names)});
+    return local;
+  }
+
+  child_factory spread(std::vector<std::string>, std::string, std::string,
+                       child_factory local) override {
+    return local;
+  }
+
+  std::vector<call> calls;
+
+private:
+  std::string here_;
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(children_on_other_nodes_are_placed_with_what_they_name) {
+  auto t = load(R"(
+[nodes.a]
+port = 4000
+[nodes.b]
+port = 4001
+
+[supervisors.far]
+node = ["b", "a"]
+
+[actors.source]
+kind = "test_source"
+supervisor = "far"
+next = "probe"
+
+[actors.probe]
+kind = "test_front"
+supervisor = "far"
+next = "sink"
+service = "db"
+
+[actors.here]
+kind = "test_sink"
+node = "a"
+
+[actors.sink]
+kind = "test_sink"
+supervisor = "far"
+
+[actors.front]
+kind = "test_front"
+node = "b"
+next = "here"
+service = "db"
+
+[actors.db]
+kind = "test_service"
+)");
+  auto where = std::make_shared<recording_placement>("a");
+  auto spec = build_supervision(t, {}, where);
+  std::map<std::string, recording_placement::call> placed;
+  for (auto& c : where->calls)
+    placed.emplace(c.name, c);
+  // `here` names this node only: started here without a detour.
+  BOOST_CHECK_EQUAL(placed.size(), 2u);
+  BOOST_REQUIRE_EQUAL(placed.count("far"), 1u);
+  BOOST_CHECK(placed.at("far").supervisor);
+  BOOST_CHECK((placed.at("far").candidates == names_t{"b", "a"}));
+  // What its subtree names outside of it, for the home side to resolve.
+  BOOST_CHECK((placed.at("far").names == names_t{"db"}));
+  BOOST_REQUIRE_EQUAL(placed.count("front"), 1u);
+  BOOST_CHECK(!placed.at("front").supervisor);
+  BOOST_CHECK((placed.at("front").candidates == names_t{"b"}));
+  BOOST_CHECK((placed.at("front").names == names_t{"here", "db"}));
+  // On node b, the nested supervisor is built as it starts there: its
+  // children have no node, so nothing is placed again.
+  auto on_b = std::make_shared<recording_placement>("b");
+  auto far = build_child(t, "far", {}, on_b);
+  BOOST_CHECK_EQUAL(far.name, "far");
+  BOOST_CHECK(on_b->calls.empty());
+  BOOST_CHECK_THROW(build_child(t, "nobody", {}, on_b), std::invalid_argument);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

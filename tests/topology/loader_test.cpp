@@ -111,7 +111,7 @@ BOOST_AUTO_TEST_CASE(actors_come_in_file_order_with_their_wiring) {
   BOOST_CHECK((front.next == std::vector<std::string>{"sink", "other"}));
   BOOST_CHECK((front.services == std::vector<std::string>{"db"}));
   BOOST_CHECK_EQUAL(front.credit, 16u);
-  BOOST_CHECK_EQUAL(front.node, "a");
+  BOOST_CHECK((front.node == std::vector<std::string>{"a"}));
   BOOST_CHECK_EQUAL(front.supervisor, "top");
   BOOST_CHECK_EQUAL(front.where.line, 33u);
   BOOST_CHECK(front.start);
@@ -378,6 +378,97 @@ BOOST_AUTO_TEST_CASE(huge_and_non_utf8_files_are_refused_with_a_message) {
   auto bad = errors_of("[actors.a]\nkind = \"\xff\xfe\"\n");
   BOOST_REQUIRE_EQUAL(bad.size(), 1u);
   BOOST_CHECK(bad[0].find("utf-8") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(placement_keys_are_read_with_their_defaults) {
+  auto t = load(R"([system]
+heartbeat = "100ms"
+node_timeout = "1s"
+connect_timeout = "5s"
+[supervisor]
+node = "b"
+[supervisors.ingest]
+node = ["a", "b"]
+[nodes.a]
+port = 4000
+certificate = "certs/a.pem"
+key = "/etc/a.key"
+cafile = "ca.pem"
+passphrase_env = "A_PASS"
+[nodes.b]
+host = "0.0.0.0"
+port = 4001
+certificate = "b.pem"
+key = "b.key"
+cafile = "ca.pem"
+[actors.source]
+kind = "test_source"
+supervisor = "ingest"
+next = "sink"
+[actors.sink]
+kind = "test_sink"
+node = ["a", "b"]
+)");
+  BOOST_CHECK(t.system.heartbeat == std::chrono::milliseconds(100));
+  BOOST_CHECK(t.system.node_timeout == std::chrono::seconds(1));
+  BOOST_CHECK(t.system.connect_timeout == std::chrono::seconds(5));
+  BOOST_CHECK_EQUAL(t.home_node(), "b");
+  BOOST_CHECK((t.find_actor("sink")->node == std::vector<std::string>{"a", "b"}));
+  // Without its own, an actor runs where its supervisor does.
+  BOOST_CHECK_EQUAL(t.first_node_of_actor(*t.find_actor("source")), "a");
+  auto& a = *t.find_node("a");
+  // TLS paths are relative to the file ("t.toml": the current folder).
+  BOOST_CHECK_EQUAL(a.certificate, "certs/a.pem");
+  BOOST_CHECK_EQUAL(a.key, "/etc/a.key");
+  BOOST_CHECK_EQUAL(a.passphrase_env, "A_PASS");
+  BOOST_CHECK_EQUAL(t.find_node("b")->host, "0.0.0.0");
+}
+
+BOOST_AUTO_TEST_CASE(the_home_node_is_the_first_node_by_default) {
+  auto t = load(R"([nodes.x]
+port = 4000
+[nodes.y]
+port = 4001
+[actors.source]
+kind = "test_source"
+next = "sink"
+node = "y"
+[actors.sink]
+kind = "test_sink"
+)");
+  BOOST_CHECK_EQUAL(t.home_node(), "x");
+  BOOST_CHECK_EQUAL(t.first_node_of_actor(*t.find_actor("sink")), "x");
+  BOOST_CHECK(t.system.connect_timeout == std::chrono::seconds(30));
+  BOOST_CHECK(t.system.heartbeat == std::chrono::milliseconds(200));
+}
+
+BOOST_AUTO_TEST_CASE(worker_nodes_must_name_nodes) {
+  auto errors = [](const std::string& text) {
+    std::vector<std::string> result;
+    try {
+      parse_topology(text, "t.toml");
+    } catch (const topology_errors& e) {
+      for (auto& x : e.errors())
+        result.push_back(x.render());
+    }
+    return result;
+  };
+  auto text = std::string{R"([nodes.a]
+port = 4000
+[nodes.b]
+port = 4001
+[actors.source]
+kind = "generator"
+next = "pool"
+[actors.pool]
+kind = "pool"
+worker = { kind = "hash_service" }
+worker_nodes = )"};
+  BOOST_CHECK(errors(text + "[\"a\", \"b\"]\nnext = \"sink\"\n[actors.sink]\nkind = \"counter\"\n").empty());
+  auto bad = errors(text + "[\"a\", \"c\"]\nnext = \"sink\"\n[actors.sink]\nkind = \"counter\"\n");
+  BOOST_REQUIRE_EQUAL(bad.size(), 1u);
+  BOOST_CHECK_EQUAL(bad[0], "t.toml:11:22: 'worker_nodes' names 'c', which is not a node "
+                            "([nodes.NAME]); did you mean 'a'?");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

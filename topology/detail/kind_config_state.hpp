@@ -12,13 +12,22 @@
 
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace troupe {
+
+/// A node name a topology file gives, where, and under which key.
+struct node_ref {
+  std::string key;
+  std::string name;
+  source_position where;
+};
 
 struct kind_config::state {
   /// The table read; it outlives the state's use (the loader's document).
@@ -41,6 +50,12 @@ struct kind_config::state {
   const kind_registry* registry = nullptr;
   /// Errors recorded for this table (and its inline tables).
   size_t failures = 0;
+  /// Node names read with kind_config::node_names, with their positions,
+  /// shared by all tables of the file: validation checks them once every
+  /// [nodes.NAME] is known.
+  std::shared_ptr<std::vector<node_ref>> node_refs;
+  /// The factories service_factory read, by key (actor_decl::parts).
+  std::map<std::string, child_factory> parts;
 
   /// The value of `key`, marking it known; null if absent.
   const toml::node* lookup(std::string_view key);

@@ -44,6 +44,10 @@ struct loading {
   std::vector<supervisor_positions> supervisors;
   std::shared_ptr<std::vector<topology_error>> errors
     = std::make_shared<std::vector<topology_error>>();
+  /// Every node name a `node` or kind key (worker_nodes) gives, for
+  /// validation.
+  std::shared_ptr<std::vector<node_ref>> node_refs
+    = std::make_shared<std::vector<node_ref>>();
 
   void fail(source_position where, std::string message) {
     errors->push_back(error_at(std::move(where), std::move(message)));

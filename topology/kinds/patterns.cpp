@@ -3,6 +3,7 @@
 
 #include "troupe/topology/kinds/builtin.hpp"
 #include "troupe/topology/kinds/support.hpp"
+#include "troupe/topology/topology.hpp"
 
 #include "troupe/patterns/batcher.hpp"
 #include "troupe/patterns/breaker.hpp"
@@ -129,10 +130,15 @@ actor_starter parse_pool(kind_config& cfg) {
   x.max_attempts = static_cast<uint32_t>(cfg.integer("max_attempts", x.max_attempts, 1, 1000));
   x.job_timeout = cfg.duration("job_timeout", caf::timespan{0}, caf::timespan{0}, day);
   x.worker_restarts = read_intensity(cfg);
+  auto worker_nodes = cfg.node_names("worker_nodes");
   if (cfg.ok())
     check_config(cfg, x);
-  return [x](const spawn_context& ctx, const wiring& w) {
-    return spawn_pool(ctx, x, pattern_links(w));
+  return [x, worker_nodes](const spawn_context& ctx, const wiring& w) {
+    if (worker_nodes.empty() || !w.placement)
+      return spawn_pool(ctx, x, pattern_links(w));
+    auto y = x;
+    y.worker = w.placement->spread(worker_nodes, ctx.name(), "worker", x.worker);
+    return spawn_pool(ctx, y, pattern_links(w));
   };
 }
 
