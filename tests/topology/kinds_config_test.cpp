@@ -151,6 +151,7 @@ BOOST_AUTO_TEST_CASE(every_key_of_every_kind_is_read_and_checked) {
     {"pool", "prefetch", "0"}, {"pool", "max_attempts", "0"},
     {"pool", "job_timeout", "\"soon\""}, {"pool", "max_restarts", "-1"},
     {"pool", "period", "\"soon\""}, {"pool", "worker_nodes", "1"},
+    {"pool", "rejoin_interval", "\"0s\""},
     {"fanout", "processor", "1"},
     {"fanout", "max_in_flight", "0"}, {"fanout", "order", "\"random\""},
     {"fanout", "call_timeout", "\"soon\""}, {"join", "mode", "\"any\""},

@@ -131,6 +131,7 @@ actor_starter parse_pool(kind_config& cfg) {
   x.job_timeout = cfg.duration("job_timeout", caf::timespan{0}, caf::timespan{0}, day);
   x.worker_restarts = read_intensity(cfg);
   auto worker_nodes = cfg.node_names("worker_nodes");
+  x.rejoin_interval = cfg.duration("rejoin_interval", x.rejoin_interval, 1ms, day);
   if (cfg.ok())
     check_config(cfg, x);
   return [x, worker_nodes](const spawn_context& ctx, const wiring& w) {
