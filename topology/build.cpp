@@ -90,6 +90,7 @@ public:
     }
     find_children();
     find_dependencies();
+    find_links_across_nodes();
   }
 
   supervisor_spec build() {
@@ -152,6 +153,21 @@ private:
       for (size_t k = 0; k < kids.size(); ++k)
         (kids[k].is_actor ? actor_slot_ : supervisor_slot_)[kids[k].index] = k;
     }
+  }
+
+  // The actors fed by an upstream that runs on another node (by first
+  // candidates): their links get the system's remote_credit, since a window
+  // must cover a round trip between processes to keep a link busy.
+  void find_links_across_nodes() {
+    fed_across_nodes_.assign(t_.actors.size(), false);
+    if (!where_)
+      return;
+    for (auto& a : t_.actors)
+      for (auto& name : a.next)
+        if (auto j = actor_index_.find(name); j != actor_index_.end()
+            && t_.first_node_of_actor(a)
+                 != t_.first_node_of_actor(t_.actors[j->second]))
+          fed_across_nodes_[j->second] = true;
   }
 
   // Among the children of each supervisor: what each child (or anything
@@ -266,7 +282,9 @@ private:
     // drain ends.
     if (a.stream && a.serves && !(a.definition && a.definition->source))
       ++plan->inputs;
-    plan->credit = a.credit != 0 ? a.credit : t_.system.credit;
+    plan->credit = a.credit != 0            ? a.credit
+                   : fed_across_nodes_[i] ? t_.system.remote_credit
+                                          : t_.system.credit;
     plan->start = a.start;
     if (a.awaited)
       plan->on_stream_end = on_stream_end_;
@@ -290,6 +308,7 @@ private:
   const topology& t_;
   std::function<void(const std::string&)> on_stream_end_;
   std::shared_ptr<placement> where_;
+  std::vector<bool> fed_across_nodes_; // by actor
   std::map<std::string, size_t> actor_index_;
   std::vector<size_t> parent_;        // by supervisor index; 0 is the root
   std::vector<size_t> supervisor_of_; // by actor

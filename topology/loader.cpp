@@ -248,6 +248,8 @@ private:
     auto& sys = x_.result.system;
     sys.threads = static_cast<size_t>(c.integer("threads", 0, 0, 256));
     sys.credit = static_cast<uint32_t>(c.integer("credit", 0, 1, 1 << 20));
+    sys.remote_credit = static_cast<uint32_t>(
+      c.integer("remote_credit", sys.remote_credit, 1, 1 << 20));
     sys.shutdown = c.duration("shutdown", sys.shutdown, 1ms, longest);
     sys.heartbeat = c.duration("heartbeat", sys.heartbeat, 1ms, 1h);
     sys.node_timeout = c.duration("node_timeout", sys.node_timeout, 1ms, longest);

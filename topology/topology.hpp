@@ -29,6 +29,11 @@ struct system_decl {
   size_t threads = 0;
   /// Default window of a stream link; 0: troupe's default.
   uint32_t credit = 0;
+  /// Default window of a link whose two ends run on different nodes: a
+  /// window must cover the round trip between processes (about 0.3 ms on
+  /// one machine) to keep the link busy; with 128 a link carries a third
+  /// of what 2048 lets it.
+  uint32_t remote_credit = 2048;
   /// How long a graceful shutdown may take before what is left is killed.
   caf::timespan shutdown = std::chrono::seconds(10);
   /// How often a node tells its peers it is alive (`troupe run --node`).

@@ -135,6 +135,26 @@ kind = "test_service"
   request_report(root, caf::make_message(cancel_atom::value));
 }
 
+// The window each of `names` is started with, filled in as they start.
+std::shared_ptr<std::map<std::string, uint32_t>>
+record_credits(topology& t, std::initializer_list<const char*> names) {
+  auto seen = std::make_shared<std::map<std::string, uint32_t>>();
+  auto mutex = std::make_shared<std::mutex>();
+  for (auto name : names) {
+    auto& decl = const_cast<actor_decl&>(*t.find_actor(name));
+    auto start = decl.start;
+    decl.start = [=, n = std::string{name}](const spawn_context& ctx,
+                                             const wiring& w) {
+      {
+        std::lock_guard<std::mutex> guard{*mutex};
+        (*seen)[n] = w.links.credit;
+      }
+      return start(ctx, w);
+    };
+  }
+  return seen;
+}
+
 BOOST_AUTO_TEST_CASE(credit_comes_from_the_actor_or_the_system) {
   auto t = load(R"(
 [system]
@@ -151,24 +171,10 @@ kind = "test_sink"
   auto spec = build_supervision(t);
   BOOST_CHECK_EQUAL(t.find_actor("a")->credit, 8u);
   BOOST_CHECK_EQUAL(t.find_actor("b")->credit, 0u);
-  auto seen = std::make_shared<std::map<std::string, uint32_t>>();
-  auto mutex = std::make_shared<std::mutex>();
-  for (auto name : {"a", "b"}) {
-    auto& decl = const_cast<actor_decl&>(*t.find_actor(name));
-    auto start = decl.start;
-    decl.start = [=, n = std::string{name}](const spawn_context& ctx,
-                                             const wiring& w) {
-      {
-        std::lock_guard<std::mutex> guard{*mutex};
-        (*seen)[n] = w.links.credit;
-      }
-      return start(ctx, w);
-    };
-  }
+  auto seen = record_credits(t, {"a", "b"});
   auto root = spawn_supervisor(sys, build_supervision(t, report_ends()));
   for (int i = 0; i < 3; ++i)
     next_end();
-  std::lock_guard<std::mutex> guard{*mutex};
   BOOST_CHECK_EQUAL((*seen)["a"], 8u);
   BOOST_CHECK_EQUAL((*seen)["b"], 32u);
   request_report(root, caf::make_message(drain_atom::value));
@@ -413,6 +419,40 @@ kind = "test_service"
   BOOST_CHECK_EQUAL(far.name, "far");
   BOOST_CHECK(on_b->calls.empty());
   BOOST_CHECK_THROW(build_child(t, "nobody", {}, on_b), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(links_from_another_node_get_the_remote_credit) {
+  auto t = load(R"(
+[system]
+credit = 32
+remote_credit = 4096
+[nodes.a]
+port = 4000
+[nodes.b]
+port = 4001
+[actors.source]
+kind = "test_source"
+next = ["near", "far", "pinned"]
+[actors.near]
+kind = "test_sink"
+[actors.far]
+kind = "test_sink"
+node = ["b", "a"]
+[actors.pinned]
+kind = "test_sink"
+node = "b"
+credit = 8
+)");
+  auto seen = record_credits(t, {"near", "far", "pinned"});
+  // Every factory is the local one: the windows are what is under test.
+  auto where = std::make_shared<recording_placement>("a");
+  auto root = spawn_supervisor(sys, build_supervision(t, report_ends(), where));
+  for (int i = 0; i < 4; ++i)
+    next_end();
+  BOOST_CHECK_EQUAL((*seen)["near"], 32u);
+  BOOST_CHECK_EQUAL((*seen)["far"], 4096u);
+  BOOST_CHECK_EQUAL((*seen)["pinned"], 8u);
+  request_report(root, caf::make_message(drain_atom::value));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
