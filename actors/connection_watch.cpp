@@ -239,7 +239,10 @@ void caf::io::abstract_broker::configure_read(connection_handle hdl,
   static auto real = reinterpret_cast<fn>(
     troupe::original(troupe::configure_read_symbol));
   auto limit = troupe::max_message_bytes.load();
-  if (cfg.first == receive_policy_flag::exactly && cfg.second > limit) {
+  // Only CAF's own BASP broker: a broker a program writes itself may ask
+  // for large reads on purpose.
+  if (cfg.first == receive_policy_flag::exactly && cfg.second > limit
+      && dynamic_cast<basp_broker*>(this) != nullptr) {
     troupe::tell("dropping a connection from " + remote_addr(hdl) + ":"
                  + std::to_string(remote_port(hdl))
                  + ": it announced a message of " + std::to_string(cfg.second)

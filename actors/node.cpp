@@ -77,6 +77,11 @@ struct directory_state {
   static inline const char* name = "troupe.directory";
 };
 
+bool from_here(caf::stateful_actor<directory_state>* self) {
+  auto& sender = self->current_sender();
+  return sender && sender->node() == self->node();
+}
+
 caf::behavior directory_actor(caf::stateful_actor<directory_state>* self,
                         const std::string& node_name) {
   (void) node_name;
@@ -89,12 +94,21 @@ caf::behavior directory_actor(caf::stateful_actor<directory_state>* self,
         ++i;
   });
   return {
-    [self](caf::put_atom, const std::string& name, caf::actor& whom) {
+    // Only this process publishes: a peer may look names up, not replace
+    // what they stand for.
+    [self](caf::put_atom, const std::string& name,
+           caf::actor& whom) -> caf::result<void> {
+      if (!from_here(self))
+        return caf::sec::unexpected_message;
       self->monitor(whom);
       self->state.entries[name] = std::move(whom);
+      return caf::unit;
     },
-    [self](caf::delete_atom, const std::string& name) {
+    [self](caf::delete_atom, const std::string& name) -> caf::result<void> {
+      if (!from_here(self))
+        return caf::sec::unexpected_message;
       self->state.entries.erase(name);
+      return caf::unit;
     },
     [self](caf::get_atom,
            const std::string& name) -> caf::result<caf::actor> {

@@ -529,6 +529,13 @@ private:
       ++node_losses_;
     if (s.retiring) {
       erase_slot(s); // no restart: its jobs go to the others
+    } else if (node_lost && x.source.node() == self_->node()) {
+      // A local worker that died of a lost link (to an actor on a node that
+      // is gone): restarted after rejoin_interval, not at once, so that one
+      // that dies of it again and again cannot loop outside the restart
+      // intensity.
+      ++s.restarts;
+      park(s, why);
     } else if (node_lost) {
       ++s.restarts;
       start_or_park(s);

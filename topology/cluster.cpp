@@ -27,6 +27,10 @@ struct cluster_member::shared {
   std::ostream* log = nullptr;
   /// Agents known without dialing: the home node's, from its hello.
   std::map<std::string, caf::actor> known;
+  /// Nodes a start already waited for in vain: later starts try them once,
+  /// so that a pool with several workers on a node that is down, or a
+  /// child with several candidates, waits for connect_timeout only once.
+  std::set<std::string> waited_in_vain;
 
   std::function<void(int)> signal_function() {
     std::lock_guard<std::mutex> guard{mtx};
@@ -41,6 +45,12 @@ const std::string agent_name = "troupe.node";
 
 /// How long a node agent may take to answer a start: it only spawns.
 constexpr auto least_start_timeout = std::chrono::seconds(10);
+
+/// The home node greets a node it cannot reach again after these pauses
+/// (doubling from the first to the last); a node that comes back is
+/// greeted within max_greet_pause, well inside connect_timeout's default.
+constexpr auto first_greet_pause = std::chrono::milliseconds(200);
+constexpr auto max_greet_pause = std::chrono::seconds(5);
 
 using agent_result = caf::result<caf::actor, bool, bool>;
 
@@ -208,9 +218,10 @@ void cluster_member::close() {
   closing_ = true;
   if (greeter_.joinable())
     greeter_.join();
+  // agent_ is not reset: a pool's factory may still read it (home_agent())
+  // on a scheduler thread while the run tears down.
   if (agent_)
     caf::anon_send_exit(agent_, caf::exit_reason::user_shutdown);
-  agent_ = nullptr;
   node_.reset();
 }
 
@@ -236,6 +247,12 @@ void cluster_member::greet_peers() {
   greeter_ = std::thread{[this] {
     caf::scoped_actor self{sys_};
     std::map<std::string, caf::actor> greeted;
+    // A node that cannot be reached is tried again after a pause that
+    // doubles up to max_greet_pause: a peer refused by its certificate
+    // stays refused, and each attempt costs a handshake and a log line on
+    // both sides.
+    using clock = std::chrono::steady_clock;
+    std::map<std::string, std::pair<clock::time_point, caf::timespan>> pause;
     auto say = [this](const std::string& line) {
       if (log_)
         *log_ << "troupe: node " + name_ + ": " + line + "\n" << std::flush;
@@ -244,9 +261,18 @@ void cluster_member::greet_peers() {
       for (auto& n : t_.nodes) {
         if (closing_ || n.name == name_ || greeted.count(n.name) > 0)
           continue;
-        auto found = reach(sys_, n.host, n.port, agent_name, caf::timespan{0});
-        if (!found)
+        auto now = clock::now();
+        if (auto p = pause.find(n.name); p != pause.end() && now < p->second.first)
           continue;
+        auto found = reach(sys_, n.host, n.port, agent_name, caf::timespan{0});
+        if (!found) {
+          auto& [next, wait] = pause[n.name];
+          wait = std::min(std::max(wait * 2, caf::timespan{first_greet_pause}),
+                          caf::timespan{max_greet_pause});
+          next = clock::now() + wait;
+          continue;
+        }
+        pause.erase(n.name);
         self->monitor(*found);
         self->send(*found, node_hello_atom::value, agent_);
         greeted[n.name] = *found;
@@ -279,7 +305,19 @@ caf::expected<caf::actor> cluster_member::agent_of(const std::string& name,
     if (auto i = shared_->known.find(name); i != shared_->known.end())
       return i->second;
   }
+  {
+    std::lock_guard<std::mutex> guard{shared_->mtx};
+    if (shared_->waited_in_vain.count(name) > 0)
+      patience = caf::timespan{0};
+  }
   auto result = reach(sys_, n->host, n->port, agent_name, patience, log_);
+  {
+    std::lock_guard<std::mutex> guard{shared_->mtx};
+    if (result)
+      shared_->waited_in_vain.erase(name);
+    else if (patience > caf::timespan{0})
+      shared_->waited_in_vain.insert(name);
+  }
   if (!result)
     return make_error(errc::node_unreachable,
                       "node " + name + " at " + endpoint(*n) + ": "
