@@ -102,6 +102,9 @@ void check_tls(const tls_settings& tls);
 class node {
 public:
   /// Opens `settings.host:settings.port`. Throws node_error if it cannot.
+  /// `log` gets the node's lines (dropped connections go to stderr when it
+  /// is null) from several threads, one whole line per write: it must take
+  /// concurrent writes (std::cerr does, an std::ostringstream does not).
   node(caf::actor_system& sys, const node_settings& settings,
        std::ostream* log = nullptr);
 
