@@ -197,10 +197,7 @@ node::node(caf::actor_system& sys, const node_settings& settings,
     throw node_error("node " + settings.name
                      + ": the actor system was built without "
                        "enable_distribution()");
-  // Detached: peers' look-ups are answered even while every scheduler
-  // thread is busy (a factory waiting for a node blocks one).
-  directory_ = sys.spawn<caf::hidden + caf::detached>(directory_actor,
-                                                      settings.name);
+  directory_ = sys.spawn<caf::hidden>(directory_actor, settings.name);
   auto port = sys.has_openssl_manager()
                 ? caf::openssl::publish(directory_, settings.port,
                                         settings.host.c_str(), true)
