@@ -121,6 +121,16 @@ caf::behavior directory_actor(caf::stateful_actor<directory_state>* self,
   };
 }
 
+// Sends `msg` to `dest` as a request and waits until it is done: an empty
+// answer, an error, or `timeout`.
+template <class Timeout>
+void await_answer(caf::actor_system& sys, const caf::actor& dest,
+                  Timeout timeout, caf::message msg) {
+  caf::scoped_actor self{sys};
+  self->request(dest, timeout, std::move(msg))
+    .receive([] {}, [](const caf::error&) {});
+}
+
 std::string endpoint(const std::string& host, uint16_t port) {
   return host + ":" + std::to_string(port);
 }
@@ -226,26 +236,23 @@ node::~node() {
   auto manager = sys_.has_openssl_manager()
                    ? sys_.openssl_manager().actor_handle()
                    : sys_.middleman().actor_handle();
-  caf::scoped_actor self{sys_};
-  self->request(manager, std::chrono::seconds(5), caf::unpublish_atom::value,
-                directory_.address(), port_)
-    .receive([] {}, [](const caf::error&) {});
+  await_answer(sys_, caf::actor_cast<caf::actor>(manager),
+               std::chrono::seconds(5),
+               caf::make_message(caf::unpublish_atom::value,
+                                 directory_.address(), port_));
   caf::anon_send_exit(directory_, caf::exit_reason::user_shutdown);
   unwatch_connections(settings_.name);
 }
 
 void node::publish(const std::string& name, caf::actor whom) {
-  caf::scoped_actor self{sys_};
   // A request, not a send: once it returns, a peer asking finds the name.
-  self->request(directory_, caf::infinite, caf::put_atom::value, name,
-                std::move(whom))
-    .receive([] {}, [](const caf::error&) {});
+  await_answer(sys_, directory_, caf::infinite,
+               caf::make_message(caf::put_atom::value, name, std::move(whom)));
 }
 
 void node::unpublish(const std::string& name) {
-  caf::scoped_actor self{sys_};
-  self->request(directory_, caf::infinite, caf::delete_atom::value, name)
-    .receive([] {}, [](const caf::error&) {});
+  await_answer(sys_, directory_, caf::infinite,
+               caf::make_message(caf::delete_atom::value, name));
 }
 
 caf::expected<caf::actor> reach(caf::actor_system& sys, const std::string& host,

@@ -13,8 +13,6 @@ namespace troupe::bench {
 
 namespace {
 
-using done_atom = caf::atom_constant<caf::atom("benchdone")>;
-
 constexpr size_t batch_size = 256;
 constexpr auto batch_timeout = std::chrono::milliseconds(5);
 

@@ -134,6 +134,10 @@ void finish_breaker_trip(caf::scoped_actor& self,
                          int64_t opened_at, bench_clock::time_point start,
                          result& r);
 
+/// What a driver's sink sends it once its stream has ended, with what it
+/// counted: (done_atom, ...), the fields depending on the workload.
+using done_atom = caf::atom_constant<caf::atom("benchdone")>;
+
 using all_started_atom = caf::atom_constant<caf::atom("allstart")>;
 using all_stopped_atom = caf::atom_constant<caf::atom("allstop")>;
 
@@ -226,6 +230,17 @@ inline const auto bench_patience = std::chrono::minutes(5);
 /// duplicates cannot wrap around to a huge number or cancel out losses.
 inline uint64_t count_lost(uint64_t expected, uint64_t got) {
   return got <= expected ? expected - got : got - expected;
+}
+
+/// Fills in what a counting sink says once its stream has ended (its
+/// count, sum and end time): items, checksum, lost against `expected`, and
+/// the seconds from the first item (`first_ns`) to `end_ns`.
+inline void record_done(result& r, uint64_t expected, uint64_t count,
+                        uint64_t sum, int64_t first_ns, int64_t end_ns) {
+  r.items = count;
+  r.checksum = sum;
+  r.lost = count_lost(expected, count);
+  r.seconds = static_cast<double>(end_ns - first_ns) / 1e9;
 }
 
 } // namespace troupe::bench

@@ -14,7 +14,6 @@ namespace troupe::bench {
 
 namespace {
 
-using done_atom = caf::atom_constant<caf::atom("benchdone")>;
 using failing_atom = caf::atom_constant<caf::atom("failing")>;
 
 constexpr uint32_t threshold = 5;

@@ -15,8 +15,6 @@ namespace troupe::bench {
 
 namespace {
 
-using done_atom = caf::atom_constant<caf::atom("benchdone")>;
-
 constexpr uint32_t concurrency = 16;
 
 caf::behavior mixer(caf::event_based_actor*, int rounds) {
@@ -74,10 +72,7 @@ void fanout_items(const options& opts, std::vector<result>& out) {
   // Bounded: a crashed stage fails the workload instead of hanging the run.
   self->receive(
     [&](done_atom, uint64_t count, uint64_t sum, int64_t end) {
-      r.items = count;
-      r.checksum = sum;
-      r.lost = count_lost(n, count);
-      r.seconds = static_cast<double>(end - *first) / 1e9;
+      record_done(r, n, count, sum, *first, end);
     },
     caf::after(bench_patience) >> [&] {
       for (auto& a : {source, fan, sink})

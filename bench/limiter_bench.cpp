@@ -14,8 +14,6 @@ namespace troupe::bench {
 
 namespace {
 
-using done_atom = caf::atom_constant<caf::atom("benchdone")>;
-
 // Keeps the items it gets, in order; at the end sends them to the driver.
 class collecting_sink final : public stage_logic {
 public:

@@ -17,8 +17,6 @@ namespace troupe::bench {
 
 namespace {
 
-using done_atom = caf::atom_constant<caf::atom("benchdone")>;
-
 class summing_sink final : public stage_logic {
 public:
   summing_sink(caf::actor driver, std::shared_ptr<flight_gauge> gauge)
@@ -98,10 +96,7 @@ void pipeline_items(const options& opts, std::vector<result>& out) {
   };
   self->receive(
     [&](done_atom, uint64_t count, uint64_t sum, int64_t end) {
-      r.items = count;
-      r.checksum = sum;
-      r.lost = count_lost(n, count);
-      r.seconds = static_cast<double>(end - *first) / 1e9;
+      record_done(r, n, count, sum, *first, end);
     },
     [&](caf::down_msg& x) { fail("stopped early: " + sys.actors().render(x.reason)); },
     caf::after(bench_patience) >> [&] { fail("did not finish in time"); });

@@ -12,8 +12,6 @@ namespace troupe::bench {
 
 namespace {
 
-using done_atom = caf::atom_constant<caf::atom("benchdone")>;
-
 constexpr uint32_t workers = 8;
 
 caf::behavior job_worker(caf::event_based_actor*, bool skewed) {
@@ -73,10 +71,7 @@ result run_pool(const options& opts, const std::string& name, bool skewed,
   result r;
   r.workload = name;
   self->receive([&](done_atom, uint64_t count, uint64_t sum, int64_t end) {
-    r.items = count;
-    r.checksum = sum;
-    r.lost = n - count;
-    r.seconds = static_cast<double>(end - *first) / 1e9;
+    record_done(r, n, count, sum, *first, end);
   });
   r.add("policy", to_string(policy));
   if (skewed)

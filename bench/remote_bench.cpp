@@ -185,12 +185,9 @@ result run_remote(uint64_t n, uint32_t credit) {
     self->receive_while([&] { return !answered || !stopped; })(
       [&](sink_done_atom, uint64_t count, uint64_t sum, int64_t end) {
         answered = true;
-        r.items = count;
-        r.checksum = sum;
-        r.lost = count_lost(n, count);
         // Both processes read CLOCK_MONOTONIC (steady_clock), one clock per
         // machine: the same span as the local pipeline's.
-        r.seconds = static_cast<double>(end - *first) / 1e9;
+        record_done(r, n, count, sum, *first, end);
       },
       [&](caf::error& e) { fail("sink answered: " + sys.actors().render(e)); },
       [&](caf::down_msg& x) {

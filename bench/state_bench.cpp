@@ -16,8 +16,6 @@ namespace troupe::bench {
 
 namespace {
 
-using done_atom = caf::atom_constant<caf::atom("benchdone")>;
-
 constexpr uint64_t keys_total = 10'000;
 constexpr uint64_t clients = 4;
 

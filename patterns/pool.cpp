@@ -365,37 +365,19 @@ private:
 
   // How a start went: `failure` is empty if the worker runs; `unreachable`
   // if the factory threw node_unreachable (its node is not up).
-  struct start_result {
-    std::string failure;
-    bool unreachable = false;
-  };
-
-  start_result start_worker(slot& s) {
+  child_start start_worker(slot& s) {
     auto lookup = [pool = ctx_](const std::string& name) {
       return pool.sibling(name);
     };
     spawn_context ctx{self_->system(), s.name, caf::actor{},
                       caf::actor_cast<caf::actor>(self_), s.restarts, lookup};
-    caf::actor handle;
-    start_result result;
-    try {
-      handle = cfg_.worker(ctx);
-      if (!handle)
-        result.failure = "factory returned no actor";
-    } catch (const node_unreachable& e) {
-      result.failure = e.what();
-      result.unreachable = true;
-    } catch (const std::exception& e) {
-      result.failure = e.what();
-    } catch (...) {
-      result.failure = "factory threw an unknown exception";
-    }
+    auto result = try_start(cfg_.worker, ctx);
     if (!result.failure.empty())
       return result;
-    s.worker = handle;
+    s.worker = result.handle;
     s.parked = false;
     s.park_reason.clear();
-    self_->monitor(handle);
+    self_->monitor(result.handle);
     return result;
   }
 

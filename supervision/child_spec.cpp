@@ -6,6 +6,23 @@
 
 namespace troupe {
 
+child_start try_start(const child_factory& start, const spawn_context& ctx) {
+  child_start result;
+  try {
+    result.handle = start(ctx);
+    if (!result.handle)
+      result.failure = "factory returned no actor";
+  } catch (const node_unreachable& e) {
+    result.failure = e.what();
+    result.unreachable = true;
+  } catch (const std::exception& e) {
+    result.failure = e.what();
+  } catch (...) {
+    result.failure = "factory threw an unknown exception";
+  }
+  return result;
+}
+
 void validate(const restart_intensity& limit, const std::string& where,
               const std::string& field) {
   if (limit.max_restarts < 0)

@@ -36,6 +36,23 @@ enum class restart_strategy {
 /// both count as a failed start, handled like a crash.
 using child_factory = std::function<caf::actor(const spawn_context&)>;
 
+/// What one call of a child_factory gave.
+struct child_start {
+  /// Null when the start failed.
+  caf::actor handle;
+  /// Why it failed (what the factory threw, or that it returned no actor);
+  /// empty when it started.
+  std::string failure;
+  /// The factory threw troupe::node_unreachable: the child's node cannot be
+  /// reached (a pool parks such a worker rather than restarting it).
+  bool unreachable = false;
+};
+
+/// Calls `start(ctx)`; a throw or a null actor becomes `failure`, so that
+/// whoever starts children (a supervisor, a pool, a node agent) counts a
+/// failed start instead of dying of it.
+child_start try_start(const child_factory& start, const spawn_context& ctx);
+
 struct child_spec {
   /// Unique among siblings; the child keeps it (and its address) on restart.
   std::string name;

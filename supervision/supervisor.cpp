@@ -184,26 +184,19 @@ private:
     c.ended_normally = false;
     spawn_context ctx{self_->system(), c.spec.name, c.relay,
                       caf::actor_cast<caf::actor>(self_), c.restarts, lookup_};
-    caf::actor handle;
-    std::string failure;
-    try {
-      handle = c.spec.start(ctx);
-      if (!handle)
-        failure = "factory returned no actor";
-    } catch (const std::exception& e) {
-      failure = e.what();
-    } catch (...) {
-      failure = "factory threw an unknown exception";
-    }
-    if (!failure.empty()) {
+    // A node that cannot be reached is a failed start like any other here:
+    // OTP's rules apply.
+    auto started = try_start(c.spec.start, ctx);
+    if (!started.failure.empty()) {
       c.protocol = child_protocol{}; // no report will come from this start
       // Handled as a message, not in place: the failure may restart siblings
       // while a start loop is still running.
       self_->send(self_, start_failed_atom::value, static_cast<uint64_t>(i),
                   make_error(errc::child_start_failed,
-                             c.spec.name + ": " + failure));
+                             c.spec.name + ": " + started.failure));
       return;
     }
+    auto& handle = started.handle;
     c.current = handle;
     by_address_[handle.address()] = i;
     c.protocol = ctx.declared();

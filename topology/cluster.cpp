@@ -81,9 +81,9 @@ agent_result start_here(caf::actor_system& sys,
     if (!s->observer)
       s->observer = x.observer;
   }
-  std::string failure;
-  caf::actor handle;
-  try {
+  // The child this node is asked for: the actor or nested supervisor of
+  // the file, or a part of an actor (a pool's worker).
+  auto start = [&](const spawn_context& child) -> caf::actor {
     auto& t = *s->t;
     if (x.part.empty()) {
       std::function<void(const std::string&)> on_end;
@@ -91,23 +91,19 @@ agent_result start_here(caf::actor_system& sys,
         on_end = [observer = x.observer](const std::string& name) {
           caf::anon_send(observer, stream_end_atom::value, name);
         };
-      auto spec = build_child(t, x.name, std::move(on_end), s->member.lock());
-      handle = spec.start(ctx);
-    } else {
-      auto a = t.find_actor(x.name);
-      auto part = a ? a->parts.find(x.part) : decltype(a->parts.end()){};
-      if (!a || part == a->parts.end())
-        throw std::invalid_argument("no part '" + x.part + "' of actor '"
-                                    + x.name + "' in " + t.file);
-      handle = part->second(ctx);
+      return build_child(t, x.name, std::move(on_end), s->member.lock())
+        .start(child);
     }
-    if (!handle)
-      failure = "factory returned no actor";
-  } catch (const std::exception& e) {
-    failure = e.what();
-  } catch (...) {
-    failure = "factory threw an unknown exception";
-  }
+    auto a = t.find_actor(x.name);
+    auto part = a ? a->parts.find(x.part) : decltype(a->parts.end()){};
+    if (!a || part == a->parts.end())
+      throw std::invalid_argument("no part '" + x.part + "' of actor '"
+                                  + x.name + "' in " + t.file);
+    return part->second(child);
+  };
+  auto started = try_start(start, ctx);
+  auto& handle = started.handle;
+  auto& failure = started.failure;
   if (s->log) {
     // One write: the agent's thread shares the log with the others.
     std::string line = "troupe: node " + s->node_name + ": started "

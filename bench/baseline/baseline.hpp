@@ -26,7 +26,6 @@
 
 namespace troupe::bench::baseline {
 
-using done_atom = caf::atom_constant<caf::atom("benchdone")>;
 using ack_atom = caf::atom_constant<caf::atom("bl_ack")>;
 using end_atom = caf::atom_constant<caf::atom("bl_end")>;
 using stop_atom = caf::atom_constant<caf::atom("bl_stop")>;

@@ -144,10 +144,7 @@ result run(plain_system& sys, const std::string& name, uint64_t n,
   };
   self->receive(
     [&](done_atom, uint64_t count, uint64_t sum, int64_t end) {
-      r.items = count;
-      r.checksum = sum;
-      r.lost = count_lost(n, count);
-      r.seconds = static_cast<double>(end - *first) / 1e9;
+      record_done(r, n, count, sum, *first, end);
     },
     caf::after(bench_patience) >> [&] {
       stop_workers();

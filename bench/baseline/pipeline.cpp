@@ -84,10 +84,7 @@ void pipeline_items(const options& opts, std::vector<result>& out) {
   auto r = caf_result("pipeline");
   self->receive(
     [&](done_atom, uint64_t count, uint64_t sum, int64_t end) {
-      r.items = count;
-      r.checksum = sum;
-      r.lost = count_lost(n, count);
-      r.seconds = static_cast<double>(end - *first) / 1e9;
+      record_done(r, n, count, sum, *first, end);
     },
     caf::after(bench_patience) >> [&] {
       give_up({front[0], front[1], front[2], front[3], sink},

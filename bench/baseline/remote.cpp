@@ -142,10 +142,7 @@ void remote_items(const options& opts, std::vector<result>& out) {
     self->receive_while([&] { return !answered; })(
       [&](done_atom, uint64_t count, uint64_t sum, int64_t end) {
         answered = true;
-        r.items = count;
-        r.checksum = sum;
-        r.lost = count_lost(n, count);
-        r.seconds = static_cast<double>(end - *first) / 1e9;
+        record_done(r, n, count, sum, *first, end);
       },
       [&](caf::error& e) { fail("sink answered: " + sys.render(e)); },
       [&](caf::down_msg& x) { fail("sink went down: " + sys.render(x.reason)); },
