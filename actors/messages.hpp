@@ -5,6 +5,8 @@
 // cross a network boundary unchanged. Messages hold values and actor handles
 // only, never pointers or references.
 
+#include "troupe/actors/item.hpp"
+
 #include <caf/actor.hpp>
 #include <caf/atom.hpp>
 #include <caf/error.hpp>
@@ -41,10 +43,6 @@ using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
 
 /// Ends a subscription; an observer that stops is removed by itself.
 using unsubscribe_atom = caf::atom_constant<caf::atom("unsubscr")>;
-
-/// A value on a stream. Type-erased so that stages of different kinds (and on
-/// different nodes) connect without sharing templates; any registered type fits.
-using item = caf::message;
 
 /// Several items handed on as one value, e.g. the batcher's output.
 struct batch {

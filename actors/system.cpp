@@ -29,6 +29,7 @@ size_t cores() {
 } // namespace
 
 void register_message_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<item>("troupe::item");
   cfg.add_message_type<batch>("troupe::batch");
   cfg.add_message_type<link_open>("troupe::link_open");
   cfg.add_message_type<link_items>("troupe::link_items");

@@ -184,7 +184,7 @@ produce_function count_to(uint64_t n, std::shared_ptr<int64_t> first_ns) {
     if (*next == 0 && n > 0)
       *first_ns = now_ns();
     for (size_t k = 0; k < max && *next < n; ++k)
-      out.push(caf::make_message((*next)++));
+      out.push(make_item((*next)++));
     return *next < n;
   };
 }

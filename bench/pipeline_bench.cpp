@@ -52,19 +52,19 @@ std::vector<pipeline_step> pipeline_front(uint64_t n, std::shared_ptr<int64_t> f
                     auto now = gauge->now.fetch_add(1, std::memory_order_relaxed) + 1;
                     if (now > gauge->peak)
                       gauge->peak = now;
-                    e.push(caf::make_message((*next)++));
+                    e.push(make_item((*next)++));
                   }
                   return *next < n;
                 }),
     function_step("validate", [](item& x, emitter& e) { e.push(std::move(x)); }),
     function_step("transform",
                   [](item& x, emitter& e) {
-                    e.push(caf::make_message(x.get_as<uint64_t>(0) * 3 + 1));
+                    e.push(make_item(x.get_as<uint64_t>(0) * 3 + 1));
                   }),
     function_step("enrich",
                   [](item& x, emitter& e) {
                     auto v = x.get_as<uint64_t>(0);
-                    e.push(caf::make_message(v ^ (v >> 7)));
+                    e.push(make_item(v ^ (v >> 7)));
                   }),
   };
 }

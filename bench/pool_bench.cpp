@@ -22,7 +22,7 @@ caf::behavior job_worker(caf::event_based_actor*, bool skewed) {
 caf::behavior batch_worker(caf::event_based_actor*, bool skewed) {
   return {[skewed](batch& jobs) {
     for (auto& job : jobs.items)
-      job = caf::make_message(pool_job(job.get_as<uint64_t>(0), skewed));
+      job = make_item(pool_job(job.get_as<uint64_t>(0), skewed));
     return std::move(jobs);
   }};
 }

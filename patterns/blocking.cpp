@@ -66,7 +66,7 @@ caf::actor spawn_blocking_executor(spawn_context ctx, blocking_config cfg) {
   pool.queue_capacity = cfg.queue_capacity + cfg.max_threads;
   // Never twice: a blocking call may not be safe to repeat.
   pool.max_attempts = 1;
-  pool.on_abandon = [](const caf::message& msg) {
+  pool.on_abandon = [](const item& msg) {
     if (msg.match_elements<blocking_job>())
       if (auto& flag = msg.get_as<blocking_job>(0).abandoned)
         flag->store(true);

@@ -154,7 +154,7 @@ public:
       return;
     }
     pending_.push_back(slot{});
-    call(std::move(x), next_slot_++, caf::response_promise{});
+    call(std::move(x).to_message(), next_slot_++, caf::response_promise{});
   }
 
   bool ready() override {

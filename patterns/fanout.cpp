@@ -299,7 +299,7 @@ private:
     peak_in_flight_ = std::max<uint64_t>(peak_in_flight_, live_);
     // No CAF timeout: with it, the late answer of a fixed processor would
     // never be seen, and its slot could not be held until then.
-    ctl_->request(dest, std::move(w.input), tag);
+    ctl_->request(dest, std::move(w.input).to_message(), tag);
     if (cfg_.call_timeout > caf::timespan{0})
       ctl_->schedule(cfg_.call_timeout, tag);
   }
@@ -407,7 +407,7 @@ private:
     else if (reason)
       j.rp.deliver(reason);
     else
-      j.rp.deliver(std::move(j.results.front()));
+      j.rp.deliver(std::move(j.results.front()).to_message());
     forget_requester(j.requester);
     jobs_.erase(i);
   }

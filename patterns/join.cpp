@@ -235,7 +235,7 @@ private:
   std::vector<join_branch> branches_;
   caf::actor owner_;
   caf::event_based_actor* self_ = nullptr;
-  std::vector<caf::message> results_;
+  std::vector<item> results_;
   std::vector<bool> settled_;
   // Branches known to do no more work for the join: they answered, or
   // (owned ones) stopped. A branch failed by the timeout is still busy.
@@ -300,25 +300,25 @@ void join_all(caf::event_based_actor* self, std::vector<join_branch> branches,
     [done](caf::message& x) {
       join_results results;
       if (x.match_elements<batch>())
-        for (auto& item : x.get_mutable_as<batch>(0).items) {
-          if (item.match_elements<caf::error>())
-            results.emplace_back(item.get_as<caf::error>(0));
+        for (auto& answer : x.get_mutable_as<batch>(0).items) {
+          if (answer.match_elements<caf::error>())
+            results.emplace_back(answer.get_as<caf::error>(0));
           else
-            results.emplace_back(std::move(item));
+            results.emplace_back(std::move(answer));
         }
       done(results);
     },
     [done, n](caf::error& e) {
       // The join actor stopped before it was done (cancelled, or the system
       // shuts down): every branch gets that error.
-      join_results results(n, caf::expected<caf::message>{e});
+      join_results results(n, caf::expected<item>{e});
       done(results);
     });
 }
 
 void try_join(caf::event_based_actor* self, std::vector<join_branch> branches,
               caf::timespan timeout,
-              std::function<void(std::vector<caf::message>&)> on_values,
+              std::function<void(std::vector<item>&)> on_values,
               std::function<void(caf::error&)> on_error) {
   if (!on_values)
     throw config_error("try_join", "on_values is empty");

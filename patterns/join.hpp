@@ -49,6 +49,7 @@
 //   cancelled   owned branches killed unanswered when the join ended
 //   abandoned   shared branches unanswered when the join ended
 
+#include "troupe/actors/item.hpp"
 #include "troupe/actors/spawn_context.hpp"
 
 #include <caf/actor.hpp>
@@ -98,7 +99,7 @@ caf::actor spawn_join(spawn_context ctx, join_config cfg,
                       std::vector<join_branch> branches);
 
 /// Each branch's answer or error, in branch order.
-using join_results = std::vector<caf::expected<caf::message>>;
+using join_results = std::vector<caf::expected<item>>;
 
 /// All-of from inside an event-based actor: `done` gets every result. A zero
 /// `timeout` waits as long as the branches take.
@@ -109,7 +110,7 @@ void join_all(caf::event_based_actor* self, std::vector<join_branch> branches,
 /// in branch order, or `on_error` the first error (the others cancelled).
 void try_join(caf::event_based_actor* self, std::vector<join_branch> branches,
               caf::timespan timeout,
-              std::function<void(std::vector<caf::message>&)> on_values,
+              std::function<void(std::vector<item>&)> on_values,
               std::function<void(caf::error&)> on_error);
 
 } // namespace troupe

@@ -248,7 +248,7 @@ private:
         pass(w.msg);
         if (w.is_request) {
           ++forwarded_;
-          w.promise.delegate(service_, std::move(w.msg));
+          w.promise.delegate(service_, std::move(w.msg).to_message());
         } else {
           --held_items_;
           out.push(std::move(w.msg));

@@ -312,7 +312,7 @@ private:
   };
 
   struct job {
-    caf::message msg;
+    item msg;
     // Pending for a request; not for a stream item or an asynchronous
     // message (whose result has nowhere to go).
     caf::response_promise promise;
@@ -553,7 +553,7 @@ private:
     }
   }
 
-  void accept(caf::message msg, caf::response_promise rp, bool from_stream,
+  void accept(item msg, caf::response_promise rp, bool from_stream,
               bool dispatch_now) {
     uint32_t index;
     if (!free_jobs_.empty()) {
@@ -664,7 +664,7 @@ private:
     // No request timeout: the pool's own timer answers the caller at the
     // deadline, and the worker's late answer still arrives here, to free
     // its place.
-    ctl_->request(s.worker, jobs_[index].msg, tag);
+    ctl_->request(s.worker, jobs_[index].msg.to_message(), tag);
   }
 
   // Gives the job's next attempt to `s` (and starts its timer); returns the
@@ -769,7 +769,8 @@ private:
   }
 
   void on_answer(uint64_t tag, caf::message& answer) {
-    complete(tag, answer);
+    item result{std::move(answer)};
+    complete(tag, result);
     after_change();
   }
 
@@ -824,7 +825,7 @@ private:
 
   // The worker's answer to an attempt: the job's result, unless the attempt
   // is stale. In a batch, a result holding just an error is the job's error.
-  void complete(uint64_t tag, caf::message& answer) {
+  void complete(uint64_t tag, item& answer) {
     if (settle_overdue(tag))
       return;
     auto j = current(tag);
@@ -844,7 +845,7 @@ private:
       if (!answer.empty())
         ctl_->push(std::move(answer));
     } else {
-      promise.deliver(std::move(answer));
+      promise.deliver(std::move(answer).to_message());
     }
   }
 
@@ -898,7 +899,7 @@ private:
   void take(uint32_t index) {
     auto& j = jobs_[index];
     release(j);
-    j.msg = caf::message{};
+    j.msg = item{};
     j.promise = caf::response_promise{};
     j.live = false;
     --held_;

@@ -152,7 +152,7 @@ struct pool_config {
   /// without its worker's answer while a worker may hold it (it timed out,
   /// or the pool stopped), so that a worker that has not started the job
   /// yet can tell and skip it; the blocking executor sets a flag in its job.
-  std::function<void(const caf::message&)> on_abandon;
+  std::function<void(const item&)> on_abandon;
   /// Worker restarts allowed within a period; one more and the pool fails
   /// with errc::restart_intensity_exceeded, for its supervisor to handle.
   /// Node losses and parked starts do not count.

@@ -162,7 +162,7 @@ public:
 
   // Stream items are calls whose answers go downstream in item order.
   void on_item(item& x, emitter&) override {
-    auto& c = open(std::move(x));
+    auto& c = open(std::move(x).to_message());
     c.stream = true;
     c.slot = next_slot_++;
     pending_.push_back(slot{});

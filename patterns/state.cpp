@@ -156,7 +156,7 @@ bool same_value(caf::actor_system& sys, const state_value& a,
   auto bytes = [&sys](const item& x) {
     std::vector<char> buf;
     caf::binary_serializer sink{sys, buf};
-    if (auto err = x.save(sink))
+    if (auto err = x.to_message().save(sink))
       throw std::runtime_error("cannot compare values: " + sys.render(err));
     return buf;
   };

@@ -70,7 +70,7 @@ void try_joiner(caf::event_based_actor* self, caf::actor test,
                 std::vector<join_branch> branches, caf::timespan timeout) {
   try_join(
     self, std::move(branches), timeout,
-    [test](std::vector<caf::message>& xs) { caf::anon_send(test, batch{xs}); },
+    [test](std::vector<item>& xs) { caf::anon_send(test, batch{xs}); },
     [test](caf::error& e) { caf::anon_send(test, e); });
 }
 

@@ -58,7 +58,7 @@ protected:
   void call(item x, completion done) override {
     std::vector<join_branch> branches;
     for (auto& s : services_)
-      branches.push_back(join_branch{s, x, false});
+      branches.push_back(join_branch{s, x.to_message(), false});
     auto self = control().self();
     if (mode_ == join_mode::all) {
       join_all(self, std::move(branches), timeout_, [done](join_results& results) {
@@ -70,7 +70,7 @@ protected:
     } else {
       try_join(
         self, std::move(branches), timeout_,
-        [done](std::vector<caf::message>& values) {
+        [done](std::vector<item>& values) {
           done(caf::make_message(batch{std::move(values)}));
         },
         [done](caf::error& e) { done(std::move(e)); });
@@ -106,7 +106,7 @@ protected:
           throw std::runtime_error("state_count: the key holds something else than a count");
         n = current.value.get_as<uint64_t>(0);
       }
-      return present(caf::make_message(n + 1));
+      return present(make_item(n + 1));
     };
     request_any(
       control().self(), state_, caf::duration{timeout_},
@@ -142,7 +142,7 @@ protected:
     run_blocking(
       control().self(), executor_, [x, rounds] { return hash_item(x, rounds); },
       [done, x, emit_hash](uint64_t& h) {
-        done(emit_hash ? caf::make_message(h) : x);
+        done(emit_hash ? make_item(h) : x);
       },
       [done](caf::error& e) { done(std::move(e)); }, timeout_);
   }

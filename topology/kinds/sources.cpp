@@ -49,7 +49,7 @@ public:
     if (rate_ > 0)
       n = std::min(n, due());
     for (uint64_t i = 0; i < n; ++i)
-      out.push(caf::make_message(start_ + emitted_++));
+      out.push(make_item(start_ + emitted_++));
     if (count_ != 0 && emitted_ >= count_)
       return false;
     if (rate_ > 0 && n == 0 && !timer_armed_) {

@@ -31,7 +31,7 @@ std::string item_text(const item& x) {
     return std::to_string(x.get_as<int32_t>(0));
   if (x.match_elements<uint32_t>())
     return std::to_string(x.get_as<uint32_t>(0));
-  return caf::to_string(x);
+  return to_string(x);
 }
 
 namespace {
@@ -62,7 +62,7 @@ uint64_t hash_once(uint64_t h, const item& x) {
       h = hash_once(h, y);
     return h;
   }
-  auto text = caf::to_string(x);
+  auto text = to_string(x);
   return fnv(h, text.data(), text.size());
 }
 
@@ -109,7 +109,7 @@ void ordered_calls::on_start(stage_control& ctl) {
 void ordered_calls::on_item(item& x, emitter&) {
   auto id = first_id_ + slots_.size();
   slots_.emplace_back();
-  call(std::move(x), [this, id](caf::expected<caf::message> outcome) {
+  call(std::move(x), [this, id](caf::expected<item> outcome) {
     complete(id, std::move(outcome));
   });
 }
@@ -129,7 +129,7 @@ void ordered_calls::describe(actor_report& r) const {
   r.stats["held"] = static_cast<int64_t>(slots_.size());
 }
 
-void ordered_calls::complete(uint64_t id, caf::expected<caf::message> outcome) {
+void ordered_calls::complete(uint64_t id, caf::expected<item> outcome) {
   if (id < first_id_ || id - first_id_ >= slots_.size())
     return;
   auto& s = slots_[id - first_id_];

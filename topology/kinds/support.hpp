@@ -85,7 +85,7 @@ public:
 
 protected:
   /// Called with each outcome: a value to emit, or an error.
-  using completion = std::function<void(caf::expected<caf::message>)>;
+  using completion = std::function<void(caf::expected<item>)>;
 
   /// Starts the call for `x`; `done` must be called exactly once, from a
   /// callback of the stage's actor.
@@ -98,10 +98,10 @@ protected:
 private:
   struct slot {
     bool done = false;
-    caf::expected<caf::message> outcome{caf::message{}};
+    caf::expected<item> outcome{item{}};
   };
 
-  void complete(uint64_t id, caf::expected<caf::message> outcome);
+  void complete(uint64_t id, caf::expected<item> outcome);
 
   size_t max_in_flight_;
   stage_control* ctl_ = nullptr;

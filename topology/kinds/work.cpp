@@ -28,7 +28,7 @@ public:
     auto h = hash_item(x, rounds_);
     digest_ ^= h;
     if (emit_hash_)
-      out.push(caf::make_message(h));
+      out.push(make_item(h));
     else
       out.push(std::move(x));
   }
