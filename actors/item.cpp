@@ -2,9 +2,11 @@
 
 namespace troupe {
 
-item::item(caf::message x) noexcept : msg_(std::move(x)) {
-  if (msg_.size() == 1 && msg_.match_element<item>(0))
-    *this = item{msg_.get_as<item>(0)};
+item::item(caf::message x) noexcept {
+  if (x.size() == 1 && x.match_element<item>(0))
+    init_from(x.get_as<item>(0));
+  else
+    new (&msg_) caf::message(std::move(x));
 }
 
 std::string to_string(const item& x) {

@@ -57,33 +57,45 @@ constexpr bool fits_inline = std::is_trivially_copyable<T>::value
 class item {
 public:
   /// An empty item (size 0), like an empty caf::message.
-  item() noexcept = default;
+  item() noexcept {
+    new (&msg_) caf::message();
+  }
 
   /// An item holding the elements of `x`; implicit, so that
   /// caf::make_message(...) is an item. A message holding just an item (an
   /// actor's handler that returned one) is that item, not an item in an item.
   item(caf::message x) noexcept;
 
-  item(const item& other) noexcept : type_(other.type_), msg_(other.msg_) {
-    std::memcpy(value_, other.value_, sizeof(value_));
+  item(const item& other) noexcept {
+    init_from(other);
   }
 
-  item(item&& other) noexcept : type_(other.type_), msg_(std::move(other.msg_)) {
-    std::memcpy(value_, other.value_, sizeof(value_));
+  item(item&& other) noexcept : type_(other.type_) {
+    if (type_ != nullptr)
+      std::memcpy(value_, other.value_, sizeof(value_));
+    else
+      new (&msg_) caf::message(std::move(other.msg_));
   }
 
   item& operator=(const item& other) noexcept {
-    type_ = other.type_;
-    std::memcpy(value_, other.value_, sizeof(value_));
-    msg_ = other.msg_;
+    if (this != &other) {
+      this->~item();
+      new (this) item(other);
+    }
     return *this;
   }
 
   item& operator=(item&& other) noexcept {
-    type_ = other.type_;
-    std::memcpy(value_, other.value_, sizeof(value_));
-    msg_ = std::move(other.msg_);
+    if (this != &other) {
+      this->~item();
+      new (this) item(std::move(other));
+    }
     return *this;
+  }
+
+  ~item() {
+    if (type_ == nullptr)
+      msg_.~message();
   }
 
   /// An item holding `x` inline.
@@ -91,6 +103,7 @@ public:
   static item of(const T& x) noexcept {
     static_assert(fits_inline<T>, "this type is not held inline: use make_item");
     item result;
+    result.msg_.~message();
     result.type_ = &detail::inline_type_of<T>::value;
     new (result.value_) T(x);
     return result;
@@ -153,6 +166,15 @@ public:
   }
 
 private:
+  // Constructs this (no value alive yet) as a copy of `other`.
+  void init_from(const item& other) noexcept {
+    type_ = other.type_;
+    if (type_ != nullptr)
+      std::memcpy(value_, other.value_, sizeof(value_));
+    else
+      new (&msg_) caf::message(other.msg_);
+  }
+
   template <class T>
   bool holds() const noexcept {
     constexpr auto* own = &detail::inline_type_of<std::decay_t<T>>::value;
@@ -160,9 +182,14 @@ private:
     return type_ == own || *type_->type == typeid(T);
   }
 
+  // Null: the elements are in msg_. Otherwise value_ holds one value of
+  // this type, and no caf::message exists, so that an inline item never
+  // calls into CAF (a message's destructor is out of line).
   const detail::inline_type* type_ = nullptr;
-  alignas(uint64_t) unsigned char value_[detail::inline_capacity] = {};
-  caf::message msg_;
+  union {
+    caf::message msg_;
+    alignas(uint64_t) unsigned char value_[detail::inline_capacity];
+  };
 };
 
 /// An item holding `x`: inline if it fits (fits_inline), otherwise in a

@@ -11,8 +11,8 @@ using namespace troupe;
 
 namespace {
 
-item make_item(uint64_t x) {
-  return caf::make_message(x);
+item numbered(uint64_t x) {
+  return make_item(x);
 }
 
 uint64_t value_of(const item& x) {
@@ -29,7 +29,7 @@ BOOST_AUTO_TEST_SUITE(stream_link)
 
 BOOST_AUTO_TEST_CASE(outbound_sends_nothing_before_credit) {
   outbound_link out{caf::actor{}, 7};
-  out.push(make_item(1));
+  out.push(numbered(1));
   link_items chunk;
   BOOST_CHECK(!out.take_sendable(chunk));
   BOOST_CHECK_EQUAL(out.buffered(), 1u);
@@ -38,7 +38,7 @@ BOOST_AUTO_TEST_CASE(outbound_sends_nothing_before_credit) {
 BOOST_AUTO_TEST_CASE(outbound_never_exceeds_window) {
   outbound_link out{caf::actor{}, 7};
   for (uint64_t i = 0; i < 10; ++i)
-    out.push(make_item(i));
+    out.push(numbered(i));
   out.on_demand(demand{7, 1, 0, 4});
   link_items chunk;
   BOOST_REQUIRE(out.take_sendable(chunk));
@@ -59,7 +59,7 @@ BOOST_AUTO_TEST_CASE(outbound_never_exceeds_window) {
 BOOST_AUTO_TEST_CASE(outbound_resends_unacknowledged_to_a_new_epoch) {
   outbound_link out{caf::actor{}, 7};
   for (uint64_t i = 0; i < 6; ++i)
-    out.push(make_item(i));
+    out.push(numbered(i));
   out.on_demand(demand{7, 1, 0, 8});
   link_items chunk;
   BOOST_REQUIRE(out.take_sendable(chunk));
@@ -77,7 +77,7 @@ BOOST_AUTO_TEST_CASE(outbound_resends_unacknowledged_to_a_new_epoch) {
 
 BOOST_AUTO_TEST_CASE(outbound_ends_only_when_everything_is_acknowledged) {
   outbound_link out{caf::actor{}, 7};
-  out.push(make_item(1));
+  out.push(numbered(1));
   out.close();
   BOOST_CHECK(!out.end_due());
   out.on_demand(demand{7, 1, 0, 8});
@@ -97,7 +97,7 @@ BOOST_AUTO_TEST_CASE(outbound_ends_only_when_everything_is_acknowledged) {
 BOOST_AUTO_TEST_CASE(outbound_ignores_demand_from_a_replaced_incarnation) {
   outbound_link out{caf::actor{}, 7};
   for (uint64_t i = 0; i < 4; ++i)
-    out.push(make_item(i));
+    out.push(numbered(i));
   out.on_demand(demand{7, 1, 0, 8});
   BOOST_CHECK(out.on_demand(demand{7, 2, 0, 8}));
   // A late demand of incarnation 1 must not switch the link back to it.
@@ -126,7 +126,7 @@ BOOST_AUTO_TEST_CASE(inbound_acknowledges_what_was_consumed) {
   BOOST_CHECK_EQUAL(first.epoch, 5u);
   BOOST_CHECK_EQUAL(first.window, 8u);
   BOOST_CHECK_EQUAL(first.acked, 0u);
-  in.receive(link_items{9, 5, 0, {make_item(10), make_item(11)}});
+  in.receive(link_items{9, 5, 0, {numbered(10), numbered(11)}});
   BOOST_CHECK_EQUAL(in.queued(), 2u);
   BOOST_CHECK_EQUAL(value_of(in.take()), 10u);
   std::vector<demand> sent;
@@ -142,10 +142,10 @@ BOOST_AUTO_TEST_CASE(inbound_drops_stale_epochs_and_duplicates) {
   inbound_links in{5, 8};
   caf::actor up;
   in.open(open_from(up, 9));
-  in.receive(link_items{9, 4, 0, {make_item(1)}}); // sent to an old epoch
+  in.receive(link_items{9, 4, 0, {numbered(1)}}); // sent to an old epoch
   BOOST_CHECK_EQUAL(in.queued(), 0u);
-  in.receive(link_items{9, 5, 3, {make_item(3), make_item(4)}});
-  in.receive(link_items{9, 5, 4, {make_item(4), make_item(5)}}); // overlaps
+  in.receive(link_items{9, 5, 3, {numbered(3), numbered(4)}});
+  in.receive(link_items{9, 5, 4, {numbered(4), numbered(5)}}); // overlaps
   BOOST_CHECK_EQUAL(in.queued(), 3u);
   BOOST_CHECK_EQUAL(value_of(in.take()), 3u);
   BOOST_CHECK_EQUAL(value_of(in.take()), 4u);
@@ -159,7 +159,7 @@ BOOST_AUTO_TEST_CASE(inbound_ends_when_every_upstream_ended) {
   auto sys_free_a = caf::actor{};
   in.open(open_from(sys_free_a, 1));
   BOOST_CHECK(!in.all_ended());
-  in.receive(link_items{1, 5, 0, {make_item(1)}});
+  in.receive(link_items{1, 5, 0, {numbered(1)}});
   in.end(end_of_stream{1, caf::error{}});
   BOOST_CHECK(!in.all_ended()); // an item is still queued
   in.take();
