@@ -77,19 +77,19 @@ public:
       new (&msg_) caf::message(std::move(other.msg_));
   }
 
+  // Through a temporary: `other` may live inside this item's message
+  // (x = x.get_as<item>(0)), which destroying this first would free.
   item& operator=(const item& other) noexcept {
-    if (this != &other) {
-      this->~item();
-      new (this) item(other);
-    }
+    item copy{other};
+    this->~item();
+    new (this) item(std::move(copy));
     return *this;
   }
 
   item& operator=(item&& other) noexcept {
-    if (this != &other) {
-      this->~item();
-      new (this) item(std::move(other));
-    }
+    item moved{std::move(other)};
+    this->~item();
+    new (this) item(std::move(moved));
     return *this;
   }
 

@@ -100,6 +100,17 @@ BOOST_AUTO_TEST_CASE(copies_do_not_share_changes) {
   BOOST_CHECK_EQUAL(d.get_as<uint64_t>(0), 2u);
 }
 
+BOOST_AUTO_TEST_CASE(an_item_can_take_a_value_from_inside_itself) {
+  item outer = caf::make_message(make_item(std::string{"inner"}), 1);
+  outer = outer.get_as<item>(0);
+  BOOST_REQUIRE(outer.match_elements<std::string>());
+  BOOST_CHECK_EQUAL(outer.get_as<std::string>(0), "inner");
+  item moved = caf::make_message(make_item(uint64_t{4}), 2);
+  moved = std::move(moved.get_mutable_as<item>(0));
+  BOOST_REQUIRE(moved.match_elements<uint64_t>());
+  BOOST_CHECK_EQUAL(moved.get_as<uint64_t>(0), 4u);
+}
+
 BOOST_AUTO_TEST_CASE(items_survive_serialization_in_either_form) {
   link_items sent{1, 2, 3,
                   {make_item(uint64_t{42}), make_item(std::string{"s"}),
