@@ -801,16 +801,20 @@ private:
   actor_report subtree_report(stop_reason how) const {
     actor_report r = report_head(how);
     r.children.reserve(children_.size());
-    for (auto& c : children_)
-      r.children.push_back(child_report(c, c.totals));
+    for (auto& c : children_) {
+      r.children.push_back(c.totals);
+      complete_child_report(c, r.children.back());
+    }
     return r;
   }
 
   actor_report take_subtree_report(stop_reason how) {
     actor_report r = report_head(how);
     r.children.reserve(children_.size());
-    for (auto& c : children_)
-      r.children.push_back(child_report(c, std::move(c.totals)));
+    for (auto& c : children_) {
+      r.children.push_back(std::move(c.totals));
+      complete_child_report(c, r.children.back());
+    }
     return r;
   }
 
@@ -823,7 +827,9 @@ private:
     return r;
   }
 
-  static actor_report child_report(const child& c, actor_report t) {
+  // In place, in the report's list: ten thousand children's reports are
+  // moved once each, not three times.
+  static void complete_child_report(const child& c, actor_report& t) {
     t.lost += c.relay_lost;
     t.name = c.spec.name;
     t.restarts = c.restarts;
@@ -831,7 +837,6 @@ private:
       t.kind = "actor";
     if (c.current)
       t.stopped = stop_reason::running;
-    return t;
   }
 
   caf::result<actor_report> status() {
