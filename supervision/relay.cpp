@@ -6,7 +6,6 @@
 #include <caf/actor_cast.hpp>
 #include <caf/actor_config.hpp>
 #include <caf/actor_system.hpp>
-#include <caf/default_attachable.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/mailbox_element.hpp>
 #include <caf/make_actor.hpp>
@@ -77,6 +76,37 @@ public:
     finish(unanswered, ended, ctx);
   }
 
+  // See close_relay; returns the lost count.
+  uint64_t close_now(bool notify_downstream, caf::execution_unit* ctx) {
+    std::vector<caf::mailbox_element_ptr> unanswered;
+    std::vector<std::pair<caf::actor, uint64_t>> ended;
+    uint64_t lost = 0;
+    {
+      std::unique_lock<std::mutex> guard{mtx_state_};
+      // A relay that exited (an exit sent to the address) bounces what
+      // comes; what it held goes with it.
+      if (!stopped_.load())
+        close(notify_downstream, unanswered, ended);
+      lost = lost_;
+    }
+    finish(unanswered, ended, ctx);
+    return lost;
+  }
+
+  // See stop_relay.
+  void stop_now(caf::execution_unit* ctx) {
+    if (stopped_.load())
+      return;
+    close_now(false, ctx);
+    cleanup(caf::exit_reason::normal, ctx);
+  }
+
+  // The target is gone; hold messages from now on.
+  void detach_target(const caf::actor_addr& gone) {
+    std::unique_lock<std::mutex> guard{mtx_state_};
+    detach_locked(gone);
+  }
+
 protected:
   // Called by CAF's cleanup, whatever ended the relay (relay_stop_atom, an
   // exit message): what comes after is bounced as by a stopped actor.
@@ -104,9 +134,7 @@ private:
       return token == caf::make_type_token<caf::atom_value, caf::actor>();
     if (atom == relay_detach_atom::value)
       return token == caf::make_type_token<caf::atom_value, caf::actor_addr>();
-    if (atom == relay_close_atom::value)
-      return token == caf::make_type_token<caf::atom_value, bool, uint64_t>();
-    if (atom == relay_stop_atom::value || atom == relay_lost_atom::value)
+    if (atom == relay_lost_atom::value)
       return token == caf::make_type_token<caf::atom_value>();
     return false;
   }
@@ -124,37 +152,20 @@ private:
         return true;
       attach_target(target, ctx);
       guard.unlock();
-      // Outside the lock: a target that is gone already tells the relay at
-      // once, from inside attach.
-      target->attach(caf::default_attachable::make_monitor(target.address(), address()));
+      // Outside the lock: a target that is gone already runs the functor at
+      // once, from inside attach. A functor rather than a monitor: the
+      // target's exit detaches it on the exiting thread without making a
+      // down message for the relay to decode.
+      target->attach_functor(
+        [relay = caf::weak_actor_ptr{ctrl()}, gone = target.address()] {
+          if (auto strong = relay.lock())
+            static_cast<relay_actor*>(caf::actor_cast<caf::abstract_actor*>(strong))
+              ->detach_target(gone);
+        });
       return true;
     }
     if (content.match_elements<relay_detach_atom, caf::actor_addr>()) {
       detach_locked(content.get_as<caf::actor_addr>(1));
-      return true;
-    }
-    if (content.match_elements<relay_close_atom, bool, uint64_t>()) {
-      std::vector<caf::mailbox_element_ptr> unanswered;
-      std::vector<std::pair<caf::actor, uint64_t>> ended;
-      close(content.get_as<bool>(1), unanswered, ended);
-      auto lost = lost_;
-      guard.unlock();
-      finish(unanswered, ended, ctx);
-      auto token = content.get_as<uint64_t>(2);
-      if (x.sender && token != relay_no_answer)
-        x.sender->enqueue(caf::make_mailbox_element(caf::strong_actor_ptr{ctrl()},
-                                                    caf::make_message_id(), {},
-                                                    relay_closed_atom::value, token, lost),
-                          ctx);
-      return true;
-    }
-    if (content.match_elements<relay_stop_atom>()) {
-      std::vector<caf::mailbox_element_ptr> unanswered;
-      std::vector<std::pair<caf::actor, uint64_t>> ended;
-      close(false, unanswered, ended);
-      guard.unlock();
-      finish(unanswered, ended, ctx);
-      cleanup(caf::exit_reason::normal, ctx);
       return true;
     }
     if (content.match_elements<relay_lost_atom>()) {
@@ -278,11 +289,6 @@ private:
     held_.clear();
   }
 
-  void detach_target(const caf::actor_addr& gone) {
-    std::unique_lock<std::mutex> guard{mtx_state_};
-    detach_locked(gone);
-  }
-
   void detach_locked(const caf::actor_addr& gone) {
     if (target_ && gone == target_.address())
       target_ = nullptr;
@@ -329,6 +335,17 @@ caf::actor spawn_relay(caf::actor_system& sys, std::string child_name,
   return caf::make_actor<relay_actor, caf::actor>(sys.next_actor_id(), sys.node(), &sys,
                                                   cfg, std::move(child_name), buffer_size,
                                                   std::move(supervisor));
+}
+
+uint64_t close_relay(const caf::actor& relay, bool notify_downstream,
+                     caf::execution_unit* ctx) {
+  auto ptr = static_cast<relay_actor*>(caf::actor_cast<caf::abstract_actor*>(relay));
+  return ptr->close_now(notify_downstream, ctx);
+}
+
+void stop_relay(const caf::actor& relay, caf::execution_unit* ctx) {
+  auto ptr = static_cast<relay_actor*>(caf::actor_cast<caf::abstract_actor*>(relay));
+  ptr->stop_now(ctx);
 }
 
 } // namespace troupe

@@ -18,10 +18,10 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/atom.hpp>
+#include <caf/fwd.hpp>
 
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <string>
 
 namespace troupe {
@@ -34,32 +34,28 @@ using relay_attach_atom = caf::atom_constant<caf::atom("trp_rattch")>;
 /// acts on whichever news comes first.
 using relay_detach_atom = caf::atom_constant<caf::atom("trp_rdetch")>;
 
-/// (relay_close_atom, bool notify_downstream, uint64_t token): the child
-/// will not come back. With notify_downstream (it failed), the stream links
-/// it fed get end_of_stream with errc::child_unavailable, so that its
-/// downstream stages end instead of waiting for it forever. The relay tells
-/// the sender (relay_closed_atom, token, uint64_t lost) in a plain message,
-/// not a response: a supervisor closes thousands of relays at once, and CAF
-/// 0.17 keeps an actor's pending responses in a flat map searched linearly,
-/// which made that quadratic. With the token relay_no_answer it says nothing.
-using relay_close_atom = caf::atom_constant<caf::atom("trp_rclose")>;
-
-/// The token of a close that wants no answer: one the supervisor sends while
-/// everything stops, whose count a later close brings anyway.
-constexpr uint64_t relay_no_answer = std::numeric_limits<uint64_t>::max();
-
-/// (relay_closed_atom, uint64_t token, uint64_t lost): a relay closed, with
-/// the messages its address could not deliver so far.
-using relay_closed_atom = caf::atom_constant<caf::atom("trp_rdone")>;
-
-/// (relay_stop_atom): close, then exit (the supervisor is going away).
-using relay_stop_atom = caf::atom_constant<caf::atom("trp_rstop")>;
-
 /// (relay_lost_atom) -> uint64_t lost so far.
 using relay_lost_atom = caf::atom_constant<caf::atom("trp_rlost")>;
 
 /// `supervisor` is the one whose drains it forwards (see give_up).
 caf::actor spawn_relay(caf::actor_system& sys, std::string child_name,
                        size_t buffer_size, caf::actor_addr supervisor);
+
+/// The child will not come back: `relay` (made by spawn_relay) stops holding
+/// messages and counts what reaches it from now on as lost. With
+/// notify_downstream (the child failed), the stream links it fed get
+/// end_of_stream with errc::child_unavailable, so that its downstream stages
+/// end instead of waiting for it forever. Returns the messages the address
+/// could not deliver so far (cumulative). A function call on the caller's
+/// thread, not a message: the relay does its work inside enqueue anyway, and
+/// a supervisor closes thousands of relays as everything stops, which as
+/// messages cost an allocation each way and a turn of the supervisor per
+/// answer. `ctx` is the caller's execution unit (for what the close sends).
+uint64_t close_relay(const caf::actor& relay, bool notify_downstream,
+                     caf::execution_unit* ctx);
+
+/// Closes `relay` (made by spawn_relay) and ends it: the supervisor is going
+/// away. Messages to the address bounce from then on.
+void stop_relay(const caf::actor& relay, caf::execution_unit* ctx);
 
 } // namespace troupe

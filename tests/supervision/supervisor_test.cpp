@@ -346,6 +346,47 @@ BOOST_AUTO_TEST_CASE(drain_from_another_sender_to_a_gone_child_is_counted_lost) 
   BOOST_CHECK_EQUAL(report.children[0].lost, 1u);
 }
 
+// An exit sent to a child's address ends the address, not the child: the
+// supervisor still stops the child and reports it, and closing an address
+// that is gone does not hold the report up.
+BOOST_AUTO_TEST_CASE(address_ended_by_an_exit_does_not_hold_up_the_report) {
+  supervisor_spec spec;
+  spec.children = {observed_child("w", self)};
+  auto sup = spawn_supervisor(sys, spec);
+  next_event();
+  auto w = address_of(sup, "w");
+  self->monitor(w);
+  self->send_exit(w, caf::exit_reason::kill);
+  self->receive([&](caf::down_msg& d) { BOOST_CHECK(d.source == w.address()); },
+                caf::after(patience) >> [] { BOOST_FAIL("the address did not end"); });
+  auto report = request_report(sup, caf::make_message(drain_atom::value));
+  BOOST_REQUIRE_EQUAL(report.children.size(), 1u);
+  BOOST_CHECK(report.children[0].stopped == stop_reason::drained);
+  BOOST_CHECK_EQUAL(report.children[0].lost, 0u);
+  BOOST_CHECK_EQUAL(next_event(), "-w");
+}
+
+// The addresses end with their supervisor: a request to one is refused at
+// once instead of being held for a child that will not come back.
+BOOST_AUTO_TEST_CASE(addresses_end_with_their_supervisor) {
+  supervisor_spec spec;
+  spec.children = {observed_child("w", self)};
+  auto sup = spawn_supervisor(sys, spec);
+  next_event();
+  auto w = address_of(sup, "w");
+  self->monitor(w);
+  request_report(sup, caf::make_message(drain_atom::value));
+  BOOST_CHECK_EQUAL(next_event(), "-w");
+  self->receive([&](caf::down_msg& d) { BOOST_CHECK(d.source == w.address()); },
+                caf::after(patience) >> [] {
+                  BOOST_FAIL("the address outlived its supervisor");
+                });
+  self->request(w, patience, whoami_atom::value)
+    .receive([&](const std::string&, uint32_t,
+                 uint64_t) { BOOST_ERROR("an ended address answered"); },
+             [&](caf::error& e) { BOOST_CHECK(e == caf::sec::request_receiver_down); });
+}
+
 BOOST_AUTO_TEST_CASE(throwing_factory_is_a_crash_the_supervisor_handles) {
   auto calls = std::make_shared<int>(0);
   child_spec flaky;
