@@ -9,6 +9,8 @@
 #include <troupe/actors/system.hpp>
 
 #include <caf/all.hpp>
+#include <caf/binary_deserializer.hpp>
+#include <caf/binary_serializer.hpp>
 
 #include <boost/test/unit_test.hpp>
 
@@ -131,5 +133,17 @@ struct system_fixture {
     return request_report(who, caf::make_message(status_atom::value));
   }
 };
+
+/// `msg` after serializing and deserializing it, as crossing a network does.
+inline caf::message round_trip(caf::actor_system& sys, const caf::message& msg) {
+  std::vector<char> buf;
+  caf::binary_serializer sink{sys, buf};
+  auto copy = msg;
+  BOOST_REQUIRE(!sink(copy));
+  caf::message result;
+  caf::binary_deserializer source{sys, buf};
+  BOOST_REQUIRE(!source(result));
+  return result;
+}
 
 } // namespace troupe::test

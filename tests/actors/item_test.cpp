@@ -4,9 +4,6 @@
 
 #include "fixture.hpp"
 
-#include <caf/binary_deserializer.hpp>
-#include <caf/binary_serializer.hpp>
-
 using namespace troupe;
 using namespace troupe::test;
 
@@ -115,13 +112,7 @@ BOOST_AUTO_TEST_CASE(items_survive_serialization_in_either_form) {
   link_items sent{1, 2, 3,
                   {make_item(uint64_t{42}), make_item(std::string{"s"}),
                    caf::make_message(int32_t{-1}, std::string{"pair"}), item{}}};
-  auto msg = caf::make_message(sent);
-  std::vector<char> buf;
-  caf::binary_serializer sink{sys, buf};
-  BOOST_REQUIRE(!sink(msg));
-  caf::message back;
-  caf::binary_deserializer source{sys, buf};
-  BOOST_REQUIRE(!source(back));
+  auto back = round_trip(sys, caf::make_message(sent));
   BOOST_REQUIRE(back.match_elements<link_items>());
   auto& got = back.get_as<link_items>(0).items;
   BOOST_REQUIRE_EQUAL(got.size(), 4u);
@@ -137,13 +128,7 @@ BOOST_AUTO_TEST_CASE(items_survive_serialization_in_either_form) {
 BOOST_AUTO_TEST_CASE(an_item_in_a_message_is_a_registered_type) {
   // (key, item) is how a state actor is told to set a value, also from
   // another node.
-  auto msg = caf::make_message(std::string{"k"}, make_item(uint64_t{3}));
-  std::vector<char> buf;
-  caf::binary_serializer sink{sys, buf};
-  BOOST_REQUIRE(!sink(msg));
-  caf::message back;
-  caf::binary_deserializer source{sys, buf};
-  BOOST_REQUIRE(!source(back));
+  auto back = round_trip(sys, caf::make_message(std::string{"k"}, make_item(uint64_t{3})));
   BOOST_REQUIRE((back.match_elements<std::string, item>()));
   BOOST_CHECK_EQUAL(back.get_as<item>(1).get_as<uint64_t>(0), 3u);
 }

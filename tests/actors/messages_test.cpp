@@ -11,21 +11,6 @@
 using namespace troupe;
 using namespace troupe::test;
 
-namespace {
-
-caf::message round_trip(caf::actor_system& sys, const caf::message& msg) {
-  std::vector<char> buf;
-  caf::binary_serializer sink{sys, buf};
-  auto copy = msg;
-  BOOST_REQUIRE(!sink(copy));
-  caf::message result;
-  caf::binary_deserializer source{sys, buf};
-  BOOST_REQUIRE(!source(result));
-  return result;
-}
-
-} // namespace
-
 BOOST_FIXTURE_TEST_SUITE(messages, system_fixture)
 
 BOOST_AUTO_TEST_CASE(stream_messages_survive_serialization) {
