@@ -45,14 +45,24 @@ struct inline_type_of {
 
 constexpr size_t inline_capacity = 16;
 
+/// The type a caf::message stores for a T (make_message squashes integer
+/// types, unboxes atom constants, ...): an inline item stores the same, so
+/// that it reads the same as its message, e.g. after crossing a network.
+template <class T>
+using stored_type_t = typename caf::unbox_message_element<
+  caf::detail::strip_and_convert_t<T>>::type;
+
+template <class T>
+constexpr bool fits_inline_v = std::is_trivially_copyable<T>::value
+                               && !std::is_pointer<T>::value
+                               && sizeof(T) <= inline_capacity
+                               && alignof(T) <= alignof(uint64_t);
+
 } // namespace detail
 
 /// Whether make_item holds a T inline (without allocating).
 template <class T>
-constexpr bool fits_inline = std::is_trivially_copyable<T>::value
-                             && !std::is_pointer<T>::value
-                             && sizeof(T) <= detail::inline_capacity
-                             && alignof(T) <= alignof(uint64_t);
+constexpr bool fits_inline = detail::fits_inline_v<detail::stored_type_t<std::decay_t<T>>>;
 
 class item {
 public:
@@ -102,10 +112,11 @@ public:
   template <class T>
   static item of(const T& x) noexcept {
     static_assert(fits_inline<T>, "this type is not held inline: use make_item");
+    using stored = detail::stored_type_t<T>;
     item result;
     result.msg_.~message();
-    result.type_ = &detail::inline_type_of<T>::value;
-    new (result.value_) T(x);
+    result.type_ = &detail::inline_type_of<stored>::value;
+    new (result.value_) stored(x);
     return result;
   }
 
@@ -177,9 +188,10 @@ private:
 
   template <class T>
   bool holds() const noexcept {
-    constexpr auto* own = &detail::inline_type_of<std::decay_t<T>>::value;
+    using stored = detail::stored_type_t<std::decay_t<T>>;
+    constexpr auto* own = &detail::inline_type_of<stored>::value;
     // Two shared objects may each have their own copy of the descriptor.
-    return type_ == own || *type_->type == typeid(T);
+    return type_ == own || *type_->type == typeid(stored);
   }
 
   // Null: the elements are in msg_. Otherwise value_ holds one value of
@@ -202,7 +214,7 @@ item make_item(T&& x) {
   else if constexpr (std::is_same<value_type, caf::message>::value)
     return item{std::forward<T>(x)};
   else if constexpr (fits_inline<value_type>)
-    return item::of<value_type>(x);
+    return item::of(x);
   else
     return item{caf::make_message(std::forward<T>(x))};
 }

@@ -3,8 +3,8 @@
 // Shared key-value state owned by actors, as in the seed's
 // `RwLock<HashMap>` turned into a service: get, set, delete, compare-and-set,
 // update with a function, and get_many, one consistent read of many keys.
-// Keys are strings; values are troupe::item (a caf::message holding any
-// registered type), the same currency as everything else in troupe, so a
+// Keys are strings; values are troupe::item (any registered type, small
+// values held inline: actors/item.hpp), the same currency as everything else in troupe, so a
 // value crosses nodes like any message and needs no template of its own.
 //
 // The state is split over `shards` actors by a hash of the key (FNV-1a, the

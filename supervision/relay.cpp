@@ -49,9 +49,11 @@ public:
     // first (one compare), and only candidates are matched in full.
     auto token = x->content().type_token();
     auto atom = leading_atom(x->content());
-    if (token == down_token || token == exit_token || atom == caf::sys_atom::value) {
-      auto on_down = [&](caf::down_msg& down) { detach_target(down.source); };
-      if (handle_system_message(*x, ctx, false, on_down))
+    // A down message is the child's own business (the relay monitors
+    // nothing): it is forwarded like any other.
+    if (token == exit_token || atom == caf::sys_atom::value) {
+      auto no_down = [](caf::down_msg&) {};
+      if (handle_system_message(*x, ctx, false, no_down))
         return;
     }
     caf::strong_actor_ptr target;
@@ -108,15 +110,14 @@ public:
   }
 
 protected:
-  // Called by CAF's cleanup, whatever ended the relay (relay_stop_atom, an
-  // exit message): what comes after is bounced as by a stopped actor.
+  // Called by CAF's cleanup, whatever ended the relay (stop_relay, an exit
+  // message): what comes after is bounced as by a stopped actor.
   void on_cleanup(const caf::error& reason) override {
     stopped_ = true;
     caf::monitorable_actor::on_cleanup(reason);
   }
 
 private:
-  static constexpr uint32_t down_token = caf::make_type_token<caf::down_msg>();
   static constexpr uint32_t exit_token = caf::make_type_token<caf::exit_msg>();
   // The link protocol's types are troupe's own: CAF gives them all the
   // token of one user-defined type.

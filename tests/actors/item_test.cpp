@@ -50,6 +50,31 @@ BOOST_AUTO_TEST_CASE(small_trivially_copyable_values_are_held_inline) {
   BOOST_CHECK_EQUAL(p.get_as<point>(0).y, -4);
 }
 
+BOOST_AUTO_TEST_CASE(an_inline_value_has_the_type_its_message_would_have) {
+  // caf::make_message squashes integer types and unboxes atom constants;
+  // an inline item does the same, so it reads alike here and on another
+  // node.
+  auto check = [&](const item& x) {
+    BOOST_REQUIRE(x.match_elements<uint64_t>());
+    BOOST_CHECK(x.match_elements<unsigned long long>());
+    BOOST_CHECK_EQUAL(x.get_as<uint64_t>(0), 42u);
+  };
+  auto inline_ull = make_item(42ull);
+  BOOST_CHECK(inline_ull.is_inline());
+  check(inline_ull);
+  check(caf::make_message(42ull));
+  check(round_trip(sys, inline_ull.to_message()));
+  auto c = make_item('c');
+  BOOST_CHECK(c.is_inline());
+  BOOST_CHECK(c.match_elements<int8_t>());
+  BOOST_CHECK(item{round_trip(sys, c.to_message())}.match_elements<int8_t>());
+  auto ok = make_item(caf::ok_atom::value);
+  BOOST_CHECK(ok.is_inline());
+  BOOST_REQUIRE(ok.match_elements<caf::atom_value>());
+  BOOST_CHECK(ok.get_as<caf::atom_value>(0) == caf::ok_atom::value);
+  BOOST_CHECK(item{round_trip(sys, ok.to_message())}.match_elements<caf::atom_value>());
+}
+
 BOOST_AUTO_TEST_CASE(other_values_are_held_in_a_message) {
   BOOST_CHECK(!make_item(std::string{"text"}).is_inline());
   BOOST_CHECK(!make_item(too_big{1, 2, 3}).is_inline());
