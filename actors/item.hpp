@@ -80,11 +80,8 @@ public:
     init_from(other);
   }
 
-  item(item&& other) noexcept : type_(other.type_) {
-    if (type_ != nullptr)
-      std::memcpy(value_, other.value_, sizeof(value_));
-    else
-      new (&msg_) caf::message(std::move(other.msg_));
+  item(item&& other) noexcept {
+    init_from(std::move(other));
   }
 
   // Through a temporary: `other` may live inside this item's message
@@ -113,9 +110,7 @@ public:
   static item of(const T& x) noexcept {
     static_assert(fits_inline<T>, "this type is not held inline: use make_item");
     using stored = detail::stored_type_t<T>;
-    item result;
-    result.msg_.~message();
-    result.type_ = &detail::inline_type_of<stored>::value;
+    item result{&detail::inline_type_of<stored>::value};
     new (result.value_) stored(x);
     return result;
   }
@@ -177,13 +172,21 @@ public:
   }
 
 private:
-  // Constructs this (no value alive yet) as a copy of `other`.
-  void init_from(const item& other) noexcept {
+  // An inline item whose value the caller constructs in value_; no message
+  // is made and destroyed on the way (make_item is on every hot path).
+  explicit item(const detail::inline_type* type) noexcept : type_(type) {
+    // nop
+  }
+
+  // Constructs this (no value alive yet) as a copy of `other`, or from it
+  // when it is an rvalue.
+  template <class Item>
+  void init_from(Item&& other) noexcept {
     type_ = other.type_;
     if (type_ != nullptr)
       std::memcpy(value_, other.value_, sizeof(value_));
     else
-      new (&msg_) caf::message(other.msg_);
+      new (&msg_) caf::message(std::forward<Item>(other).msg_);
   }
 
   template <class T>

@@ -78,6 +78,12 @@ public:
     finish(unanswered, ended, ctx);
   }
 
+  /// The relay behind a handle made by spawn_relay.
+  template <class Handle>
+  static relay_actor* of(const Handle& handle) {
+    return static_cast<relay_actor*>(caf::actor_cast<caf::abstract_actor*>(handle));
+  }
+
   // See close_relay; returns the lost count.
   uint64_t close_now(bool notify_downstream, caf::execution_unit* ctx) {
     std::vector<caf::mailbox_element_ptr> unanswered;
@@ -160,8 +166,7 @@ private:
       target->attach_functor(
         [relay = caf::weak_actor_ptr{ctrl()}, gone = target.address()] {
           if (auto strong = relay.lock())
-            static_cast<relay_actor*>(caf::actor_cast<caf::abstract_actor*>(strong))
-              ->detach_target(gone);
+            relay_actor::of(strong)->detach_target(gone);
         });
       return true;
     }
@@ -340,13 +345,11 @@ caf::actor spawn_relay(caf::actor_system& sys, std::string child_name,
 
 uint64_t close_relay(const caf::actor& relay, bool notify_downstream,
                      caf::execution_unit* ctx) {
-  auto ptr = static_cast<relay_actor*>(caf::actor_cast<caf::abstract_actor*>(relay));
-  return ptr->close_now(notify_downstream, ctx);
+  return relay_actor::of(relay)->close_now(notify_downstream, ctx);
 }
 
 void stop_relay(const caf::actor& relay, caf::execution_unit* ctx) {
-  auto ptr = static_cast<relay_actor*>(caf::actor_cast<caf::abstract_actor*>(relay));
-  ptr->stop_now(ctx);
+  relay_actor::of(relay)->stop_now(ctx);
 }
 
 } // namespace troupe
