@@ -40,7 +40,8 @@ enum class errc : uint8_t {
   job_failed,
   /// The pattern is shutting down and takes no new requests.
   shutting_down,
-  /// A blocking job's function threw; the context is the exception's what().
+  /// A job's function threw (a blocking job, or the work of a function
+  /// worker); the context is the exception's what().
   job_threw,
   /// A shared state refused a request so that writes held by get_manys can
   /// go in: too many writes wait on a shard (the write is refused), or the

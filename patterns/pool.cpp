@@ -37,8 +37,10 @@ void pool_config::validate() const {
   };
   if (workers == 0)
     fail("workers is 0: a pool needs at least one worker");
-  if (!worker)
-    fail("worker is empty: a pool needs a worker factory");
+  if (!worker && !work)
+    fail("worker and work are both empty: set a worker factory or a function");
+  if (worker && work)
+    fail("worker and work are both set: set only one");
   switch (policy) {
     case dispatch_policy::round_robin:
     case dispatch_policy::least_loaded:
@@ -51,8 +53,6 @@ void pool_config::validate() const {
     fail("queue_capacity is 0: the pool could hold no job");
   if (prefetch == 0)
     fail("prefetch is 0: a pulling worker could take no job");
-  if (max_batch == 0)
-    fail("max_batch is 0: a message to a worker carries at least one job");
   if (max_attempts == 0)
     fail("max_attempts is 0: a job needs at least one attempt");
   if (job_timeout < caf::timespan{0})
@@ -89,6 +89,12 @@ constexpr caf::timespan liveness_timeout = std::chrono::seconds(1);
 /// spinning.
 constexpr caf::timespan start_retry_delay = std::chrono::milliseconds(10);
 
+/// Jobs per message to a function worker when max_batch is left at 0. A
+/// request and its answer cost over a microsecond; spread over 64 jobs it
+/// is small next to jobs of tens of nanoseconds, and a batch's results stay
+/// well inside a stream's credit.
+constexpr uint32_t default_function_batch = 64;
+
 std::string render_duration(caf::timespan x) {
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(x).count();
   if (us % 1000 != 0)
@@ -109,6 +115,15 @@ public:
   pool_core(spawn_context ctx, pool_config cfg)
     : ctx_(std::move(ctx)), cfg_(std::move(cfg)) {
     name_ = ctx_.name().empty() ? std::string{"pool"} : ctx_.name();
+    // Function workers take batches only, whatever their size, so that a
+    // job that is itself a troupe::batch is never taken for several.
+    batched_ = cfg_.work || cfg_.max_batch > 1;
+    if (cfg_.max_batch == 0)
+      cfg_.max_batch = cfg_.work ? default_function_batch : 1;
+    if (cfg_.work)
+      cfg_.worker = [work = cfg_.work](const spawn_context& ctx) {
+        return spawn_function_worker(ctx.system(), work);
+      };
     jobs_.reserve(std::min<size_t>(cfg_.queue_capacity, 4096));
   }
 
@@ -155,7 +170,7 @@ public:
   // With batches, the items of a round are gathered and dispatched together
   // at its end (on_round_end); a lone job would otherwise leave alone.
   void take_item(item x) {
-    accept(std::move(x), caf::response_promise{}, true, cfg_.max_batch == 1);
+    accept(std::move(x), caf::response_promise{}, true, !batched_);
   }
 
   void on_round_end() {
@@ -587,7 +602,7 @@ private:
       auto s = pick();
       if (s == nullptr)
         return;
-      if (cfg_.max_batch > 1) {
+      if (batched_) {
         size_t n = std::min<size_t>(cfg_.max_batch, queue_.size());
         if (cfg_.policy == dispatch_policy::pull)
           n = std::min<size_t>(n, cfg_.prefetch - load(*s));
@@ -994,6 +1009,8 @@ private:
   uint64_t next_deadline_ = 1;
   std::unordered_map<uint64_t, uint64_t> overdue_; // tag -> slot still running it
   restart_window restart_window_{cfg_.worker_restarts};
+  // Jobs go to workers as troupe::batch requests (see the constructor).
+  bool batched_ = false;
   bool ended_ = false;
   bool failed_ = false;
   uint64_t max_held_ = 0;

@@ -2,7 +2,8 @@
 
 // A worker pool: N workers, each an actor made by a factory and supervised by
 // the pool, share the jobs given to the pool. A job is a message; a worker
-// answers it (a request) with the job's result. The pool is a stage, so it
+// answers it (a request) with the job's result. Or the work is a function
+// (`work`), run by workers the pool makes itself (spawn_function_worker). The pool is a stage, so it
 // works in a stream (items in are jobs, results go out as items, in completion
 // order) and in front of callers as a service (a request to the pool is a job,
 // and the worker's answer goes to the requester). docs/patterns/pool.md has
@@ -31,7 +32,9 @@
 //   - With max_batch above 1, a worker may get several jobs in one
 //     (troupe::batch) request and answers a troupe::batch of one result per
 //     job, in order; a result holding just a caf::error is that job's error.
-//     Crashes, retries, timeouts and answers stay per job.
+//     Crashes, retries, timeouts and answers stay per job. Function workers
+//     always take batches (64 jobs at most by default): the jobs queued
+//     together, so a lone job leaves at once.
 //
 // Messages it understands, besides those of a stage (actors/stage.hpp:
 // stream links, drain_atom, cancel_atom, status_atom, stop_intake_atom):
@@ -91,6 +94,7 @@
 
 #include "troupe/actors/spawn_context.hpp"
 #include "troupe/actors/stage.hpp"
+#include "troupe/patterns/function_worker.hpp"
 #include "troupe/supervision/child_spec.hpp"
 
 #include <caf/actor.hpp>
@@ -126,8 +130,13 @@ using worker_factory = child_factory;
 struct pool_config {
   /// Number of workers; at least 1.
   uint32_t workers = 4;
-  /// Required.
+  /// Starts a worker actor. Set this or `work`, not both.
   worker_factory worker;
+  /// The job as a function: the pool's workers run it on each job's item
+  /// (what it returns or throws is the job's result or error; a throw is
+  /// no crash, and the job is not run again). They are local actors, so a
+  /// pool with `work` has no remote workers. Set this or `worker`.
+  job_function work;
   dispatch_policy policy = dispatch_policy::round_robin;
   /// Jobs the pool holds at once, queued and in flight; at least 1.
   size_t queue_capacity = 1024;
@@ -139,7 +148,9 @@ struct pool_config {
   /// up to max_batch jobs, which the worker answers with a troupe::batch of
   /// one result per job, in order; see "Batches" in docs/patterns/pool.md.
   /// Cuts the messages per job for cheap jobs; 1 sends each job alone.
-  uint32_t max_batch = 1;
+  /// 0 (the default) means 64 with `work` and 1 with `worker`, whose actors
+  /// must know the batch protocol to take more.
+  uint32_t max_batch = 0;
   /// Attempts a job gets when its workers crash; at least 1 (1: no retry).
   uint32_t max_attempts = 3;
   /// How long a worker may take for one attempt; 0 means no limit. A late
