@@ -100,8 +100,10 @@ public:
     return *this;
   }
 
+  // An empty message has nothing to release, and its destructor is out of
+  // line: an item emptied on a hot path (a job's place freed) skips it.
   ~item() {
-    if (type_ == nullptr)
+    if (type_ == nullptr && msg_.cvals() != nullptr)
       msg_.~message();
   }
 
@@ -185,6 +187,8 @@ private:
     type_ = other.type_;
     if (type_ != nullptr)
       std::memcpy(value_, other.value_, sizeof(value_));
+    else if (other.msg_.cvals() == nullptr)
+      new (&msg_) caf::message(); // inline, where the move is out of line
     else
       new (&msg_) caf::message(std::forward<Item>(other).msg_);
   }
@@ -192,9 +196,15 @@ private:
   template <class T>
   bool holds() const noexcept {
     using stored = detail::stored_type_t<std::decay_t<T>>;
-    constexpr auto* own = &detail::inline_type_of<stored>::value;
-    // Two shared objects may each have their own copy of the descriptor.
-    return type_ == own || *type_->type == typeid(stored);
+    // Asking an inline item for an error or a batch is common (answers are
+    // checked for errors), and typeid's == compares names with strcmp.
+    if constexpr (!detail::fits_inline_v<stored>) {
+      return false;
+    } else {
+      constexpr auto* own = &detail::inline_type_of<stored>::value;
+      // Two shared objects may each have their own copy of the descriptor.
+      return type_ == own || *type_->type == typeid(stored);
+    }
   }
 
   // Null: the elements are in msg_. Otherwise value_ holds one value of
