@@ -267,6 +267,7 @@ public:
     stat("stranded", stranded_);
     stat("worker_restarts", worker_restarts_);
     stat("rejected", rejected_);
+    stat("batches", batches_sent_);
     r.errors += stream_failed_;
     bool stopped = r.stopped != stop_reason::running;
     if (stopped) {
@@ -630,6 +631,7 @@ private:
     f.slot = s.id;
     f.live = true;
     f.tags.clear();
+    ++batches_sent_;
     batch jobs;
     jobs.items.reserve(n);
     for (size_t k = 0; k < n; ++k) {
@@ -1015,6 +1017,7 @@ private:
   bool failed_ = false;
   uint64_t max_held_ = 0;
   uint64_t accepted_ = 0;
+  uint64_t batches_sent_ = 0;
   uint64_t completed_ = 0;
   uint64_t failed_jobs_ = 0;
   uint64_t stream_failed_ = 0;

@@ -34,7 +34,8 @@
 //     job, in order; a result holding just a caf::error is that job's error.
 //     Crashes, retries, timeouts and answers stay per job. Function workers
 //     always take batches (64 jobs at most by default): the jobs queued
-//     together, so a lone job leaves at once.
+//     together go to the next worker in one message, so a lone job leaves
+//     at once, alone.
 //
 // Messages it understands, besides those of a stage (actors/stage.hpp:
 // stream links, drain_atom, cancel_atom, status_atom, stop_intake_atom):
@@ -85,6 +86,8 @@
 //   worker_restarts  workers restarted after they crashed or stopped (the
 //                    restarts counted against worker_restarts)
 //   rejected         requests refused (pool full or shutting down)
+//   batches          troupe::batch requests sent to workers (max_batch
+//                    above 1, or function workers)
 //   abandoned        jobs held when the pool stopped (final report only);
 //                    stream jobs among them are also counted as `dropped`
 // `children` has one entry per worker: in = jobs dispatched to it, out =

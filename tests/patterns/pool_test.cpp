@@ -721,7 +721,10 @@ BOOST_AUTO_TEST_CASE(invalid_configs_throw_config_error_naming_the_field) {
   expect_invalid(cfg, "workers is 0");
   cfg = good;
   cfg.worker = nullptr;
-  expect_invalid(cfg, "worker is empty");
+  expect_invalid(cfg, "worker and work are both empty");
+  cfg = good;
+  cfg.work = [](item& x) -> caf::expected<item> { return x; };
+  expect_invalid(cfg, "worker and work are both set");
   cfg = good;
   cfg.queue_capacity = 0;
   expect_invalid(cfg, "queue_capacity");
@@ -731,9 +734,6 @@ BOOST_AUTO_TEST_CASE(invalid_configs_throw_config_error_naming_the_field) {
   cfg = good;
   cfg.max_attempts = 0;
   expect_invalid(cfg, "max_attempts");
-  cfg = good;
-  cfg.max_batch = 0;
-  expect_invalid(cfg, "max_batch is 0");
   cfg = good;
   cfg.job_timeout = std::chrono::seconds(-1);
   expect_invalid(cfg, "job_timeout");
@@ -1384,6 +1384,86 @@ BOOST_AUTO_TEST_CASE(requests_go_in_batches_too_and_a_malformed_answer_fails_wit
   BOOST_CHECK_EQUAL(o.value, 20u);
   auto err = request_error(pool, 3);
   BOOST_CHECK(err == errc::job_failed);
+  stop(pool);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_FIXTURE_TEST_SUITE(pool_function_workers, pool_fixture)
+
+using pool_batches::run_batches;
+using pool_batches::tenfold;
+
+namespace {
+
+/// A pool of `workers` function workers computing x * 10; job `unlucky`
+/// returns an error and job `throwing` throws.
+pool_config tenfold_work(uint32_t workers, uint64_t unlucky = no_job,
+                         uint64_t throwing = no_job) {
+  pool_config cfg;
+  cfg.workers = workers;
+  cfg.work = [=](item& job) -> caf::expected<item> {
+    auto x = job.get_as<uint64_t>(0);
+    if (x == unlucky)
+      return caf::make_error(caf::sec::invalid_argument, "unlucky job");
+    if (x == throwing)
+      throw std::runtime_error("job " + std::to_string(x) + " threw");
+    return make_item(x * 10);
+  };
+  return cfg;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(function_workers_take_the_items_of_a_round_in_batches) {
+  auto run = run_batches(*this, tenfold_work(2));
+  BOOST_CHECK(run.values == tenfold(20));
+  BOOST_CHECK_EQUAL(stat(run.report, "completed"), 20);
+  BOOST_CHECK_EQUAL(run.report.out, 20u);
+  // 20 jobs of one round: one message, not twenty.
+  BOOST_CHECK_EQUAL(stat(run.report, "batches"), 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_function_that_fails_or_throws_fails_its_job_alone_without_retry) {
+  auto run = run_batches(*this, tenfold_work(2, 4, 7));
+  std::multiset<uint64_t> expected;
+  for (uint64_t x = 0; x < 20; ++x)
+    if (x != 4 && x != 7)
+      expected.insert(x * 10);
+  BOOST_CHECK(run.values == expected);
+  BOOST_CHECK_EQUAL(stat(run.report, "failed"), 2);
+  BOOST_CHECK_EQUAL(stat(run.report, "retried"), 0);
+  BOOST_CHECK_EQUAL(stat(run.report, "worker_restarts"), 0);
+  BOOST_CHECK_EQUAL(run.report.errors, 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_request_to_a_pool_of_function_workers_gets_its_result_or_error) {
+  auto pool = spawn_pool(sys, tenfold_work(2, no_job, 3));
+  ask(pool, 2);
+  auto [x, o] = next_outcome();
+  BOOST_CHECK_EQUAL(x, 2u);
+  BOOST_CHECK(o.ok);
+  BOOST_CHECK_EQUAL(o.value, 20u);
+  auto err = request_error(pool, 3);
+  BOOST_CHECK(err == errc::job_threw);
+  BOOST_CHECK_NE(sys.actors().render(err).find("job 3 threw"), std::string::npos);
+  stop(pool);
+}
+
+BOOST_AUTO_TEST_CASE(a_job_that_is_itself_a_batch_reaches_the_function_whole) {
+  pool_config cfg;
+  cfg.workers = 1;
+  cfg.max_batch = 1;
+  cfg.work = [](item& job) -> caf::expected<item> {
+    if (!job.match_elements<batch>())
+      return caf::make_error(caf::sec::invalid_argument, "not a batch");
+    return make_item(static_cast<uint64_t>(job.get_as<batch>(0).items.size()));
+  };
+  auto pool = spawn_pool(sys, cfg);
+  batch two;
+  two.items = {make_item(uint64_t{1}), make_item(uint64_t{2})};
+  self->request(pool, patience, std::move(two))
+    .receive([](uint64_t n) { BOOST_CHECK_EQUAL(n, 2u); }, fail_on_error());
   stop(pool);
 }
 
