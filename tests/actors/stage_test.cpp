@@ -209,4 +209,106 @@ BOOST_AUTO_TEST_CASE(invalid_stage_config_names_the_field) {
                     config_error);
 }
 
+namespace {
+
+using answer_atom = caf::atom_constant<caf::atom("answer")>;
+using unknown_atom = caf::atom_constant<caf::atom("unknown")>;
+
+// Answers a number with its double (13 with an error, 99 by throwing), a
+// string with nothing, a batch with its size and (answer_atom) with "atom".
+class answering_logic final : public stage_logic {
+public:
+  void on_item(item&, emitter&) override {
+  }
+  caf::result<caf::message> on_request(caf::message& x) override {
+    if (x.match_elements<uint64_t>()) {
+      auto n = x.get_as<uint64_t>(0);
+      if (n == 13)
+        return caf::make_error(caf::sec::invalid_argument, "13");
+      if (n == 99)
+        throw std::runtime_error("request 99");
+      return caf::make_message(n * 2);
+    }
+    if (x.match_elements<std::string>())
+      return caf::message{};
+    if (x.match_elements<batch>())
+      return caf::make_message(static_cast<uint64_t>(x.get_as<batch>(0).items.size()));
+    if (x.match_elements<answer_atom>())
+      return caf::make_message(std::string{"atom"});
+    return stage_logic::on_request(x);
+  }
+};
+
+caf::actor spawn_answering(caf::actor_system& sys) {
+  return spawn_stage(sys, stage_config{}, std::make_unique<answering_logic>());
+}
+
+// Sends (async) 21 and "quiet" to `target` and passes on what comes back.
+caf::behavior async_sender(caf::event_based_actor* self, caf::actor target,
+                           caf::actor observer) {
+  self->send(target, uint64_t{21});
+  self->send(target, std::string{"quiet"});
+  return {
+    [=](uint64_t x) { self->send(observer, answer_atom::value, x); },
+    [=](const std::string& x) { self->send(observer, answer_atom::value, x); },
+    [](caf::ok_atom) { return caf::ok_atom::value; },
+  };
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(requests_of_any_shape_get_the_logics_answer) {
+  auto stage = spawn_answering(sys);
+  self->request(stage, patience, uint64_t{21})
+    .receive([](uint64_t x) { BOOST_CHECK_EQUAL(x, 42u); }, fail_on_error());
+  self->request(stage, patience, uint64_t{13})
+    .receive([](uint64_t) { BOOST_ERROR("13 answered with a value"); },
+             [](caf::error& e) { BOOST_CHECK(e == caf::sec::invalid_argument); });
+  batch three;
+  three.items.resize(3);
+  self->request(stage, patience, std::move(three))
+    .receive([](uint64_t n) { BOOST_CHECK_EQUAL(n, 3u); }, fail_on_error());
+  self->request(stage, patience, answer_atom::value)
+    .receive([](const std::string& x) { BOOST_CHECK_EQUAL(x, "atom"); },
+             fail_on_error());
+  self->request(stage, patience, unknown_atom::value, uint64_t{1})
+    .receive([]() { BOOST_ERROR("an unknown message answered"); },
+             [](caf::error& e) { BOOST_CHECK(e == caf::sec::unexpected_message); });
+  self->send(stage, cancel_atom::value);
+}
+
+BOOST_AUTO_TEST_CASE(an_async_message_gets_its_answer_as_a_message_unless_it_is_empty) {
+  auto stage = spawn_answering(sys);
+  auto sender = sys.actors().spawn(async_sender, stage, caf::actor{self});
+  self->receive([](answer_atom, uint64_t x) { BOOST_CHECK_EQUAL(x, 42u); },
+                caf::after(patience) >> [] { BOOST_FAIL("no answer"); });
+  // The string's empty answer sends nothing. The stage handles the string
+  // before a request sent now (it was queued before 21 was answered), so
+  // had it answered, the answer would be in the sender's mailbox before the
+  // sender answers the second request, and passed on first.
+  self->request(stage, patience, uint64_t{1})
+    .receive([](uint64_t x) { BOOST_CHECK_EQUAL(x, 2u); }, fail_on_error());
+  self->request(sender, patience, caf::ok_atom::value)
+    .receive([](caf::ok_atom) {}, fail_on_error());
+  self->receive(
+    [](answer_atom, const std::string& x) { BOOST_ERROR("empty answer sent: " << x); },
+    caf::after(std::chrono::milliseconds(0)) >> [] {});
+  caf::anon_send_exit(sender, caf::exit_reason::user_shutdown);
+  self->send(stage, cancel_atom::value);
+}
+
+BOOST_AUTO_TEST_CASE(a_request_whose_answer_throws_crashes_the_stage_and_gets_the_reason) {
+  auto stage = spawn_answering(sys);
+  self->monitor(stage);
+  self->request(stage, patience, uint64_t{99})
+    .receive([](uint64_t) { BOOST_ERROR("99 answered with a value"); },
+             [&](caf::error& e) {
+               BOOST_CHECK(e == caf::sec::runtime_error);
+               BOOST_CHECK_NE(sys.actors().render(e).find("request 99"),
+                              std::string::npos);
+             });
+  auto reason = wait_down(stage);
+  BOOST_CHECK(reason == caf::sec::runtime_error);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
