@@ -231,6 +231,15 @@ struct pool_fixture : system_fixture {
     return result;
   }
 
+  /// Asks for job x and checks that it is answered with x * 10.
+  void expect_tenfold(const caf::actor& pool, uint64_t x) {
+    ask(pool, x);
+    auto [job, o] = next_outcome();
+    BOOST_CHECK_EQUAL(job, x);
+    BOOST_CHECK(o.ok);
+    BOOST_CHECK_EQUAL(o.value, x * 10);
+  }
+
   /// Waits for n answers; each job must be answered once, with x * 10.
   void expect_answers(size_t n) {
     std::set<uint64_t> seen;
@@ -1377,11 +1386,7 @@ BOOST_AUTO_TEST_CASE(requests_go_in_batches_too_and_a_malformed_answer_fails_wit
   cfg.worker = batch_workers_with(opts);
   cfg.max_batch = 4;
   auto pool = spawn_pool(sys, cfg);
-  ask(pool, 2);
-  auto [x, o] = next_outcome();
-  BOOST_CHECK_EQUAL(x, 2u);
-  BOOST_CHECK(o.ok);
-  BOOST_CHECK_EQUAL(o.value, 20u);
+  expect_tenfold(pool, 2);
   auto err = request_error(pool, 3);
   BOOST_CHECK(err == errc::job_failed);
   stop(pool);
@@ -1439,11 +1444,7 @@ BOOST_AUTO_TEST_CASE(a_function_that_fails_or_throws_fails_its_job_alone_without
 
 BOOST_AUTO_TEST_CASE(a_request_to_a_pool_of_function_workers_gets_its_result_or_error) {
   auto pool = spawn_pool(sys, tenfold_work(2, no_job, 3));
-  ask(pool, 2);
-  auto [x, o] = next_outcome();
-  BOOST_CHECK_EQUAL(x, 2u);
-  BOOST_CHECK(o.ok);
-  BOOST_CHECK_EQUAL(o.value, 20u);
+  expect_tenfold(pool, 2);
   auto err = request_error(pool, 3);
   BOOST_CHECK(err == errc::job_threw);
   BOOST_CHECK_NE(sys.actors().render(err).find("job 3 threw"), std::string::npos);
