@@ -650,7 +650,10 @@ public:
     if (x.mid.is_response()) {
       if (!core_->take_response(x))
         result = caf::event_based_actor::consume(x);
-    } else if (for_the_logic(x.content())) {
+    } else if (awaited_responses_.empty() && has_behavior()
+               && for_the_logic(x.content())) {
+      // While a logic awaits a response (request(...).await), CAF keeps
+      // other messages in the mailbox: that stays CAF's to do.
       result = answer(x);
     } else {
       result = caf::event_based_actor::consume(x);

@@ -255,7 +255,64 @@ caf::behavior async_sender(caf::event_based_actor* self, caf::actor target,
   };
 }
 
+struct gate_state {
+  caf::response_promise waiting;
+  bool open = false;
+};
+
+// Answers (get_atom) with ok_atom once told (ok_atom), which may come first.
+caf::behavior gate(caf::stateful_actor<gate_state>* self) {
+  return {
+    [=](caf::get_atom) -> caf::result<caf::ok_atom> {
+      if (self->state.open)
+        return caf::ok_atom::value;
+      self->state.waiting = self->make_response_promise();
+      return caf::delegated<caf::ok_atom>{};
+    },
+    [=](caf::ok_atom) {
+      self->state.open = true;
+      if (self->state.waiting.pending())
+        self->state.waiting.deliver(caf::ok_atom::value);
+    },
+  };
+}
+
+// Awaits the gate's answer as it starts; answers a number with whether the
+// gate had answered by then.
+class awaiting_logic final : public stage_logic {
+public:
+  explicit awaiting_logic(caf::actor gate) : gate_(std::move(gate)) {
+  }
+  void on_start(stage_control& ctl) override {
+    ctl.self()
+      ->request(gate_, patience, caf::get_atom::value)
+      .await([this](caf::ok_atom) { open_ = true; }, [](caf::error&) {});
+  }
+  void on_item(item&, emitter&) override {
+  }
+  caf::result<caf::message> on_request(caf::message& x) override {
+    if (x.match_elements<uint64_t>())
+      return caf::make_message(open_);
+    return stage_logic::on_request(x);
+  }
+
+private:
+  caf::actor gate_;
+  bool open_ = false;
+};
+
 } // namespace
+
+BOOST_AUTO_TEST_CASE(requests_wait_while_the_logic_awaits_a_response) {
+  auto g = sys.actors().spawn(gate);
+  auto stage = spawn_stage(sys, stage_config{}, std::make_unique<awaiting_logic>(g));
+  // Queued before the gate opens: taken only once the awaited answer came.
+  auto answer = self->request(stage, patience, uint64_t{1});
+  self->send(g, caf::ok_atom::value);
+  std::move(answer).receive([](bool open) { BOOST_CHECK(open); }, fail_on_error());
+  caf::anon_send_exit(g, caf::exit_reason::user_shutdown);
+  self->send(stage, cancel_atom::value);
+}
 
 BOOST_AUTO_TEST_CASE(requests_of_any_shape_get_the_logics_answer) {
   auto stage = spawn_answering(sys);
