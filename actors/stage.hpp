@@ -46,6 +46,10 @@ public:
 class stage_control : public emitter {
 public:
   ~stage_control() override;
+  /// The stage's actor, for requests, monitors and response promises. Its
+  /// behavior belongs to the stage: a logic does not call become(),
+  /// set_default_handler() or use `after` timeouts (messages for the logic
+  /// reach on_request without passing through the behavior; use schedule).
   virtual caf::event_based_actor* self() = 0;
   /// Number of output links (0 for a sink: what it pushes is dropped).
   virtual size_t outputs() const = 0;

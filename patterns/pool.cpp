@@ -89,6 +89,12 @@ constexpr caf::timespan liveness_timeout = std::chrono::seconds(1);
 /// spinning.
 constexpr caf::timespan start_retry_delay = std::chrono::milliseconds(10);
 
+/// Once a batch takes longer than this, the jobs queued together are shared
+/// out over the workers (see pool_core::spread_batches). Far above what the
+/// messages of a batch cost, even on a busy machine, so that cheap jobs stay
+/// in full batches; far below what a user waits for.
+constexpr auto spread_above = std::chrono::milliseconds(1);
+
 /// Jobs per message to a function worker when max_batch is left at 0. A
 /// request and its answer cost over a microsecond; spread over 64 jobs it
 /// is small next to jobs of tens of nanoseconds, and a batch's results stay
@@ -352,6 +358,7 @@ private:
     uint64_t slot = 0; // the id of the worker's slot
     uint32_t serial = 0;
     bool live = false;
+    clock_type::time_point sent; // for last_batch_took_ (spread_batches)
   };
 
   // An attempt's tag: the job's place in the slab, and the attempt's serial.
@@ -599,12 +606,21 @@ private:
   // with batches up to max_batch per message (and with pull, no more than
   // the worker's free prefetch).
   void dispatch() {
+    // A worker's share of what is queued, when batches are shared out.
+    size_t share = queue_.size();
+    if (batched_ && spread_batches()) {
+      auto up = std::count_if(slots_.begin(), slots_.end(), [](const auto& s) {
+        return s->worker && !s->retiring;
+      });
+      auto workers = std::max<size_t>(1, static_cast<size_t>(up));
+      share = (queue_.size() + workers - 1) / workers;
+    }
     while (!failed_ && !queue_.empty()) {
       auto s = pick();
       if (s == nullptr)
         return;
       if (batched_) {
-        size_t n = std::min<size_t>(cfg_.max_batch, queue_.size());
+        size_t n = std::min<size_t>({cfg_.max_batch, share, queue_.size()});
         if (cfg_.policy == dispatch_policy::pull)
           n = std::min<size_t>(n, cfg_.prefetch - load(*s));
         send_batch(*s, n);
@@ -614,6 +630,19 @@ private:
       queue_.pop_front();
       send_attempt(index, *s);
     }
+  }
+
+  // Whether the jobs queued together are shared out over the workers
+  // rather than sent to the next one in as few batches as max_batch allows.
+  // Cheap jobs go in full batches, as a message costs more than many of
+  // them; once a batch takes long, jobs go to every worker, so that slow
+  // jobs run side by side (and wait less behind each other for their
+  // job_timeout). Until a batch was answered, the cost is unknown: shared.
+  // The time of the whole batch is judged, not a job's share of it: a small
+  // batch's time is mostly its messages, and would make cheap jobs look dear.
+  bool spread_batches() const {
+    return last_batch_took_ < clock_type::duration::zero()
+           || last_batch_took_ > spread_above;
   }
 
   // Sends the first `n` queued jobs to `s` in one (troupe::batch) request.
@@ -630,6 +659,7 @@ private:
     f.serial = next_batch_serial_++;
     f.slot = s.id;
     f.live = true;
+    f.sent = clock_type::now();
     f.tags.clear();
     ++batches_sent_;
     batch jobs;
@@ -806,6 +836,7 @@ private:
     std::swap(f.tags, batch_tags_);
     free_batches_.push_back(place);
     auto& tags = batch_tags_;
+    last_batch_took_ = clock_type::now() - f.sent;
     if (answer.match_elements<caf::error>()) {
       auto err = answer.get_as<caf::error>(0);
       std::vector<uint64_t> live;
@@ -1013,6 +1044,9 @@ private:
   restart_window restart_window_{cfg_.worker_restarts};
   // Jobs go to workers as troupe::batch requests (see the constructor).
   bool batched_ = false;
+  // From sending the latest batch answered to its answer (its wait in the
+  // worker's mailbox included); negative until one was answered.
+  clock_type::duration last_batch_took_{-1};
   bool ended_ = false;
   bool failed_ = false;
   uint64_t max_held_ = 0;

@@ -33,9 +33,11 @@
 //     (troupe::batch) request and answers a troupe::batch of one result per
 //     job, in order; a result holding just a caf::error is that job's error.
 //     Crashes, retries, timeouts and answers stay per job. Function workers
-//     always take batches (64 jobs at most by default): the jobs queued
-//     together go to the next worker in one message, so a lone job leaves
-//     at once, alone.
+//     always take batches (64 jobs at most by default). Jobs queued
+//     together go to the next worker in full batches while batches are
+//     quick; once one took over 1 ms (or before any was answered) they are
+//     shared out over the workers, so that slow jobs run side by side. A
+//     lone job leaves at once, alone.
 //
 // Messages it understands, besides those of a stage (actors/stage.hpp:
 // stream links, drain_atom, cancel_atom, status_atom, stop_intake_atom):

@@ -1418,15 +1418,64 @@ pool_config tenfold_work(uint32_t workers, uint64_t unlucky = no_job,
   return cfg;
 }
 
+/// Sends jobs from..from+n-1 in one link message and waits for their n
+/// results at the sink.
+std::multiset<uint64_t> push_round(pool_fixture& f, manual_upstream& up,
+                                   uint64_t from, uint64_t n) {
+  std::vector<item> jobs;
+  for (uint64_t x = from; x < from + n; ++x)
+    jobs.push_back(make_item(x));
+  up.push(std::move(jobs));
+  std::multiset<uint64_t> values;
+  for (uint64_t i = 0; i < n; ++i)
+    f.self->receive(
+      [&](sink_item_atom, item& x, int64_t) { values.insert(x.get_as<uint64_t>(0)); },
+      caf::after(patience) >> [] { BOOST_FAIL("a result never came"); });
+  return values;
+}
+
 } // namespace
 
-BOOST_AUTO_TEST_CASE(function_workers_take_the_items_of_a_round_in_batches) {
-  auto run = run_batches(*this, tenfold_work(2));
-  BOOST_CHECK(run.values == tenfold(20));
-  BOOST_CHECK_EQUAL(stat(run.report, "completed"), 20);
-  BOOST_CHECK_EQUAL(run.report.out, 20u);
-  // 20 jobs of one round: one message, not twenty.
-  BOOST_CHECK_EQUAL(stat(run.report, "batches"), 1);
+BOOST_AUTO_TEST_CASE(function_workers_share_a_first_round_then_take_cheap_jobs_in_full_batches) {
+  auto sink = spawn_reporting_sink(sys, self);
+  stage_config links;
+  links.next = {sink};
+  auto pool = spawn_pool(sys, tenfold_work(2), links);
+  manual_upstream up{self, pool};
+  BOOST_CHECK(push_round(*this, up, 0, 20) == tenfold(20));
+  // What a job costs is unknown before a batch was answered: the round is
+  // shared out, one batch per worker, rather than sent to the first.
+  auto r = status(pool);
+  BOOST_CHECK_EQUAL(stat(r, "batches"), 2);
+  for (auto& w : r.children)
+    BOOST_CHECK_EQUAL(w.in, 10u);
+  // Those batches took far less than a millisecond: the next round of
+  // these cheap jobs goes in one message, not one per worker.
+  BOOST_CHECK_EQUAL(push_round(*this, up, 20, 20).size(), 20u);
+  BOOST_CHECK_EQUAL(stat(status(pool), "batches"), 3);
+  up.end();
+}
+
+BOOST_AUTO_TEST_CASE(function_workers_share_out_a_round_once_a_batch_took_long) {
+  pool_config cfg;
+  cfg.workers = 3;
+  cfg.work = [](item& job) -> caf::expected<item> {
+    // The work itself takes long (the cost under test), not a wait.
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    return make_item(job.get_as<uint64_t>(0) * 10);
+  };
+  auto sink = spawn_reporting_sink(sys, self);
+  stage_config links;
+  links.next = {sink};
+  auto pool = spawn_pool(sys, cfg, links);
+  manual_upstream up{self, pool};
+  push_round(*this, up, 0, 1);
+  // That batch took over a millisecond: a round of 6 goes 2 to each
+  // worker, not 6 to one.
+  BOOST_CHECK(push_round(*this, up, 1, 6).size() == 6u);
+  for (auto& w : status(pool).children)
+    BOOST_CHECK_LE(w.in, 3u);
+  up.end();
 }
 
 BOOST_AUTO_TEST_CASE(a_function_that_fails_or_throws_fails_its_job_alone_without_retry) {
