@@ -261,7 +261,10 @@ struct gate_state {
 };
 
 // Answers (get_atom) with ok_atom once told (ok_atom), which may come first.
-caf::behavior gate(caf::stateful_actor<gate_state>* self) {
+// (`open` is a spawn argument, since CAF 0.17 spawning a function without
+// one trips UBSan.)
+caf::behavior gate(caf::stateful_actor<gate_state>* self, bool open) {
+  self->state.open = open;
   return {
     [=](caf::get_atom) -> caf::result<caf::ok_atom> {
       if (self->state.open)
@@ -304,7 +307,7 @@ private:
 } // namespace
 
 BOOST_AUTO_TEST_CASE(requests_wait_while_the_logic_awaits_a_response) {
-  auto g = sys.actors().spawn(gate);
+  auto g = sys.actors().spawn(gate, false);
   auto stage = spawn_stage(sys, stage_config{}, std::make_unique<awaiting_logic>(g));
   // Queued before the gate opens: taken only once the awaited answer came.
   auto answer = self->request(stage, patience, uint64_t{1});
