@@ -17,8 +17,10 @@
 //                     owns and kills as it stops. The items queued together
 //                     (those of one stream round, of one batch request) go
 //                     to a runner as one troupe::batch call, spread over the
-//                     least-loaded runners, so that cheap work does not pay
-//                     a request and an answer per item. max_in_flight still
+//                     least-loaded runners (unless a full window's work,
+//                     as measured, is too cheap to be worth more than one
+//                     call), so that cheap work does not pay a request and
+//                     an answer per item. max_in_flight still
 //                     counts items. A call's items fail together when it
 //                     times out (the runner is then killed and replaced;
 //                     calls queued behind it on that runner, not started,

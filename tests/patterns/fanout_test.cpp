@@ -894,7 +894,7 @@ BOOST_AUTO_TEST_CASE(fanout_with_a_function_answers_batches_and_single_calls_thr
   final_report();
 }
 
-BOOST_AUTO_TEST_CASE(fanout_with_a_function_sends_no_call_above_its_share_of_max_in_flight_and_feeds_every_runner) {
+BOOST_AUTO_TEST_CASE(fanout_with_a_function_sends_no_call_above_max_in_flight_and_feeds_every_runner) {
   auto tally = std::make_shared<runner_tally>();
   fanout_config cfg;
   cfg.max_in_flight = 6;
@@ -916,11 +916,11 @@ BOOST_AUTO_TEST_CASE(fanout_with_a_function_sends_no_call_above_its_share_of_max
       },
       fail_on_error());
   auto now = status(fan);
-  // 6 items out at most, in calls of at most 3: a full window is spread
-  // over both runners.
+  // 6 items out at most. The first window, its work not measured yet, is
+  // spread over both runners, 3 a call; later ones may leave whole.
   BOOST_CHECK_LE(now.stats["peak_in_flight"], 6);
-  BOOST_CHECK_EQUAL(now.stats["largest_batch"], 3);
-  BOOST_CHECK_GE(now.stats["batches"], 7);
+  BOOST_CHECK_LE(now.stats["largest_batch"], 6);
+  BOOST_CHECK_GE(now.stats["batches"], 4);
   {
     std::lock_guard<std::mutex> guard{tally->mx};
     BOOST_REQUIRE_EQUAL(tally->items.size(), 2u);
