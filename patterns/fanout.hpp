@@ -10,7 +10,25 @@
 //                     with the fewest calls in flight; or
 //   spawn_processor   a factory spawning one actor per item (like
 //                     tokio::spawn), killed once it answered (a kill, so
-//                     that an actor trapping exits, a supervisor, stops too).
+//                     that an actor trapping exits, a supervisor, stops too);
+//                     or
+//   process           a function (job_function, patterns/function_worker.hpp)
+//                     run by `runners` function workers the fan-out spawns,
+//                     owns and kills as it stops. The items queued together
+//                     (those of one stream round, of one batch request) go
+//                     to a runner as one troupe::batch call, spread over the
+//                     least-loaded runners (unless a full window's work,
+//                     as measured, is too cheap to be worth more than one
+//                     call), so that cheap work does not pay a request and
+//                     an answer per item. max_in_flight still
+//                     counts items. A call's items fail together when it
+//                     times out (the runner is then killed and replaced;
+//                     calls queued behind it on that runner, not started,
+//                     are sent again; one may run twice if the runner ended
+//                     the slow call just as the kill left) or when the
+//                     runner dies (it is replaced); an item whose function
+//                     returned an error or threw (errc::job_threw) fails
+//                     alone.
 // A call fails when the processor answers with an error, dies (its crash
 // reason, or caf::sec::request_receiver_down), or does not answer within
 // `call_timeout` (errc::call_timeout). A call to a fixed processor that
@@ -46,10 +64,19 @@
 // runs to its end and its answer is ignored, and calls already in its
 // mailbox are still processed by it (CAF cannot take a message back).
 //
+// With `process`, a cancelled item's runner keeps working on its call (the
+// call holds other items too): its slot is held until the call answers, as
+// for a fixed processor. Runners are killed when the fan-out stops.
+//
 // Drain waits for every call in flight and every request still open.
 //
 // Its actor_report (kind "fanout") has `state` "running" and these `stats`:
-//   calls             calls made (items started)
+//   calls             calls made (items started; with `process`, items sent
+//                     to a runner)
+//   batches           batch calls sent to runners (`process`)
+//   largest_batch     the most items in one of them (`process`)
+//   runners           runners now (`process`)
+//   runner_restarts   runners replaced after dying or timing out
 //   succeeded         calls answered with a value
 //   failed            calls that failed (each emitted as an item_failure)
 //   timeouts          failed calls that timed out
@@ -66,6 +93,7 @@
 
 #include "troupe/actors/spawn_context.hpp"
 #include "troupe/actors/stage.hpp"
+#include "troupe/patterns/function_worker.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -86,16 +114,24 @@ struct fanout_config {
     completion, ///< results as their calls finish (buffer_unordered(k))
   };
 
-  /// Calls in flight at most (at least 1). On a stream, with input order,
-  /// results waiting for an earlier one count too.
+  /// Items in flight at most (at least 1): calls, or with `process` items
+  /// out at runners. On a stream, with input order, results waiting for an
+  /// earlier one count too.
   uint32_t max_in_flight = 16;
   order_policy order = order_policy::input;
-  /// A fixed set of processors; or leave empty and set spawn_processor.
+  /// Exactly one of the three: a fixed set of processors, a per-item
+  /// factory, or a function run on the fan-out's own runners.
   std::vector<caf::actor> processors;
   processor_factory spawn_processor;
+  job_function process;
+  /// Runners for `process`; 0: one per CAF scheduler thread, so that the
+  /// work can use every core (each runner runs one call at a time) and no
+  /// more runners than cores are fed with items the bound keeps few. Never
+  /// more than max_in_flight (a runner without items is useless).
+  uint32_t runners = 0;
   /// A call not answered within this fails with errc::call_timeout (a
-  /// per-item actor is then killed; a fixed processor's call keeps its slot
-  /// until it answers); 0: no limit.
+  /// per-item actor or a runner is then killed, a runner replaced; a fixed
+  /// processor's call keeps its slot until it answers); 0: no limit.
   caf::timespan call_timeout = caf::timespan{0};
 
   /// Throws config_error naming the first invalid field.

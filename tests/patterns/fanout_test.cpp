@@ -2,7 +2,8 @@
 // flight, failed items reported in place with their error (an error answer,
 // a processor crash, a timeout), cancellation that stops per-item actors
 // (cancel, and a requester that stops), drain that waits for what is in
-// flight, service mode with batches, and config validation.
+// flight, service mode with batches, work given as a function run on the
+// fan-out's own runners in batch calls, and config validation.
 
 #include "streams.hpp"
 #include "supervision/pipeline.hpp"
@@ -12,8 +13,10 @@
 #include <troupe/supervision/shutdown.hpp>
 
 #include <atomic>
+#include <future>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 
 using namespace troupe;
@@ -25,7 +28,9 @@ namespace {
 using held_atom = caf::atom_constant<caf::atom("held")>;
 using release_atom = caf::atom_constant<caf::atom("release")>;
 using spawned_atom = caf::atom_constant<caf::atom("spawned")>;
+constexpr uint64_t no_item = ~uint64_t{0};
 using finish_atom = caf::atom_constant<caf::atom("finish")>;
+using gone_atom = caf::atom_constant<caf::atom("gone")>;
 
 struct holder_state {
   std::map<uint64_t, caf::response_promise> held;
@@ -156,6 +161,60 @@ caf::actor receive_spawned(system_fixture& f) {
 void sync_with(system_fixture& f, const caf::actor& proc) {
   f.self->request(proc, patience, caf::get_atom::value)
     .receive([](caf::actor&) {}, [](caf::error&) { BOOST_FAIL("no answer from the processor"); });
+}
+
+/// A gate that a function for fanout_config::process waits on. The test
+/// system has two scheduler threads: at most one runner may wait at a time.
+struct gate {
+  std::promise<void> opened;
+  std::shared_future<void> open_future = opened.get_future().share();
+  void open() {
+    opened.set_value();
+  }
+};
+
+/// Tells the test (gone_atom) once destroyed: a runner's copy of a function
+/// makes one at its first item, so it goes when the runner stops.
+struct destruction_probe {
+  caf::actor observer;
+  ~destruction_probe() {
+    caf::anon_send(observer, gone_atom::value);
+  }
+};
+
+/// Items per runner, each runner known by the copy of the function it
+/// holds (a runner numbers itself at its first item).
+struct runner_tally {
+  std::mutex mx;
+  std::vector<uint64_t> items;
+  size_t join() {
+    std::lock_guard<std::mutex> guard{mx};
+    items.push_back(0);
+    return items.size() - 1;
+  }
+  void count(size_t runner) {
+    std::lock_guard<std::mutex> guard{mx};
+    ++items[runner];
+  }
+};
+
+/// A function for fanout_config::process answering 10n: it tells `observer`
+/// (held_atom, n) first, waits for `g` on n == gated, returns an error for
+/// n == bad and throws for n == throwing.
+job_function tenfold(caf::actor observer, std::shared_ptr<gate> g = nullptr,
+                     uint64_t gated = no_item, uint64_t bad = no_item,
+                     uint64_t throwing = no_item) {
+  return [=](item& x) -> caf::expected<item> {
+    auto n = x.get_as<uint64_t>(0);
+    caf::anon_send(observer, held_atom::value, n);
+    if (g && n == gated)
+      g->open_future.wait();
+    if (n == bad)
+      return caf::make_error(caf::sec::runtime_error, "cannot take " + std::to_string(n));
+    if (n == throwing)
+      throw std::runtime_error("item " + std::to_string(n) + " threw");
+    return make_item(n * 10);
+  };
 }
 
 struct fanout_fixture : system_fixture {
@@ -730,6 +789,213 @@ BOOST_AUTO_TEST_CASE(fanout_drain_waits_for_the_calls_in_flight) {
   caf::anon_send_exit(proc, caf::exit_reason::user_shutdown);
 }
 
+BOOST_AUTO_TEST_CASE(fanout_with_a_function_gathers_in_input_order_or_in_completion_order) {
+  for (auto order : {fanout_config::order_policy::input,
+                     fanout_config::order_policy::completion}) {
+    BOOST_TEST_MESSAGE("order " << to_string(order));
+    auto g = std::make_shared<gate>();
+    fanout_config cfg;
+    cfg.max_in_flight = 4;
+    cfg.runners = 2;
+    cfg.order = order;
+    cfg.process = tenfold(self, g, 0);
+    auto fan = make_fanout(cfg);
+    manual_upstream up{self, fan};
+    // One round: calls {0, 1} and {2, 3}, one per runner; 0 waits at the
+    // gate, and 1 behind it.
+    up.push(numbers(0, 4));
+    await_held(*this, 3);
+    std::vector<uint64_t> got;
+    if (order == fanout_config::order_policy::completion)
+      got = receive_values(*this, 2);
+    g->open();
+    for (auto x : receive_values(*this, 4 - got.size()))
+      got.push_back(x);
+    std::vector<uint64_t> expected = order == fanout_config::order_policy::input
+                                       ? std::vector<uint64_t>{0, 10, 20, 30}
+                                       : std::vector<uint64_t>{20, 30, 0, 10};
+    BOOST_CHECK_EQUAL_COLLECTIONS(got.begin(), got.end(), expected.begin(),
+                                  expected.end());
+    up.end();
+    BOOST_CHECK_EQUAL(receive_sink_end(*this), 4u);
+    auto report = final_report();
+    BOOST_CHECK_EQUAL(report.in, 4u);
+    BOOST_CHECK_EQUAL(report.out, 4u);
+    BOOST_CHECK_EQUAL(report.stats["calls"], 4);
+    BOOST_CHECK_EQUAL(report.stats["batches"], 2);
+    BOOST_CHECK_EQUAL(report.stats["runners"], 2);
+    BOOST_CHECK_EQUAL(report.stats["succeeded"], 4);
+    await_held(*this, 1);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(fanout_with_a_function_fails_only_the_item_whose_function_errs_or_throws) {
+  fanout_config cfg;
+  cfg.max_in_flight = 4;
+  cfg.runners = 2;
+  cfg.process = tenfold(self, nullptr, no_item, 3, 5);
+  auto fan = make_fanout(cfg);
+  manual_upstream up{self, fan};
+  up.push(numbers(0, 8));
+  up.end();
+  for (uint64_t i = 0; i < 8; ++i) {
+    auto x = receive_outcome(*this);
+    BOOST_CHECK_EQUAL(x.failed, i == 3 || i == 5);
+    BOOST_CHECK_EQUAL(x.value, x.failed ? i : i * 10);
+    if (i == 3)
+      BOOST_CHECK(x.reason == caf::sec::runtime_error);
+    if (i == 5)
+      BOOST_CHECK(x.reason == errc::job_threw);
+  }
+  BOOST_CHECK_EQUAL(receive_sink_end(*this), 8u);
+  auto report = final_report();
+  BOOST_CHECK_EQUAL(report.out, 8u); // six results and two item_failures
+  BOOST_CHECK_EQUAL(report.errors, 2u);
+  BOOST_CHECK_EQUAL(report.stats["failed"], 2);
+  BOOST_CHECK_EQUAL(report.stats["succeeded"], 6);
+  BOOST_CHECK_EQUAL(report.stats["runner_restarts"], 0);
+}
+
+BOOST_AUTO_TEST_CASE(fanout_with_a_function_answers_batches_and_single_calls_through_its_runners) {
+  fanout_config cfg;
+  cfg.max_in_flight = 3;
+  cfg.runners = 2;
+  cfg.process = tenfold(self, nullptr, no_item, 5, 6);
+  spawn_context ctx{sys.actors(), "fan", caf::actor{}, caf::actor{self}, 0, {}};
+  auto fan = spawn_fanout(ctx, cfg);
+  self->request(fan, patience, batch{numbers(0, 10)})
+    .receive(
+      [&](batch& b) {
+        BOOST_REQUIRE_EQUAL(b.items.size(), 10u);
+        for (uint64_t i = 0; i < 10; ++i) {
+          if (i == 5 || i == 6) {
+            BOOST_REQUIRE(b.items[i].match_elements<item_failure>());
+            auto& f = b.items[i].get_as<item_failure>(0);
+            BOOST_CHECK_EQUAL(f.input.get_as<uint64_t>(0), i);
+            BOOST_CHECK(f.reason == (i == 5 ? caf::error{caf::sec::runtime_error}
+                                            : make_error(errc::job_threw)));
+          } else {
+            BOOST_CHECK_EQUAL(b.items[i].get_as<uint64_t>(0), i * 10);
+          }
+        }
+      },
+      fail_on_error());
+  self->request(fan, patience, uint64_t{7})
+    .receive([](uint64_t x) { BOOST_CHECK_EQUAL(x, 70u); }, fail_on_error());
+  self->request(fan, patience, uint64_t{6})
+    .receive([](uint64_t) { BOOST_FAIL("a call that threw answered a value"); },
+             [](caf::error& e) { BOOST_CHECK(e == errc::job_threw); });
+  auto now = status(fan);
+  BOOST_CHECK_EQUAL(now.stats["requests"], 3);
+  BOOST_CHECK_EQUAL(now.stats["calls"], 12);
+  BOOST_CHECK_EQUAL(now.stats["failed"], 3);
+  BOOST_CHECK_LE(now.stats["peak_in_flight"], 3);
+  caf::anon_send(fan, cancel_atom::value);
+  final_report();
+}
+
+BOOST_AUTO_TEST_CASE(fanout_with_a_function_sends_no_call_above_max_in_flight_and_feeds_every_runner) {
+  auto tally = std::make_shared<runner_tally>();
+  fanout_config cfg;
+  cfg.max_in_flight = 6;
+  cfg.runners = 2;
+  cfg.process = [tally, me = no_item](item& x) mutable -> caf::expected<item> {
+    if (me == no_item)
+      me = tally->join();
+    tally->count(me);
+    return make_item(x.get_as<uint64_t>(0) * 10);
+  };
+  spawn_context ctx{sys.actors(), "fan", caf::actor{}, caf::actor{self}, 0, {}};
+  auto fan = spawn_fanout(ctx, cfg);
+  self->request(fan, patience, batch{numbers(0, 20)})
+    .receive(
+      [&](batch& b) {
+        BOOST_REQUIRE_EQUAL(b.items.size(), 20u);
+        for (uint64_t i = 0; i < 20; ++i)
+          BOOST_CHECK_EQUAL(b.items[i].get_as<uint64_t>(0), i * 10);
+      },
+      fail_on_error());
+  auto now = status(fan);
+  // 6 items out at most. The first window, its work not measured yet, is
+  // spread over both runners, 3 a call; later ones may leave whole.
+  BOOST_CHECK_LE(now.stats["peak_in_flight"], 6);
+  BOOST_CHECK_LE(now.stats["largest_batch"], 6);
+  BOOST_CHECK_GE(now.stats["batches"], 4);
+  {
+    std::lock_guard<std::mutex> guard{tally->mx};
+    BOOST_REQUIRE_EQUAL(tally->items.size(), 2u);
+    BOOST_CHECK_GT(tally->items[0], 0u);
+    BOOST_CHECK_GT(tally->items[1], 0u);
+    BOOST_CHECK_EQUAL(tally->items[0] + tally->items[1], 20u);
+  }
+  caf::anon_send(fan, cancel_atom::value);
+  final_report();
+}
+
+BOOST_AUTO_TEST_CASE(fanout_with_a_function_fails_a_timed_out_call_and_sends_the_calls_behind_it_to_a_new_runner) {
+  auto g = std::make_shared<gate>();
+  fanout_config cfg;
+  cfg.max_in_flight = 4;
+  cfg.runners = 1;
+  cfg.order = fanout_config::order_policy::completion;
+  cfg.call_timeout = 50ms;
+  cfg.process = tenfold(self, g, 0);
+  auto fan = make_fanout(cfg);
+  manual_upstream up{self, fan};
+  up.push(0);
+  BOOST_CHECK_EQUAL(receive_held(*this), 0u);
+  // Item 1 waits behind item 0 in the only runner's mailbox.
+  up.push(1);
+  auto first = receive_outcome(*this);
+  BOOST_CHECK(first.failed);
+  BOOST_CHECK_EQUAL(first.value, 0u);
+  BOOST_CHECK(first.reason == errc::call_timeout);
+  auto second = receive_outcome(*this);
+  BOOST_CHECK(!second.failed);
+  BOOST_CHECK_EQUAL(second.value, 10u);
+  g->open();
+  up.end();
+  BOOST_CHECK_EQUAL(receive_sink_end(*this), 2u);
+  auto report = final_report();
+  BOOST_CHECK_EQUAL(report.errors, 1u);
+  BOOST_CHECK_EQUAL(report.stats["timeouts"], 1);
+  BOOST_CHECK_EQUAL(report.stats["runner_restarts"], 1);
+  BOOST_CHECK_EQUAL(report.stats["calls"], 2);
+  BOOST_CHECK_EQUAL(report.stats["batches"], 3); // {0}, {1}, {1} again
+}
+
+BOOST_AUTO_TEST_CASE(fanout_with_a_function_cancel_stops_at_once_and_kills_its_busy_runner) {
+  auto g = std::make_shared<gate>();
+  fanout_config cfg;
+  cfg.max_in_flight = 4;
+  cfg.runners = 1;
+  cfg.process = [inner = tenfold(self, g, 0), observer = caf::actor{self},
+                 probe = std::shared_ptr<destruction_probe>{}](item& x) mutable {
+    if (!probe) {
+      probe = std::make_shared<destruction_probe>();
+      probe->observer = observer;
+    }
+    return inner(x);
+  };
+  auto fan = make_fanout(cfg);
+  manual_upstream up{self, fan};
+  up.push(0);
+  BOOST_CHECK_EQUAL(receive_held(*this), 0u);
+  up.push(1); // waits behind item 0 in the runner's mailbox
+  caf::anon_send(fan, cancel_atom::value);
+  // The final report comes while the runner still works on item 0.
+  auto report = final_report();
+  BOOST_CHECK_EQUAL(report.in, 2u);
+  BOOST_CHECK_EQUAL(report.out, 0u);
+  BOOST_CHECK_EQUAL(report.dropped, 2u);
+  g->open();
+  receive_one<gone_atom>("the runner stopping");
+  // Killed ahead of its mailbox: item 1 never ran.
+  bool ran = false;
+  self->receive([&](held_atom, uint64_t) { ran = true; }, caf::after(0s) >> [] {});
+  BOOST_CHECK(!ran);
+}
+
 BOOST_AUTO_TEST_CASE(fanout_config_is_validated) {
   auto proc = sys.actors().spawn(failing_processor, uint64_t{0});
   auto reject = [&](fanout_config cfg) {
@@ -749,7 +1015,13 @@ BOOST_AUTO_TEST_CASE(fanout_config_is_validated) {
   {
     auto cfg = valid;
     cfg.spawn_processor = [](caf::actor_system&) { return caf::actor{}; };
-    BOOST_CHECK(contains(reject(cfg), "both set"));
+    BOOST_CHECK(contains(reject(cfg), "set only one"));
+  }
+  {
+    auto cfg = valid;
+    cfg.process = [](item& x) -> caf::expected<item> { return x; };
+    BOOST_CHECK(contains(reject(cfg), "more than one of processors, spawn_processor "
+                                      "and process is set"));
   }
   {
     auto cfg = valid;
