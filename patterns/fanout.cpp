@@ -404,7 +404,8 @@ private:
   // work, as measured, costs less than a call's messaging, spreading it
   // only adds calls, and one call takes all that is free.
   size_t per_call() const {
-    if (ns_per_item_ > 0 && ns_per_item_ * cfg_.max_in_flight < spread_from_ns)
+    // Divided, not multiplied: a slow item times a large bound would wrap.
+    if (ns_per_item_ > 0 && ns_per_item_ < spread_from_ns / cfg_.max_in_flight)
       return cfg_.max_in_flight;
     return share_;
   }

@@ -22,13 +22,19 @@
 //                     call), so that cheap work does not pay a request and
 //                     an answer per item. max_in_flight still
 //                     counts items. A call's items fail together when it
-//                     times out (the runner is then killed and replaced;
-//                     calls queued behind it on that runner, not started,
-//                     are sent again; one may run twice if the runner ended
-//                     the slow call just as the kill left) or when the
-//                     runner dies (it is replaced); an item whose function
-//                     returned an error or threw (errc::job_threw) fails
-//                     alone.
+//                     times out or when the runner dies (it is replaced); an
+//                     item whose function returned an error or threw
+//                     (errc::job_threw) fails alone. A timed-out call's
+//                     runner is killed and replaced, and its items stop
+//                     counting, as a per-item actor's do; but a function
+//                     cannot be interrupted, so the kill takes effect when
+//                     it returns, and until then it keeps a scheduler thread
+//                     (blocking work belongs in patterns/blocking.hpp). The
+//                     calls queued behind it on that runner are sent again
+//                     to others; CAF takes the kill between rounds of a few
+//                     messages, so some may run on the old runner too: a
+//                     call behind a timed-out one runs at least once, maybe
+//                     twice, and is answered once.
 // A call fails when the processor answers with an error, dies (its crash
 // reason, or caf::sec::request_receiver_down), or does not answer within
 // `call_timeout` (errc::call_timeout). A call to a fixed processor that
