@@ -232,6 +232,17 @@ inline uint64_t count_lost(uint64_t expected, uint64_t got) {
   return got <= expected ? expected - got : got - expected;
 }
 
+/// Puts a second run of the same items (another way to configure the
+/// pattern) into `main` as extra fields `<name>_per_s` and
+/// `<name>_checksum_ok`; its lost items, and a checksum that differs, count
+/// in `main.lost`.
+inline void add_side_run(result& main, const result& other, const std::string& name) {
+  bool same = other.checksum == main.checksum;
+  main.add(name + "_per_s", static_cast<double>(other.items) / other.seconds);
+  main.add(name + "_checksum_ok", std::string{same ? "yes" : "no"});
+  main.lost += other.lost + (same ? 0 : 1);
+}
+
 /// Fills in what a counting sink says once its stream has ended (its
 /// count, sum and end time): items, checksum, lost against `expected`, and
 /// the seconds from the first item (`first_ns`) to `end_ns`.

@@ -91,20 +91,11 @@ result run_fanout(const options& opts, processors_as kind) {
   return r;
 }
 
-// The actor run's rate goes in `actor_processors_per_s`; its lost items, and
-// a checksum that differs, count in `lost`.
-void add_actor_run(result& main, const result& other) {
-  bool same = other.checksum == main.checksum;
-  main.add("actor_processors_per_s", static_cast<double>(other.items) / other.seconds);
-  main.add("actor_processors_checksum_ok", std::string{same ? "yes" : "no"});
-  main.lost += other.lost + (same ? 0 : 1);
-}
-
 } // namespace
 
 void fanout_items(const options& opts, std::vector<result>& out) {
   auto r = run_fanout(opts, processors_as::function);
-  add_actor_run(r, run_fanout(opts, processors_as::actor));
+  add_side_run(r, run_fanout(opts, processors_as::actor), "actor_processors");
   out.push_back(std::move(r));
 }
 

@@ -76,32 +76,20 @@ result run_pool(const options& opts, const std::string& name, bool skewed,
   return r;
 }
 
-// The main line runs the jobs with function workers and the default
-// settings; the same jobs through actor workers taking one job per message
-// (the pool's default for actor workers) go in an extra field, as
-// `actor_workers_per_s` (their lost items, and a checksum that differs,
-// count in `lost`).
-void add_actor_run(result& main, const result& other) {
-  bool same = other.checksum == main.checksum;
-  main.add("actor_workers_per_s", static_cast<double>(other.items) / other.seconds);
-  main.add("actor_workers_checksum_ok", std::string{same ? "yes" : "no"});
-  main.lost += other.lost + (same ? 0 : 1);
-}
-
 } // namespace
 
 void pool_jobs(const options& opts, std::vector<result>& out) {
   auto rr = run_pool(opts, "pool", false, workers_as::function,
                      dispatch_policy::round_robin);
-  add_actor_run(rr, run_pool(opts, "pool", false, workers_as::actor,
-                             dispatch_policy::round_robin));
+  add_side_run(rr, run_pool(opts, "pool", false, workers_as::actor,
+                             dispatch_policy::round_robin), "actor_workers");
   out.push_back(std::move(rr));
   // With batches, round robin spreads slow jobs as evenly as pull does; the
   // actor workers, one job per message, pull.
   auto skewed = run_pool(opts, "pool_skewed", true, workers_as::function,
                          dispatch_policy::round_robin);
-  add_actor_run(skewed, run_pool(opts, "pool_skewed", true, workers_as::actor,
-                                 dispatch_policy::pull));
+  add_side_run(skewed, run_pool(opts, "pool_skewed", true, workers_as::actor,
+                                 dispatch_policy::pull), "actor_workers");
   out.push_back(std::move(skewed));
 }
 

@@ -2,6 +2,7 @@
 
 #include "troupe/actors/errors.hpp"
 #include "troupe/actors/messages.hpp"
+#include "troupe/patterns/detail/free_places.hpp"
 #include "troupe/patterns/function_worker.hpp"
 
 #include <caf/actor_cast.hpp>
@@ -326,15 +327,21 @@ private:
     return (uint64_t{serial} << 32) | place;
   }
 
-  // The live flight of `tag`, or none (landed, or its place reused).
-  flight* find(uint64_t tag) {
+  // The live element of `slab` (flights, calls) that `tag` names, or none
+  // (landed, answered, failed, or its place reused).
+  template <class T>
+  static T* live_at(std::vector<T>& slab, uint64_t tag) {
     auto place = static_cast<uint32_t>(tag);
-    if (place >= flights_.size())
+    if (place >= slab.size())
       return nullptr;
-    auto& f = flights_[place];
-    if (!f.live || make_tag(place, f.serial) != tag)
+    auto& x = slab[place];
+    if (!x.live || make_tag(place, x.serial) != tag)
       return nullptr;
-    return &f;
+    return &x;
+  }
+
+  flight* find(uint64_t tag) {
+    return live_at(flights_, tag);
   }
 
   void dispatch() {
@@ -378,14 +385,7 @@ private:
       ++load_[f.processor];
       dest = cfg_.processors[f.processor];
     }
-    uint32_t place;
-    if (!free_.empty()) {
-      place = free_.back();
-      free_.pop_back();
-    } else {
-      place = static_cast<uint32_t>(flights_.size());
-      flights_.emplace_back();
-    }
+    auto place = detail::take_place(flights_, free_);
     f.serial = next_serial_++;
     f.live = true;
     auto tag = make_tag(place, f.serial);
@@ -419,14 +419,7 @@ private:
     while (!queue_.empty() && live_ < cfg_.max_in_flight) {
       auto n = std::min<size_t>({queue_.size(), cfg_.max_in_flight - live_, cap});
       auto r = least_loaded_runner();
-      uint32_t place;
-      if (!free_calls_.empty()) {
-        place = free_calls_.back();
-        free_calls_.pop_back();
-      } else {
-        place = static_cast<uint32_t>(calls_.size());
-        calls_.emplace_back();
-      }
+      auto place = detail::take_place(calls_, free_calls_);
       auto& c = calls_[place];
       c.runner = r;
       c.serial = next_serial_++;
@@ -483,15 +476,8 @@ private:
     self_->monitor(r.actor);
   }
 
-  // The live call of `tag`, or none (answered, failed, or its place reused).
   call* find_call(uint64_t tag) {
-    auto place = static_cast<uint32_t>(tag);
-    if (place >= calls_.size())
-      return nullptr;
-    auto& c = calls_[place];
-    if (!c.live || make_tag(place, c.serial) != tag)
-      return nullptr;
-    return &c;
+    return live_at(calls_, tag);
   }
 
   // Takes a call out of flight, freeing its items' slots.

@@ -3,6 +3,7 @@
 #include "troupe/actors/errors.hpp"
 #include "troupe/actors/request.hpp"
 #include "troupe/actors/messages.hpp"
+#include "troupe/patterns/detail/free_places.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
@@ -447,11 +448,14 @@ private:
     after_change();
   }
 
+  // A slot whose worker runs and is not being removed.
+  static bool takes_jobs(const std::unique_ptr<slot>& s) {
+    return s->worker && !s->retiring;
+  }
+
   // Whether some worker takes jobs.
   bool worker_up() const {
-    return std::any_of(slots_.begin(), slots_.end(), [](const auto& s) {
-      return s->worker && !s->retiring;
-    });
+    return std::any_of(slots_.begin(), slots_.end(), takes_jobs);
   }
 
   void strand_queued() {
@@ -578,14 +582,7 @@ private:
 
   void accept(item msg, caf::response_promise rp, bool from_stream,
               bool dispatch_now) {
-    uint32_t index;
-    if (!free_jobs_.empty()) {
-      index = free_jobs_.back();
-      free_jobs_.pop_back();
-    } else {
-      index = static_cast<uint32_t>(jobs_.size());
-      jobs_.emplace_back();
-    }
+    auto index = detail::take_place(jobs_, free_jobs_);
     auto& j = jobs_[index];
     j.msg = std::move(msg);
     j.promise = std::move(rp);
@@ -609,9 +606,7 @@ private:
     // A worker's share of what is queued, when batches are shared out.
     size_t share = queue_.size();
     if (batched_ && spread_batches()) {
-      auto up = std::count_if(slots_.begin(), slots_.end(), [](const auto& s) {
-        return s->worker && !s->retiring;
-      });
+      auto up = std::count_if(slots_.begin(), slots_.end(), takes_jobs);
       auto workers = std::max<size_t>(1, static_cast<size_t>(up));
       share = (queue_.size() + workers - 1) / workers;
     }
@@ -647,14 +642,7 @@ private:
 
   // Sends the first `n` queued jobs to `s` in one (troupe::batch) request.
   void send_batch(slot& s, size_t n) {
-    uint32_t place;
-    if (!free_batches_.empty()) {
-      place = free_batches_.back();
-      free_batches_.pop_back();
-    } else {
-      place = static_cast<uint32_t>(batches_.size());
-      batches_.emplace_back();
-    }
+    auto place = detail::take_place(batches_, free_batches_);
     auto& f = batches_[place];
     f.serial = next_batch_serial_++;
     f.slot = s.id;
@@ -686,9 +674,9 @@ private:
     size_t best_at = 0;
     for (size_t k = 0; k < n; ++k) {
       auto at = (next_pick_ + k) % n;
-      auto& s = *slots_[at];
-      if (!s.worker || s.retiring)
+      if (!takes_jobs(slots_[at]))
         continue;
+      auto& s = *slots_[at];
       if (cfg_.policy == dispatch_policy::pull && load(s) >= cfg_.prefetch)
         continue;
       if (cfg_.policy == dispatch_policy::round_robin) {

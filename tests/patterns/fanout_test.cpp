@@ -233,6 +233,11 @@ struct fanout_fixture : system_fixture {
     sinks.push_back(sink);
     stage_config links;
     links.next = {sink};
+    return spawn_reporting_fanout(std::move(cfg), std::move(links));
+  }
+
+  /// A fan-out named "fan" that sends its final report to the test.
+  caf::actor spawn_reporting_fanout(fanout_config cfg, stage_config links = {}) {
     spawn_context ctx{sys.actors(), "fan", caf::actor{}, caf::actor{self}, 0, {}};
     return spawn_fanout(ctx, std::move(cfg), std::move(links));
   }
@@ -290,8 +295,7 @@ BOOST_AUTO_TEST_CASE(fanout_keeps_at_most_k_calls_in_flight) {
                           std::make_unique<summing_sink>(self, endless));
   stage_config links;
   links.next = {sink};
-  spawn_context ctx{sys.actors(), "fan", caf::actor{}, caf::actor{self}, 0, {}};
-  auto fan = spawn_fanout(ctx, cfg, links);
+  auto fan = spawn_reporting_fanout(cfg, links);
   stage_config to_fan;
   to_fan.next = {fan};
   auto n = std::make_shared<uint64_t>(0);
@@ -359,8 +363,7 @@ BOOST_AUTO_TEST_CASE(fanout_emits_no_more_results_than_its_output_window) {
   // only when it says so.
   stage_config links;
   links.next = {caf::actor{self}};
-  spawn_context ctx{sys.actors(), "fan", caf::actor{}, caf::actor{self}, 0, {}};
-  auto fan = spawn_fanout(ctx, cfg, links);
+  auto fan = spawn_reporting_fanout(cfg, links);
   uint64_t out_link = 0;
   self->receive([&](link_open& x) { out_link = x.link; },
                 caf::after(patience) >> [] { BOOST_FAIL("no link from the fan-out"); });
@@ -675,8 +678,7 @@ BOOST_AUTO_TEST_CASE(fanout_requester_that_stops_cancels_its_batch) {
   cfg.spawn_processor = [this](caf::actor_system& sys) {
     return sys.spawn(stuck_processor, caf::actor{self});
   };
-  spawn_context ctx{sys.actors(), "fan", caf::actor{}, caf::actor{self}, 0, {}};
-  auto fan = spawn_fanout(ctx, cfg);
+  auto fan = spawn_reporting_fanout(cfg);
   auto requester = sys.actors().spawn([](caf::event_based_actor* self, caf::actor fan) {
     self->request(fan, caf::infinite, batch{numbers(0, 4)})
       .then([](const batch&) {}, [](caf::error&) {});
@@ -703,8 +705,7 @@ BOOST_AUTO_TEST_CASE(fanout_answers_a_batch_with_a_batch_of_results_in_order) {
   fanout_config cfg;
   cfg.max_in_flight = 3;
   cfg.processors = {proc};
-  spawn_context ctx{sys.actors(), "fan", caf::actor{}, caf::actor{self}, 0, {}};
-  auto fan = spawn_fanout(ctx, cfg);
+  auto fan = spawn_reporting_fanout(cfg);
   self->request(fan, patience, batch{numbers(0, 10)})
     .receive(
       [&](batch& b) {
@@ -741,8 +742,7 @@ BOOST_AUTO_TEST_CASE(fanout_answers_an_empty_batch_with_an_empty_batch) {
   auto proc = sys.actors().spawn(failing_processor, uint64_t{0});
   fanout_config cfg;
   cfg.processors = {proc};
-  spawn_context ctx{sys.actors(), "fan", caf::actor{}, caf::actor{self}, 0, {}};
-  auto fan = spawn_fanout(ctx, cfg);
+  auto fan = spawn_reporting_fanout(cfg);
   bool answered = false;
   self->request(fan, patience, batch{})
     .receive([&](batch& b) { answered = b.items.empty(); },
@@ -861,8 +861,7 @@ BOOST_AUTO_TEST_CASE(fanout_with_a_function_answers_batches_and_single_calls_thr
   cfg.max_in_flight = 3;
   cfg.runners = 2;
   cfg.process = tenfold(self, nullptr, no_item, 5, 6);
-  spawn_context ctx{sys.actors(), "fan", caf::actor{}, caf::actor{self}, 0, {}};
-  auto fan = spawn_fanout(ctx, cfg);
+  auto fan = spawn_reporting_fanout(cfg);
   self->request(fan, patience, batch{numbers(0, 10)})
     .receive(
       [&](batch& b) {
@@ -905,8 +904,7 @@ BOOST_AUTO_TEST_CASE(fanout_with_a_function_sends_no_call_above_max_in_flight_an
     tally->count(me);
     return make_item(x.get_as<uint64_t>(0) * 10);
   };
-  spawn_context ctx{sys.actors(), "fan", caf::actor{}, caf::actor{self}, 0, {}};
-  auto fan = spawn_fanout(ctx, cfg);
+  auto fan = spawn_reporting_fanout(cfg);
   self->request(fan, patience, batch{numbers(0, 20)})
     .receive(
       [&](batch& b) {
