@@ -1,5 +1,6 @@
 #include "troupe/actors/system.hpp"
 
+#include "troupe/actors/detail/scheduler.hpp"
 #include "troupe/actors/errors.hpp"
 #include "troupe/actors/messages.hpp"
 
@@ -16,6 +17,7 @@ namespace {
 constexpr char credit_key[] = "troupe.default-credit";
 constexpr char deadline_key[] = "troupe.shutdown-deadline";
 constexpr char threads_key[] = "scheduler.max-threads";
+constexpr char scheduler_key[] = "troupe.scheduler";
 
 bool is_set(const caf::actor_system_config& cfg, caf::string_view key) {
   return caf::get_if(&cfg.content, key) != nullptr;
@@ -66,6 +68,8 @@ void apply_settings(caf::actor_system_config& cfg,
              static_cast<uint64_t>(settings.default_credit));
   if (!is_set(cfg, deadline_key))
     caf::put(cfg.content, deadline_key, settings.shutdown_deadline);
+  if (!is_set(cfg, scheduler_key))
+    caf::put(cfg.content, scheduler_key, settings.troupe_scheduler);
 }
 
 uint32_t default_credit(const caf::actor_system& sys) {
@@ -82,6 +86,8 @@ caf::actor_system_config& system::prepare(caf::actor_system_config& cfg,
                                           const system_settings& settings) {
   register_message_types(cfg);
   apply_settings(cfg, settings);
+  if (caf::get_or(cfg, scheduler_key, true))
+    detail::use_troupe_scheduler(cfg);
   return cfg;
 }
 

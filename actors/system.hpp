@@ -24,6 +24,10 @@ struct system_settings {
   uint32_t default_credit = 128;
   /// How long a graceful shutdown may take in all before the rest is killed.
   caf::timespan shutdown_deadline = std::chrono::seconds(10);
+  /// Runs troupe's work-stealing scheduler (docs/scheduler.md); false runs
+  /// CAF's as it is. A config that picks another `scheduler.policy`
+  /// (sharing, testing) gets that one either way.
+  bool troupe_scheduler = true;
 };
 
 /// Registers troupe's message types and error category in `cfg`, and fills in
@@ -35,8 +39,9 @@ void apply_settings(caf::actor_system_config& cfg, const system_settings& settin
 uint32_t default_credit(const caf::actor_system& sys);
 caf::timespan shutdown_deadline(const caf::actor_system& sys);
 
-/// A CAF actor system with troupe registered. Converts to caf::actor_system&,
-/// so it can be passed wherever a spawn function wants the system.
+/// A CAF actor system with troupe registered, running troupe's scheduler
+/// (docs/scheduler.md). Converts to caf::actor_system&, so it can be passed
+/// wherever a spawn function wants the system.
 class system {
 public:
   explicit system(system_settings settings = {});

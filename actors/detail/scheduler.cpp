@@ -1,0 +1,187 @@
+#include "troupe/actors/detail/scheduler.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/policy/work_stealing.hpp>
+#include <caf/scheduler/coordinator.hpp>
+#include <caf/scheduler/worker.hpp>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+namespace troupe::detail {
+
+// CAF's work stealing with a next slot, and its worker loop (below) without
+// the logger's bookkeeping.
+//
+// An actor that a worker wakes (its running actor sent the actor a message)
+// goes to that worker's next slot, which the worker runs next, as Tokio's
+// LIFO slot: an actor that asks and the one that answers stay on one core,
+// warm in its cache, instead of changing cores on each message as an idle
+// worker steals the woken one. (CAF puts it at the head of the worker's
+// queue, where an idle worker takes it.) An idle worker polling hard steals
+// from queues only; one polling gently (CAF's moderate and relaxed rounds,
+// after about a hundred empty polls) takes from slots too, so that an actor
+// waiting in the slot behind a slow one still runs soon.
+//
+// After max_next_streak jobs in a row from the slot, the next actor woken
+// goes to the back of the queue instead: a pair of actors messaging each
+// other back and forth cannot keep the worker from its queue. (CAF's own
+// head-of-queue order starves the queue the same way when no other worker
+// steals, e.g. with one scheduler thread.)
+class stealing_policy : public caf::policy::work_stealing {
+public:
+  using super = caf::policy::work_stealing;
+
+  struct worker_data : super::worker_data {
+    explicit worker_data(caf::scheduler::abstract_coordinator* p)
+      : super::worker_data(p) {
+    }
+    worker_data(const worker_data& other) : super::worker_data(other) {
+    }
+    std::atomic<caf::resumable*> next{nullptr};
+    // Jobs taken from `next` in a row; only the worker's thread uses it.
+    size_t next_streak = 0;
+  };
+
+  static constexpr size_t max_next_streak = 32;
+
+  template <class Worker>
+  void internal_enqueue(Worker* self, caf::resumable* job) {
+    auto& data = d(self);
+    if (data.next_streak >= max_next_streak) {
+      data.queue.append(job);
+      return;
+    }
+    if (auto before = data.next.exchange(job, std::memory_order_acq_rel))
+      data.queue.prepend(before);
+  }
+
+  template <class Worker>
+  caf::resumable* try_steal(Worker* self, bool from_slots) {
+    auto p = self->parent();
+    if (p->num_workers() < 2)
+      return nullptr;
+    auto victim = d(self).uniform(d(self).rengine);
+    if (victim == self->id())
+      victim = p->num_workers() - 1;
+    auto& v = d(p->worker_by_id(victim));
+    if (auto job = v.queue.take_tail())
+      return job;
+    return from_slots ? v.next.exchange(nullptr, std::memory_order_acq_rel)
+                      : nullptr;
+  }
+
+  template <class Worker>
+  caf::resumable* take_own(Worker* self) {
+    auto& data = d(self);
+    if (auto job = data.next.exchange(nullptr, std::memory_order_acq_rel)) {
+      ++data.next_streak;
+      return job;
+    }
+    data.next_streak = 0;
+    return data.queue.take_head();
+  }
+
+  // CAF's dequeue, taking the slot first and stealing slots when polling
+  // gently.
+  template <class Worker>
+  caf::resumable* dequeue(Worker* self) {
+    auto& strategies = d(self).strategies;
+    for (size_t k = 0; k < 2; ++k) {
+      for (size_t i = 0; i < strategies[k].attempts;
+           i += strategies[k].step_size) {
+        if (auto job = take_own(self))
+          return job;
+        if ((i % strategies[k].steal_interval) == 0)
+          if (auto job = try_steal(self, k > 0))
+            return job;
+        if (strategies[k].sleep_duration.count() > 0)
+          std::this_thread::sleep_for(strategies[k].sleep_duration);
+      }
+    }
+    auto& relaxed = strategies[2];
+    auto& wait = d(self).waitdata;
+    for (size_t i = 1;; ++i) {
+      bool woken;
+      {
+        std::unique_lock<std::mutex> guard(wait.lock);
+        wait.sleeping = true;
+        woken = wait.cv.wait_for(guard, relaxed.sleep_duration,
+                                 [&] { return !d(self).queue.empty(); });
+        wait.sleeping = false;
+      }
+      caf::resumable* job = nullptr;
+      if (woken)
+        job = take_own(self);
+      else if ((i % relaxed.steal_interval) == 0)
+        job = try_steal(self, true);
+      if (job != nullptr)
+        return job;
+    }
+  }
+
+  template <class Worker, class UnaryFunction>
+  void foreach_resumable(Worker* self, UnaryFunction f) {
+    for (auto job = take_own(self); job != nullptr; job = take_own(self))
+      f(job);
+  }
+};
+
+} // namespace troupe::detail
+
+namespace caf::scheduler {
+
+// CAF's loop, without CAF_PUSH_AID_FROM_PTR around each resume: Debian's
+// libcaf_core is built with logging compiled in (at level quiet, so nothing
+// is ever logged), and that macro costs a dynamic_cast across the actor's
+// bases (string compares of type names across libraries) and a spinlocked
+// map update per resume — about a tenth of the instructions of a message
+// between two actors.
+template <>
+void worker<troupe::detail::stealing_policy>::run() {
+  for (;;) {
+    auto job = policy_.dequeue(this);
+    policy_.before_resume(this, job);
+    auto res = job->resume(this, max_throughput_);
+    policy_.after_resume(this, job);
+    switch (res) {
+      case resumable::resume_later:
+        policy_.resume_job_later(this, job);
+        break;
+      case resumable::done:
+        policy_.after_completion(this, job);
+        intrusive_ptr_release(job);
+        break;
+      case resumable::awaiting_message:
+        intrusive_ptr_release(job);
+        break;
+      case resumable::shutdown_execution_unit:
+        policy_.after_completion(this, job);
+        policy_.before_shutdown(this);
+        return;
+    }
+  }
+}
+
+} // namespace caf::scheduler
+
+namespace troupe::detail {
+
+using troupe_coordinator = caf::scheduler::coordinator<stealing_policy>;
+
+bool runs_troupe_scheduler(caf::actor_system& sys) {
+  return dynamic_cast<troupe_coordinator*>(&sys.scheduler()) != nullptr;
+}
+
+void use_troupe_scheduler(caf::actor_system_config& cfg) {
+  auto policy = caf::get_or(cfg, "scheduler.policy", caf::atom("stealing"));
+  if (policy != caf::atom("stealing"))
+    return;
+  cfg.module_factories.push_back(
+    [](caf::actor_system& sys) -> caf::actor_system::module* {
+      return new troupe_coordinator(sys);
+    });
+}
+
+} // namespace troupe::detail
