@@ -177,7 +177,7 @@ public:
   // With batches, the items of a round are gathered and dispatched together
   // at its end (on_round_end); a lone job would otherwise leave alone.
   void take_item(item x) {
-    accept(std::move(x), caf::response_promise{}, true, !batched_);
+    accept(std::move(x), nullptr, !batched_);
   }
 
   void on_round_end() {
@@ -226,7 +226,7 @@ public:
       return make_error(errc::pool_full, name_);
     }
     auto rp = self_->make_response_promise();
-    accept(std::move(x), rp, false, true);
+    accept(std::move(x), &rp, true);
     return rp;
   }
 
@@ -580,15 +580,18 @@ private:
     }
   }
 
-  void accept(item msg, caf::response_promise rp, bool from_stream,
-              bool dispatch_now) {
+  // `rp` is the request's promise, or null for a stream item, whose job
+  // keeps the empty promise of its free place: per item, no promise is
+  // made, moved or dropped.
+  void accept(item msg, caf::response_promise* rp, bool dispatch_now) {
     auto index = detail::take_place(jobs_, free_jobs_);
     auto& j = jobs_[index];
     j.msg = std::move(msg);
-    j.promise = std::move(rp);
+    if (rp != nullptr)
+      j.promise = std::move(*rp);
     j.seq = next_seq_++;
     j.attempts = 0;
-    j.from_stream = from_stream;
+    j.from_stream = rp == nullptr;
     j.redispatch = false;
     j.live = true;
     ++held_;
@@ -874,15 +877,15 @@ private:
     }
     ++j->holder->answered;
     ++completed_;
-    auto from_stream = j->from_stream;
-    auto promise = std::move(j->promise);
-    take(index_of(tag));
-    if (from_stream) {
+    if (j->from_stream) {
+      take(index_of(tag));
       if (!answer.empty())
         ctl_->push(std::move(answer));
-    } else {
-      promise.deliver(std::move(answer).to_message());
+      return;
     }
+    auto promise = std::move(j->promise);
+    take(index_of(tag));
+    promise.deliver(std::move(answer).to_message());
   }
 
   // A worker answered an error. When a worker crashes on a job, CAF answers
@@ -936,7 +939,8 @@ private:
     auto& j = jobs_[index];
     release(j);
     j.msg = item{};
-    j.promise = caf::response_promise{};
+    if (!j.from_stream)
+      j.promise = caf::response_promise{};
     j.live = false;
     --held_;
     free_jobs_.push_back(index);
