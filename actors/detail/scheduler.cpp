@@ -11,6 +11,8 @@
 
 namespace troupe::detail {
 
+namespace {
+
 // CAF's work stealing with a next slot, and its worker loop (below) without
 // the logger's bookkeeping.
 //
@@ -40,8 +42,9 @@ public:
     worker_data(const worker_data& other) : super::worker_data(other) {
     }
     std::atomic<caf::resumable*> next{nullptr};
-    // Jobs taken from `next` in a row; only the worker's thread uses it.
-    size_t next_streak = 0;
+    // Jobs taken from `next` in a row. Atomic because internal_enqueue may
+    // run on another thread (see dequeue); its value only steers fairness.
+    std::atomic<size_t> next_streak{0};
   };
 
   static constexpr size_t max_next_streak = 32;
@@ -49,7 +52,7 @@ public:
   template <class Worker>
   void internal_enqueue(Worker* self, caf::resumable* job) {
     auto& data = d(self);
-    if (data.next_streak >= max_next_streak) {
+    if (data.next_streak.load(std::memory_order_relaxed) >= max_next_streak) {
       data.queue.append(job);
       return;
     }
@@ -76,15 +79,19 @@ public:
   caf::resumable* take_own(Worker* self) {
     auto& data = d(self);
     if (auto job = data.next.exchange(nullptr, std::memory_order_acq_rel)) {
-      ++data.next_streak;
+      data.next_streak.fetch_add(1, std::memory_order_relaxed);
       return job;
     }
-    data.next_streak = 0;
+    data.next_streak.store(0, std::memory_order_relaxed);
     return data.queue.take_head();
   }
 
   // CAF's dequeue, taking the slot first and stealing slots when polling
-  // gently.
+  // gently. A worker asleep looks at its slot too whenever it wakes: a job
+  // can reach the slot from another thread, with no wake-up (CAF 0.17
+  // delivers a response promise through the execution unit its actor last
+  // ran on, whichever thread delivers), and then waits at most one relaxed
+  // sleep (10 ms), as it would at the head of CAF's queue.
   template <class Worker>
   caf::resumable* dequeue(Worker* self) {
     auto& strategies = d(self).strategies;
@@ -102,22 +109,22 @@ public:
     }
     auto& relaxed = strategies[2];
     auto& wait = d(self).waitdata;
+    auto has_own = [&] {
+      return !d(self).queue.empty()
+             || d(self).next.load(std::memory_order_acquire) != nullptr;
+    };
     for (size_t i = 1;; ++i) {
-      bool woken;
       {
         std::unique_lock<std::mutex> guard(wait.lock);
         wait.sleeping = true;
-        woken = wait.cv.wait_for(guard, relaxed.sleep_duration,
-                                 [&] { return !d(self).queue.empty(); });
+        wait.cv.wait_for(guard, relaxed.sleep_duration, has_own);
         wait.sleeping = false;
       }
-      caf::resumable* job = nullptr;
-      if (woken)
-        job = take_own(self);
-      else if ((i % relaxed.steal_interval) == 0)
-        job = try_steal(self, true);
-      if (job != nullptr)
+      if (auto job = take_own(self))
         return job;
+      if ((i % relaxed.steal_interval) == 0)
+        if (auto job = try_steal(self, true))
+          return job;
     }
   }
 
@@ -127,6 +134,8 @@ public:
       f(job);
   }
 };
+
+} // namespace
 
 } // namespace troupe::detail
 
@@ -176,7 +185,9 @@ bool runs_troupe_scheduler(caf::actor_system& sys) {
 
 void use_troupe_scheduler(caf::actor_system_config& cfg) {
   auto policy = caf::get_or(cfg, "scheduler.policy", caf::atom("stealing"));
-  if (policy != caf::atom("stealing"))
+  // CAF's profiled scheduler keeps its own loop.
+  if (policy != caf::atom("stealing")
+      || caf::get_or(cfg, "scheduler.enable-profiling", false))
     return;
   cfg.module_factories.push_back(
     [](caf::actor_system& sys) -> caf::actor_system::module* {

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <future>
 #include <memory>
+#include <thread>
 
 using namespace troupe;
 
@@ -102,6 +103,49 @@ BOOST_AUTO_TEST_CASE(actors_messaging_each_other_do_not_starve_the_queue) {
   self->request(third, bound, go_atom::value)
     .receive([](bool answered) { BOOST_CHECK(answered); },
              [](caf::error& e) { BOOST_FAIL(caf::to_string(e)); });
+}
+
+// CAF 0.17 delivers a response promise through the worker its actor last
+// ran on, whichever thread delivers: the answer's receiver lands in that
+// worker's slot from another thread, with no wake-up. With one thread, the
+// worker is asleep by then (the delay only makes sure of that; the bound is
+// the request's timeout), and must still find it.
+BOOST_AUTO_TEST_CASE(answer_delivered_from_another_thread_reaches_a_sleeping_worker) {
+  troupe::system sys{threads(1)};
+  caf::scoped_actor self{sys.actors()};
+  auto deliverer = std::make_shared<std::thread>();
+  auto late = sys.actors().spawn(
+    [](caf::event_based_actor* me, std::shared_ptr<std::thread> t)
+      -> caf::behavior {
+      return {[me, t](go_atom) {
+        auto rp = me->make_response_promise<bool>();
+        *t = std::thread{[rp]() mutable {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          rp.deliver(true);
+        }};
+        return rp;
+      }};
+    },
+    deliverer);
+  auto asker = sys.actors().spawn(
+    [](caf::event_based_actor* me, caf::actor l) -> caf::behavior {
+      return {[me, l](go_atom) {
+        auto rp = me->make_response_promise<bool>();
+        me->request(l, caf::infinite, go_atom::value)
+          .then([rp](bool x) mutable { rp.deliver(x); });
+        return rp;
+      }};
+    },
+    late);
+  self->request(asker, bound, go_atom::value)
+    .receive([](bool answered) { BOOST_CHECK(answered); },
+             [](caf::error& e) { BOOST_ERROR(caf::to_string(e)); });
+  // Messages from outside wake the worker even if the test failed, so that
+  // the system can stop.
+  caf::anon_send_exit(asker, caf::exit_reason::kill);
+  caf::anon_send_exit(late, caf::exit_reason::kill);
+  if (deliverer->joinable())
+    deliverer->join();
 }
 
 BOOST_AUTO_TEST_SUITE_END()
