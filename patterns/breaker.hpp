@@ -5,6 +5,11 @@
 // rejected at once instead of piling up on it, and a few probe calls decide
 // when it is healthy again.
 //
+// circuit_breaker (patterns/circuit_breaker.hpp) follows the same rules from
+// the callers' side, as an object they share: a call is then two messages
+// instead of four. This actor is for a breaker shared across nodes, on a
+// stream, supervised, or with subscribers.
+//
 // States ("state" in its actor_report):
 //   closed     calls pass. It trips (to open) after `consecutive_failures`
 //              failures in a row, or, with a `failure_rate`, once the last
@@ -68,6 +73,8 @@
 
 namespace troupe {
 
+/// The breaker actor uses every field; circuit_breaker the states' fields
+/// only (not call_timeout, the stream's nor subscribers).
 struct breaker_config {
   /// What a stream does with items that arrive while calls are rejected.
   enum class when_open_policy {
