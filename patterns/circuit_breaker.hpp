@@ -146,48 +146,33 @@ bool apply_answer(F& f, caf::message& answer, caf::detail::type_list<Args...>,
   return true;
 }
 
-/// The response handler of a call through a circuit_breaker: records the
-/// outcome on its permit, then calls the user's handler. One object (one
-/// allocation) per call, as a CAF request's handler; dropped unanswered, its
-/// permit counts as abandoned.
+/// The response handler (see any_response) of a call through a
+/// circuit_breaker: records the outcome on its permit, then calls the
+/// user's handler. Dropped unanswered, its permit counts as abandoned.
 template <class OnValue, class OnError>
-class breaker_response final : public caf::detail::behavior_impl {
+class breaker_response {
 public:
-  breaker_response(caf::event_based_actor* self, circuit_permit permit,
-                   OnValue on_value, OnError on_error)
-    : self_(self),
-      permit_(std::move(permit)),
+  breaker_response(circuit_permit permit, OnValue on_value, OnError on_error)
+    : permit_(std::move(permit)),
       on_value_(std::move(on_value)),
       on_error_(std::move(on_error)) {
     // nop
   }
 
-  caf::match_case::result invoke(caf::detail::invoke_result_visitor& visitor,
-                                 caf::type_erased_tuple& xs) override {
-    if (xs.size() == 1 && xs.match_element<caf::error>(0)) {
-      auto err = xs.get_as<caf::error>(0);
-      fail(err);
-    } else {
-      using args = typename caf::detail::get_callable_trait<OnValue>::arg_types;
-      auto answer = take_answer(self_, xs);
-      if (permit_)
-        permit_.success();
-      if (!apply_answer(on_value_, answer, args{},
-                        std::make_index_sequence<caf::detail::tl_size<args>::value>{})) {
-        // Counted a success: the service answered. The caller's handler
-        // expected something else, which CAF reports as this error too.
-        caf::error err = caf::sec::unexpected_response;
-        on_error_(err);
-      }
+  void answer(caf::message& x) {
+    using args = typename caf::detail::get_callable_trait<OnValue>::arg_types;
+    if (permit_)
+      permit_.success();
+    if (!apply_answer(on_value_, x, args{},
+                      std::make_index_sequence<caf::detail::tl_size<args>::value>{})) {
+      // Counted a success: the service answered. The caller's handler
+      // expected something else, which CAF reports as this error too.
+      caf::error err = caf::sec::unexpected_response;
+      on_error_(err);
     }
-    // Without a result, CAF would take the response as unmatched and call
-    // the handler again with sec::unexpected_response.
-    visitor(caf::unit);
-    return caf::match_case::match;
   }
 
-private:
-  void fail(caf::error& err) {
+  void failure(caf::error& err) {
     if (!permit_) {
       on_error_(err); // rejected: no call was made
       return;
@@ -202,7 +187,7 @@ private:
     on_error_(err);
   }
 
-  caf::event_based_actor* self_;
+private:
   circuit_permit permit_;
   OnValue on_value_;
   OnError on_error_;
@@ -231,9 +216,9 @@ public:
                                  std::decay_t<OnValue>>::result_type,
                                void>::value,
                   "response handlers return nothing");
-    caf::behavior::impl_ptr impl{caf::make_counted<handler>(
-      self_, std::move(permit_), std::move(on_value), std::move(on_error))};
-    self_->add_multiplexed_response_handler(id_, caf::behavior{std::move(impl)});
+    detail::expect_any_response(self_, id_,
+                                handler{std::move(permit_), std::move(on_value),
+                                        std::move(on_error)});
   }
 
 private:
