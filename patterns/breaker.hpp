@@ -120,6 +120,19 @@ struct breaker_config {
   void validate() const;
 };
 
+/// What a breaker counted: the stats of the same names in the breaker actor's
+/// report, and in circuit_breaker::stats().
+struct breaker_counters {
+  uint64_t calls = 0;         ///< calls let through to the service
+  uint64_t successes = 0;     ///< calls answered with a value
+  uint64_t failures = 0;      ///< answered with an error, or timed out
+  uint64_t timeouts = 0;      ///< the failures that timed out
+  uint64_t rejected = 0;      ///< calls not let through
+  uint64_t trips = 0;         ///< transitions to open
+  uint64_t state_changes = 0; ///< transitions of any kind
+  uint64_t in_flight = 0;     ///< calls let through still without an outcome
+};
+
 /// Spawns a breaker in front of `service` (validating `cfg` and throwing
 /// config_error). Requests to it are calls to `service`; stream items from
 /// the upstreams in `links` become calls too, and their answers go to

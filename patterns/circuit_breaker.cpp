@@ -55,16 +55,8 @@ public:
 
   circuit_breaker_stats stats() const {
     std::lock_guard<std::mutex> guard{mtx_};
-    auto& c = circuit_.counters();
     circuit_breaker_stats s;
-    s.calls = c.calls;
-    s.successes = c.successes;
-    s.failures = c.failures;
-    s.timeouts = c.timeouts;
-    s.rejected = c.rejected;
-    s.trips = c.trips;
-    s.state_changes = c.state_changes;
-    s.in_flight = c.in_flight;
+    static_cast<breaker_counters&>(s) = circuit_.counters();
     s.abandoned = abandoned_;
     s.open_timeout = circuit_.open_timeout();
     return s;

@@ -67,18 +67,10 @@ enum class call_outcome;
 
 } // namespace detail
 
-/// What a circuit_breaker counted since it was made (the stats of the breaker
-/// actor's report of the same names).
-struct circuit_breaker_stats {
-  uint64_t calls = 0;         ///< permits given (calls let through)
-  uint64_t successes = 0;     ///< permits recorded as a success
-  uint64_t failures = 0;      ///< recorded as a failure or a timeout
-  uint64_t timeouts = 0;      ///< recorded as a timeout
-  uint64_t rejected = 0;      ///< try_acquire calls refused
-  uint64_t trips = 0;         ///< transitions to open
-  uint64_t state_changes = 0; ///< transitions of any kind
-  uint64_t in_flight = 0;     ///< permits given and not yet recorded
-  uint64_t abandoned = 0;     ///< permits dropped without an outcome
+/// What a circuit_breaker counted since it was made: a call let through is a
+/// permit given, its outcome the one recorded on it.
+struct circuit_breaker_stats : breaker_counters {
+  uint64_t abandoned = 0; ///< permits dropped without an outcome
   /// How long the current or next open state lasts.
   std::chrono::nanoseconds open_timeout{0};
 };

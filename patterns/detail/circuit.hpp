@@ -21,18 +21,6 @@ const char* to_string(circuit_state x);
 
 enum class call_outcome { success, failure, timeout };
 
-/// The counters a breaker reports (stats of the same names).
-struct circuit_counters {
-  uint64_t calls = 0;
-  uint64_t successes = 0;
-  uint64_t failures = 0;
-  uint64_t timeouts = 0;
-  uint64_t rejected = 0;
-  uint64_t trips = 0;
-  uint64_t state_changes = 0;
-  uint64_t in_flight = 0;
-};
-
 /// What one step of the circuit did to its state: at most one transition,
 /// which the owner tells its observers about (and, into open, may set a
 /// timer for).
@@ -90,7 +78,7 @@ public:
     return open_timeout_;
   }
 
-  const circuit_counters& counters() const {
+  const breaker_counters& counters() const {
     return counters_;
   }
 
@@ -124,7 +112,7 @@ private:
   size_t window_next_ = 0;
   size_t window_calls_ = 0;
   size_t window_failures_ = 0;
-  circuit_counters counters_;
+  breaker_counters counters_;
 };
 
 } // namespace troupe::detail
