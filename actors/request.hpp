@@ -43,9 +43,10 @@ caf::message_id send_request(caf::event_based_actor* self, const caf::actor& des
 caf::message take_answer(caf::event_based_actor* self, caf::type_erased_tuple& xs);
 
 /// A response handler that matches every response and hands it to
-/// `handler`: `handler.answer(caf::message&)` or `handler.failure(caf::error&)`
-/// (an error: a timeout, a dead receiver, an error answer, which arrives as
-/// a message holding just it).
+/// `handler`: `handler.answer(self, caf::type_erased_tuple&)` (the answer as
+/// it is in the mailbox) or `handler.failure(caf::error&)` (an error: a
+/// timeout, a dead receiver, an error answer, which arrives as a message
+/// holding just it).
 template <class Handler>
 class any_response final : public caf::detail::behavior_impl {
 public:
@@ -60,8 +61,7 @@ public:
       auto err = xs.get_as<caf::error>(0);
       handler_.failure(err);
     } else {
-      auto msg = take_answer(self_, xs);
-      handler_.answer(msg);
+      handler_.answer(self_, xs);
     }
     // Without a result, CAF would take the response as unmatched and call
     // the handler again with sec::unexpected_response.
@@ -80,8 +80,9 @@ struct answer_or_failure {
   OnAnswer on_answer;
   OnFailure on_failure;
 
-  void answer(caf::message& x) {
-    on_answer(x);
+  void answer(caf::event_based_actor* self, caf::type_erased_tuple& xs) {
+    auto msg = take_answer(self, xs);
+    on_answer(msg);
   }
 
   void failure(caf::error& x) {

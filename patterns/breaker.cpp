@@ -79,7 +79,7 @@ public:
     : name_(std::move(name)),
       cfg_(std::move(cfg)),
       service_(std::move(service)),
-      circuit_(cfg_) {
+      circuit_(cfg_, [] { return clock_type::now(); }) {
     // nop
   }
 
@@ -130,10 +130,10 @@ public:
     }
     if (token != circuit_.epoch() || circuit_.state() != circuit_state::open)
       return; // stale: the breaker moved on since this timer was set
-    auto now = clock_type::now();
-    if (!changed(circuit_.refresh(now), now))
-      ctl_->schedule(circuit_.opened_at() + circuit_.open_timeout() - now,
-                     circuit_.epoch());
+    if (!changed(circuit_.refresh())) {
+      auto left = circuit_.opened_at() + circuit_.open_timeout() - clock_type::now();
+      ctl_->schedule(std::max(left, clock_type::duration{0}), circuit_.epoch());
+    }
   }
 
   caf::result<caf::message> on_request(caf::message& x) override {
@@ -221,29 +221,27 @@ private:
 
   // Open turns half-open by the clock: a call must not wait for the timer.
   void refresh() {
-    auto now = clock_type::now();
-    changed(circuit_.refresh(now), now);
+    changed(circuit_.refresh());
   }
 
   // Whether a call may go to the service now (taking a probe when
   // half-open); a call let through is made in the circuit's current epoch.
   bool admit() {
-    auto now = clock_type::now();
     uint64_t epoch = 0;
     detail::circuit_change change;
-    auto pass = circuit_.admit(now, epoch, change);
-    changed(change, now);
+    auto pass = circuit_.admit(epoch, change);
+    changed(change);
     return pass;
   }
 
   // Tells the subscribers about a transition, and sets the open timer for
   // one into open. Returns whether there was one.
-  bool changed(const detail::circuit_change& x, clock_type::time_point now) {
+  bool changed(const detail::circuit_change& x) {
     if (!x.happened)
       return false;
     if (x.to == circuit_state::open)
       ctl_->schedule(circuit_.open_timeout(), circuit_.epoch());
-    state_change event{name_, to_string(x.from), to_string(x.to), to_ns(now)};
+    state_change event{name_, to_string(x.from), to_string(x.to), to_ns(x.at)};
     for (auto& sub : subscribers_)
       caf::anon_send(sub, event);
     return true;
@@ -309,8 +307,7 @@ private:
     }
     // Subscribers hear of a transition this outcome caused before its
     // caller gets the answer.
-    auto now = clock_type::now();
-    changed(circuit_.finish(o, c.epoch, now), now);
+    changed(circuit_.finish(o, c.epoch));
     if (c.slot != no_slot) {
       auto& s = pending_[c.slot - first_slot_];
       s.done = true;

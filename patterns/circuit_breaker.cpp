@@ -12,34 +12,29 @@ class circuit_breaker_core {
 public:
   circuit_breaker_core(const breaker_config& cfg, std::string name,
                        circuit_breaker::clock now)
-    : name_(std::move(name)), now_(std::move(now)), circuit_(cfg) {
+    : name_(std::move(name)),
+      circuit_(cfg, now ? std::move(now) : [] { return std::chrono::steady_clock::now(); }) {
     // nop
   }
 
-  std::chrono::steady_clock::time_point now() const {
-    return now_ ? now_() : std::chrono::steady_clock::now();
-  }
-
   bool admit(uint64_t& epoch) {
-    auto t = now();
     circuit_change change;
     bool pass;
     {
       std::lock_guard<std::mutex> guard{mtx_};
-      pass = circuit_.admit(t, epoch, change);
+      pass = circuit_.admit(epoch, change);
     }
-    tell(change, t);
+    tell(change);
     return pass;
   }
 
   void finish(call_outcome o, uint64_t epoch) {
-    auto t = now();
     circuit_change change;
     {
       std::lock_guard<std::mutex> guard{mtx_};
-      change = circuit_.finish(o, epoch, t);
+      change = circuit_.finish(o, epoch);
     }
-    tell(change, t);
+    tell(change);
   }
 
   void abandon(uint64_t epoch) {
@@ -77,7 +72,7 @@ public:
 private:
   // Calls the on_change callback outside the lock, so that it may ask the
   // breaker anything (or make a call through it).
-  void tell(const circuit_change& x, std::chrono::steady_clock::time_point t) {
+  void tell(const circuit_change& x) {
     if (!x.happened)
       return;
     std::shared_ptr<const std::function<void(const state_change&)>> f;
@@ -87,12 +82,11 @@ private:
     }
     if (!f)
       return;
-    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch());
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(x.at.time_since_epoch());
     (*f)(state_change{name_, to_string(x.from), to_string(x.to), ns.count()});
   }
 
   const std::string name_;
-  const circuit_breaker::clock now_;
   mutable std::mutex mtx_;
   circuit circuit_;
   uint64_t abandoned_ = 0;

@@ -126,11 +126,11 @@ namespace detail {
 /// inside the request's call.
 caf::message_id reject_request(caf::event_based_actor* self, caf::error reason);
 
-/// Calls `f` with the elements of `answer` if their types are the ones `f`
-/// takes (by value, by reference or by const reference: what CAF accepts in
-/// a response handler); returns whether they were.
+/// Calls `f` with the elements of `answer` if their types are the ones `f` takes (by value, by reference or by
+/// const reference: what CAF accepts in a response handler); returns
+/// whether they were.
 template <class F, class... Args, size_t... Is>
-bool apply_answer(F& f, caf::message& answer, caf::detail::type_list<Args...>,
+bool apply_answer(F& f, caf::type_erased_tuple& answer, caf::detail::type_list<Args...>,
                   std::index_sequence<Is...>) {
   if (!answer.match_elements<std::decay_t<Args>...>())
     return false;
@@ -151,12 +151,12 @@ public:
     // nop
   }
 
-  void answer(caf::message& x) {
-    using args = typename caf::detail::get_callable_trait<OnValue>::arg_types;
+  void answer(caf::event_based_actor*, caf::type_erased_tuple& xs) {
     if (permit_)
       permit_.success();
-    if (!apply_answer(on_value_, x, args{},
-                      std::make_index_sequence<caf::detail::tl_size<args>::value>{})) {
+    // The answer is taken where it lies, as CAF's own handlers take it (a
+    // message another one shares is copied by CAF before it is changed).
+    if (!apply(xs)) {
       // Counted a success: the service answered. The caller's handler
       // expected something else, which CAF reports as this error too.
       caf::error err = caf::sec::unexpected_response;
@@ -180,6 +180,12 @@ public:
   }
 
 private:
+  bool apply(caf::type_erased_tuple& xs) {
+    using args = typename caf::detail::get_callable_trait<OnValue>::arg_types;
+    return apply_answer(on_value_, xs, args{},
+                        std::make_index_sequence<caf::detail::tl_size<args>::value>{});
+  }
+
   circuit_permit permit_;
   OnValue on_value_;
   OnError on_error_;
@@ -235,6 +241,8 @@ public:
 
   /// Validates `cfg` (throwing config_error). `name` names the breaker in
   /// its errors and state_change events; an empty `now` is steady_clock.
+  /// The clock is read under the breaker's lock, only when a rule needs the
+  /// time (asked while open, a transition): it must not call the breaker.
   explicit circuit_breaker(breaker_config cfg, std::string name = {},
                            clock now = {});
 
@@ -267,9 +275,9 @@ public:
     auto p = try_acquire();
     if (!p)
       return {self, detail::reject_request(self, std::move(p.error())), {}};
-    auto id = detail::send_request(self, dest, timeout,
-                                   caf::make_message(std::forward<Ts>(xs)...),
-                                   caf::message_priority::normal);
+    // Sent as CAF sends it, the values in the mailbox element: no message
+    // of their own.
+    auto id = self->request(dest, timeout, std::forward<Ts>(xs)...).id();
     return {self, id, std::move(*p)};
   }
 

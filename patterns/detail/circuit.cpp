@@ -14,8 +14,9 @@ const char* to_string(circuit_state x) {
   return "unknown";
 }
 
-circuit::circuit(const breaker_config& cfg)
-  : consecutive_failures_(cfg.consecutive_failures),
+circuit::circuit(const breaker_config& cfg, std::function<time_point()> now)
+  : now_(std::move(now)),
+    consecutive_failures_(cfg.consecutive_failures),
     failure_rate_(cfg.failure_rate),
     window_size_(cfg.window_size),
     minimum_calls_(cfg.minimum_calls),
@@ -27,14 +28,17 @@ circuit::circuit(const breaker_config& cfg)
   reset_window();
 }
 
-circuit_change circuit::refresh(time_point now) {
-  if (state_ == circuit_state::open && now >= opened_at_ + open_timeout_)
-    return transition(circuit_state::half_open);
+circuit_change circuit::refresh() {
+  if (state_ != circuit_state::open)
+    return {};
+  auto now = now_();
+  if (now >= opened_at_ + open_timeout_)
+    return transition(circuit_state::half_open, now);
   return {};
 }
 
-bool circuit::admit(time_point now, uint64_t& epoch, circuit_change& change) {
-  change = refresh(now);
+bool circuit::admit(uint64_t& epoch, circuit_change& change) {
+  change = refresh();
   bool pass = false;
   switch (state_) {
     case circuit_state::closed:
@@ -71,7 +75,7 @@ bool circuit::may_admit() const {
   return false;
 }
 
-circuit_change circuit::finish(call_outcome o, uint64_t epoch, time_point now) {
+circuit_change circuit::finish(call_outcome o, uint64_t epoch) {
   --counters_.in_flight;
   auto failed = o != call_outcome::success;
   if (failed)
@@ -94,12 +98,12 @@ circuit_change circuit::finish(call_outcome o, uint64_t epoch, time_point now) {
       window_next_ = (window_next_ + 1) % window_.size();
     }
     if (consecutive_ >= consecutive_failures_ || rate_exceeded())
-      return trip(now);
+      return trip();
   } else if (state_ == circuit_state::half_open) {
-      if (failed)
-      return trip(now);
+    if (failed)
+      return trip();
     if (++probe_successes_ == half_open_probes_)
-      return transition(circuit_state::closed);
+      return transition(circuit_state::closed, now_());
   }
   return {};
 }
@@ -116,7 +120,7 @@ bool circuit::rate_exceeded() const {
               >= failure_rate_ * static_cast<double>(window_calls_);
 }
 
-circuit_change circuit::trip(time_point now) {
+circuit_change circuit::trip() {
   if (state_ == circuit_state::half_open && backoff_multiplier_ > 1) {
     auto grown = static_cast<double>(open_timeout_.count()) * backoff_multiplier_;
     open_timeout_ = grown >= static_cast<double>(max_open_timeout_.count())
@@ -125,12 +129,12 @@ circuit_change circuit::trip(time_point now) {
                         static_cast<std::chrono::nanoseconds::rep>(grown)};
   }
   ++counters_.trips;
-  opened_at_ = now;
-  return transition(circuit_state::open);
+  opened_at_ = now_();
+  return transition(circuit_state::open, opened_at_);
 }
 
-circuit_change circuit::transition(circuit_state to) {
-  circuit_change change{true, state_, to};
+circuit_change circuit::transition(circuit_state to, time_point now) {
+  circuit_change change{true, state_, to, now};
   state_ = to;
   ++epoch_;
   ++counters_.state_changes;

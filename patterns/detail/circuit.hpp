@@ -3,13 +3,15 @@
 // The rules of a circuit breaker (closed / open / half-open) without anything
 // that carries calls: the breaker actor (patterns/breaker.cpp) and the
 // caller-side circuit_breaker (patterns/circuit_breaker.hpp) both keep one,
-// so that both follow the same rules. It reads no clock (callers pass the
-// time) and sets no timer, and it is not thread-safe: its owner serializes.
+// so that both follow the same rules. It reads its clock only when a rule
+// needs the time (an open state's timeout, a transition), not per call; it
+// sets no timer, and it is not thread-safe: its owner serializes.
 
 #include "troupe/patterns/breaker.hpp"
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace troupe::detail {
@@ -28,6 +30,7 @@ struct circuit_change {
   bool happened = false;
   circuit_state from = circuit_state::closed;
   circuit_state to = circuit_state::closed;
+  std::chrono::steady_clock::time_point at;
 };
 
 class circuit {
@@ -35,24 +38,24 @@ public:
   using time_point = std::chrono::steady_clock::time_point;
 
   /// `cfg` must be valid (breaker_config::validate).
-  explicit circuit(const breaker_config& cfg);
+  circuit(const breaker_config& cfg, std::function<time_point()> now);
 
   /// Open turns half-open once the open timeout has passed: asked by the
   /// clock, not by a timer, so that a call never waits for one.
-  circuit_change refresh(time_point now);
+  circuit_change refresh();
 
   /// Whether a call may go to the service now. Counts it as a call in flight
   /// (taking a probe when half-open) and sets `epoch` to the state it was
   /// admitted in, or counts it as rejected. Its outcome goes to finish, or,
   /// if it never gets one, to abandon.
-  bool admit(time_point now, uint64_t& epoch, circuit_change& change);
+  bool admit(uint64_t& epoch, circuit_change& change);
 
   /// Whether admit would let a call pass, without taking a probe.
   bool may_admit() const;
 
   /// Counts the outcome of a call admitted in `epoch`, which moves the state
   /// only if the call was admitted in the current one.
-  circuit_change finish(call_outcome o, uint64_t epoch, time_point now);
+  circuit_change finish(call_outcome o, uint64_t epoch);
 
   /// A call admitted in `epoch` that will have no outcome (its caller went
   /// away): no longer in flight, and, if it was a probe of the current
@@ -85,12 +88,13 @@ public:
 private:
   bool rate_exceeded() const;
 
-  circuit_change trip(time_point now);
+  circuit_change trip();
 
-  circuit_change transition(circuit_state to);
+  circuit_change transition(circuit_state to, time_point now);
 
   void reset_window();
 
+  std::function<time_point()> now_;
   uint32_t consecutive_failures_;
   double failure_rate_;
   uint32_t window_size_;

@@ -83,11 +83,14 @@ caf::behavior breaker_caller(caf::event_based_actor* self, circuit_breaker b,
 }
 
 /// Answers a string with a state_change naming it, (ping_atom) with
-/// nothing, (std::string, uint64_t) with the two swapped.
+/// nothing, (std::string, uint64_t) with the two swapped, (caf::get_atom)
+/// with a message it keeps (an answer the service still shares).
 caf::behavior typed_service(caf::event_based_actor*, std::string name) {
+  auto kept = caf::make_message(name);
   return {
     [name](const std::string& s) { return state_change{name, s, s, 7}; },
     [](ping_atom) {},
+    [kept](caf::get_atom) { return kept; },
     [](const std::string& s, uint64_t n) { return std::make_tuple(n, s); },
   };
 }
@@ -411,6 +414,34 @@ BOOST_AUTO_TEST_CASE(caller_breaker_handler_signatures) {
   BOOST_CHECK_EQUAL(got[3], "y2");
   // The service answered all four.
   BOOST_CHECK_EQUAL(b.stats().successes, 4u);
+}
+
+BOOST_AUTO_TEST_CASE(caller_breaker_handler_changes_no_shared_answer) {
+  circuit_breaker b{breaker_config{}};
+  auto svc = sys.actors().spawn(typed_service, "kept");
+  stopped_at_end.push_back(svc);
+  auto a = sys.actors().spawn(
+    [b](caf::event_based_actor* self, caf::actor svc, caf::actor test) {
+      auto fail = [=](caf::error& e) { self->send(test, e); };
+      // A handler taking the answer by reference may change it: it changes
+      // its own copy (CAF copies a shared message before it is changed), not
+      // the message the service keeps.
+      b.request(self, svc, caf::infinite, caf::get_atom::value)
+        .then(
+          [=](std::string& x) {
+            x += " and changed";
+            b.request(self, svc, caf::infinite, caf::get_atom::value)
+              .then([=](std::string& y) { self->send(test, y); }, fail);
+          },
+          fail);
+    },
+    svc, caf::actor{self});
+  stopped_at_end.push_back(a);
+  std::string got;
+  self->receive([&](std::string& x) { got = x; },
+                [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); },
+                caf::after(patience) >> [] { BOOST_FAIL("no answer"); });
+  BOOST_CHECK_EQUAL(got, "kept");
 }
 
 BOOST_AUTO_TEST_CASE(caller_breaker_rejects_invalid_config) {
