@@ -108,6 +108,29 @@ struct caller_fixture : flaky_fixture {
     flaky_fixture::fail_next(k, failure_kind::own_error);
   }
 
+  /// Spawns an event-based actor that runs `calls(self, service, test)`
+  /// once, with a typed_service named `name` as `service`: it reports to the
+  /// test with strings, or errors.
+  template <class Calls>
+  void spawn_typed_calls(const std::string& name, Calls calls) {
+    auto svc = sys.actors().spawn(typed_service, name);
+    stopped_at_end.push_back(svc);
+    stopped_at_end.push_back(sys.actors().spawn(
+      [calls](caf::event_based_actor* self, caf::actor svc, caf::actor test) {
+        calls(self, svc, test);
+      },
+      svc, caf::actor{self}));
+  }
+
+  /// The next string a caller reported; an error fails the test.
+  std::string next_text() {
+    std::string result;
+    self->receive([&](std::string& x) { result = std::move(x); },
+                  [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); },
+                  caf::after(patience) >> [] { BOOST_FAIL("no answer"); });
+    return result;
+  }
+
   ~caller_fixture() {
     for (auto& a : stopped_at_end)
       caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
@@ -375,37 +398,31 @@ BOOST_AUTO_TEST_CASE(caller_breaker_shared_by_two_actors) {
 
 BOOST_AUTO_TEST_CASE(caller_breaker_handler_signatures) {
   circuit_breaker b{breaker_config{}};
-  auto svc = sys.actors().spawn(typed_service, "typed");
-  stopped_at_end.push_back(svc);
-  auto a = sys.actors().spawn(
-    [b](caf::event_based_actor* self, caf::actor svc, caf::actor test) {
-      auto fail = [=](caf::error& e) { self->send(test, e); };
-      // A value of a user type, by const reference.
-      b.request(self, svc, caf::infinite, std::string{"x"})
-        .then([=](const state_change& x) { self->send(test, x.name + x.to); }, fail);
-      // Several values, by value and by reference.
-      b.request(self, svc, caf::infinite, std::string{"y"}, uint64_t{2})
-        .then([=](uint64_t n, std::string& s) { self->send(test, s + std::to_string(n)); },
-              fail);
-      // A void answer.
-      b.request(self, svc, caf::infinite, ping_atom::value)
-        .then([=]() { self->send(test, std::string{"void"}); }, fail);
-      // An answer of other types than the handler takes.
-      b.request(self, svc, caf::infinite, ping_atom::value)
-        .then([=](int) { self->send(test, std::string{"int?"}); },
-              [=](const caf::error& e) {
-                self->send(test, std::string{e == caf::sec::unexpected_response
-                                               ? "mismatch"
-                                               : "other"});
-              });
-    },
-    svc, caf::actor{self});
-  stopped_at_end.push_back(a);
+  spawn_typed_calls("typed", [b](caf::event_based_actor* self, caf::actor svc,
+                                 caf::actor test) {
+    auto fail = [=](caf::error& e) { self->send(test, e); };
+    // A value of a user type, by const reference.
+    b.request(self, svc, caf::infinite, std::string{"x"})
+      .then([=](const state_change& x) { self->send(test, x.name + x.to); }, fail);
+    // Several values, by value and by reference.
+    b.request(self, svc, caf::infinite, std::string{"y"}, uint64_t{2})
+      .then([=](uint64_t n, std::string& s) { self->send(test, s + std::to_string(n)); },
+            fail);
+    // A void answer.
+    b.request(self, svc, caf::infinite, ping_atom::value)
+      .then([=]() { self->send(test, std::string{"void"}); }, fail);
+    // An answer of other types than the handler takes.
+    b.request(self, svc, caf::infinite, ping_atom::value)
+      .then([=](int) { self->send(test, std::string{"int?"}); },
+            [=](const caf::error& e) {
+              self->send(test, std::string{e == caf::sec::unexpected_response
+                                             ? "mismatch"
+                                             : "other"});
+            });
+  });
   std::vector<std::string> got;
   for (int i = 0; i < 4; ++i)
-    self->receive([&](std::string& x) { got.push_back(x); },
-                  [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); },
-                  caf::after(patience) >> [] { BOOST_FAIL("no answer"); });
+    got.push_back(next_text());
   std::sort(got.begin(), got.end());
   BOOST_CHECK_EQUAL(got.size(), 4u);
   BOOST_CHECK_EQUAL(got[0], "mismatch");
@@ -418,30 +435,22 @@ BOOST_AUTO_TEST_CASE(caller_breaker_handler_signatures) {
 
 BOOST_AUTO_TEST_CASE(caller_breaker_handler_changes_no_shared_answer) {
   circuit_breaker b{breaker_config{}};
-  auto svc = sys.actors().spawn(typed_service, "kept");
-  stopped_at_end.push_back(svc);
-  auto a = sys.actors().spawn(
-    [b](caf::event_based_actor* self, caf::actor svc, caf::actor test) {
-      auto fail = [=](caf::error& e) { self->send(test, e); };
-      // A handler taking the answer by reference may change it: it changes
-      // its own copy (CAF copies a shared message before it is changed), not
-      // the message the service keeps.
-      b.request(self, svc, caf::infinite, caf::get_atom::value)
-        .then(
-          [=](std::string& x) {
-            x += " and changed";
-            b.request(self, svc, caf::infinite, caf::get_atom::value)
-              .then([=](std::string& y) { self->send(test, y); }, fail);
-          },
-          fail);
-    },
-    svc, caf::actor{self});
-  stopped_at_end.push_back(a);
-  std::string got;
-  self->receive([&](std::string& x) { got = x; },
-                [&](caf::error& e) { BOOST_FAIL(sys.actors().render(e)); },
-                caf::after(patience) >> [] { BOOST_FAIL("no answer"); });
-  BOOST_CHECK_EQUAL(got, "kept");
+  spawn_typed_calls("kept", [b](caf::event_based_actor* self, caf::actor svc,
+                                caf::actor test) {
+    auto fail = [=](caf::error& e) { self->send(test, e); };
+    // A handler taking the answer by reference may change it: it changes
+    // its own copy (CAF copies a shared message before it is changed), not
+    // the message the service keeps.
+    b.request(self, svc, caf::infinite, caf::get_atom::value)
+      .then(
+        [=](std::string& x) {
+          x += " and changed";
+          b.request(self, svc, caf::infinite, caf::get_atom::value)
+            .then([=](std::string& y) { self->send(test, y); }, fail);
+        },
+        fail);
+  });
+  BOOST_CHECK_EQUAL(next_text(), "kept");
 }
 
 BOOST_AUTO_TEST_CASE(caller_breaker_rejects_invalid_config) {
