@@ -42,13 +42,16 @@ caf::message_id send_request(caf::event_based_actor* self, const caf::actor& des
 /// element when `xs` is its content, else copied.
 caf::message take_answer(caf::event_based_actor* self, caf::type_erased_tuple& xs);
 
-/// A response handler that matches every response: an error (a timeout, a
-/// dead receiver, an error answer) arrives as a message holding just it.
-template <class OnAnswer, class OnFailure>
+/// A response handler that matches every response and hands it to
+/// `handler`: `handler.answer(self, caf::type_erased_tuple&)` (the answer as
+/// it is in the mailbox) or `handler.failure(caf::error&)` (an error: a
+/// timeout, a dead receiver, an error answer, which arrives as a message
+/// holding just it).
+template <class Handler>
 class any_response final : public caf::detail::behavior_impl {
 public:
-  any_response(caf::event_based_actor* self, OnAnswer on_answer, OnFailure on_failure)
-    : self_(self), on_answer_(std::move(on_answer)), on_failure_(std::move(on_failure)) {
+  any_response(caf::event_based_actor* self, Handler handler)
+    : self_(self), handler_(std::move(handler)) {
     // nop
   }
 
@@ -56,10 +59,9 @@ public:
                                  caf::type_erased_tuple& xs) override {
     if (xs.size() == 1 && xs.match_element<caf::error>(0)) {
       auto err = xs.get_as<caf::error>(0);
-      on_failure_(err);
+      handler_.failure(err);
     } else {
-      auto msg = take_answer(self_, xs);
-      on_answer_(msg);
+      handler_.answer(self_, xs);
     }
     // Without a result, CAF would take the response as unmatched and call
     // the handler again with sec::unexpected_response.
@@ -69,9 +71,34 @@ public:
 
 private:
   caf::event_based_actor* self_;
-  OnAnswer on_answer_;
-  OnFailure on_failure_;
+  Handler handler_;
 };
+
+/// The two callbacks of request_any as an any_response handler.
+template <class OnAnswer, class OnFailure>
+struct answer_or_failure {
+  OnAnswer on_answer;
+  OnFailure on_failure;
+
+  void answer(caf::event_based_actor* self, caf::type_erased_tuple& xs) {
+    auto msg = take_answer(self, xs);
+    on_answer(msg);
+  }
+
+  void failure(caf::error& x) {
+    on_failure(x);
+  }
+};
+
+/// Registers `handler` (see any_response) for the answer to `self`'s request
+/// `id`: one allocation, holding the handler as it is.
+template <class Handler>
+void expect_any_response(caf::event_based_actor* self, caf::message_id id,
+                         Handler handler) {
+  caf::behavior::impl_ptr impl{
+    caf::make_counted<any_response<Handler>>(self, std::move(handler))};
+  self->add_multiplexed_response_handler(id, caf::behavior{std::move(impl)});
+}
 
 } // namespace detail
 
@@ -88,11 +115,9 @@ caf::message_id request_any(caf::event_based_actor* self, const caf::actor& dest
                             OnAnswer on_answer, OnFailure on_failure,
                             caf::message_priority priority
                             = caf::message_priority::normal) {
-  using handler = detail::any_response<std::decay_t<OnAnswer>, std::decay_t<OnFailure>>;
+  using handler = detail::answer_or_failure<std::decay_t<OnAnswer>, std::decay_t<OnFailure>>;
   auto id = detail::send_request(self, dest, timeout, std::move(msg), priority);
-  caf::behavior::impl_ptr impl{
-    caf::make_counted<handler>(self, std::move(on_answer), std::move(on_failure))};
-  self->add_multiplexed_response_handler(id, caf::behavior{std::move(impl)});
+  detail::expect_any_response(self, id, handler{std::move(on_answer), std::move(on_failure)});
   return id;
 }
 

@@ -1,12 +1,14 @@
 // Workloads `breaker` (2,000,000 calls, one at a time, through a closed
-// breaker to a service actor answering splitmix64(i)) and `breaker_trip`
-// (calls fail until the breaker opens, then one call per ms until a probe
-// passes, then 100 calls that must pass).
+// breaker to a service actor answering splitmix64(i): the caller-side
+// circuit_breaker, then the breaker actor as `breaker_actor_per_s`) and
+// `breaker_trip` (calls fail until the breaker actor opens, then one call per
+// ms until a probe passes, then 100 calls that must pass).
 
 #include "bench.hpp"
 
 #include <troupe/actors/errors.hpp>
 #include <troupe/patterns/breaker.hpp>
+#include <troupe/patterns/circuit_breaker.hpp>
 
 #include <caf/all.hpp>
 
@@ -69,16 +71,56 @@ caf::behavior sequential_caller(caf::event_based_actor* self, caf::actor target,
   return {};
 }
 
-} // namespace
+struct guarded_caller_state {
+  uint64_t next = 0;
+  uint64_t answered = 0;
+  uint64_t sum = 0;
+};
 
-void breaker_calls(const options& opts, std::vector<result>& out) {
-  auto n = opts.scaled(2'000'000);
+using guarded_caller_actor = caf::stateful_actor<guarded_caller_state>;
+
+// Makes the next of `n` calls to `service` through `breaker` (no timeout, as
+// the Tokio reference has none), or tells the driver the sum after the last.
+void call_guarded(guarded_caller_actor* self, const circuit_breaker& breaker,
+                  const caf::actor& service, uint64_t n, const caf::actor& driver) {
+  auto& st = self->state;
+  if (st.next == n) {
+    self->send(driver, done_atom::value, st.answered, st.sum);
+    self->quit();
+    return;
+  }
+  breaker.request(self, service, caf::infinite, st.next++)
+    .then(
+      [=](uint64_t x) {
+        ++self->state.answered;
+        self->state.sum += x;
+        call_guarded(self, breaker, service, n, driver);
+      },
+      [=](caf::error&) { call_guarded(self, breaker, service, n, driver); });
+}
+
+caf::behavior guarded_caller(guarded_caller_actor* self, circuit_breaker breaker,
+                             caf::actor service, uint64_t n, caf::actor driver) {
+  call_guarded(self, breaker, service, n, driver);
+  return {};
+}
+
+// `n` calls one at a time to the service: through a caller-side breaker, or
+// (`actor`) through a breaker actor in front of the service.
+result run_breaker_calls(uint64_t n, bool actor) {
   troupe::system sys{bench_settings()};
   caf::scoped_actor self{sys.actors()};
   auto service = sys.actors().spawn(scripted_service, std::make_shared<bool>(false));
-  auto breaker = spawn_breaker(sys, spec_breaker(), service);
+  caf::actor breaker;
   auto start = bench_clock::now();
-  sys.actors().spawn(sequential_caller, breaker, n, caf::actor{self});
+  if (actor) {
+    breaker = spawn_breaker(sys, spec_breaker(), service);
+    start = bench_clock::now();
+    sys.actors().spawn(sequential_caller, breaker, n, caf::actor{self});
+  } else {
+    sys.actors().spawn(guarded_caller, circuit_breaker{spec_breaker()}, service, n,
+                       caf::actor{self});
+  }
   result r;
   r.workload = "breaker";
   self->receive([&](done_atom, uint64_t answered, uint64_t sum) {
@@ -87,9 +129,19 @@ void breaker_calls(const options& opts, std::vector<result>& out) {
     r.checksum = sum;
     r.lost = n - answered;
   });
-  out.push_back(std::move(r));
-  self->send_exit(breaker, caf::exit_reason::user_shutdown);
+  if (breaker)
+    self->send_exit(breaker, caf::exit_reason::user_shutdown);
   self->send_exit(service, caf::exit_reason::user_shutdown);
+  return r;
+}
+
+} // namespace
+
+void breaker_calls(const options& opts, std::vector<result>& out) {
+  auto n = opts.scaled(2'000'000);
+  auto r = run_breaker_calls(n, false);
+  add_side_run(r, run_breaker_calls(n, true), "breaker_actor");
+  out.push_back(std::move(r));
 }
 
 void breaker_trip(const options&, std::vector<result>& out) {

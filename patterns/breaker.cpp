@@ -3,6 +3,7 @@
 #include "troupe/actors/errors.hpp"
 #include "troupe/actors/messages.hpp"
 #include "troupe/actors/request.hpp"
+#include "troupe/patterns/detail/circuit.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/behavior.hpp>
@@ -64,63 +65,13 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-enum class breaker_state { closed, open, half_open };
-
-const char* to_string(breaker_state x) {
-  switch (x) {
-    case breaker_state::closed:
-      return "closed";
-    case breaker_state::open:
-      return "open";
-    case breaker_state::half_open:
-      return "half_open";
-  }
-  return "unknown";
-}
+using detail::call_outcome;
+using detail::circuit_state;
 
 int64_t to_ns(clock_type::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch())
     .count();
 }
-
-enum class outcome { success, failure, timeout };
-
-// The outcomes of the last `size` calls made while closed.
-class outcome_window {
-public:
-  void reset(size_t size) {
-    failed_.assign(size, false);
-    next_ = 0;
-    calls_ = 0;
-    failures_ = 0;
-  }
-
-  void add(bool failed) {
-    if (failed_.empty())
-      return;
-    if (calls_ == failed_.size())
-      failures_ -= failed_[next_] ? 1 : 0;
-    else
-      ++calls_;
-    failed_[next_] = failed;
-    failures_ += failed ? 1 : 0;
-    next_ = (next_ + 1) % failed_.size();
-  }
-
-  size_t calls() const {
-    return calls_;
-  }
-
-  size_t failures() const {
-    return failures_;
-  }
-
-private:
-  std::vector<bool> failed_;
-  size_t next_ = 0;
-  size_t calls_ = 0;
-  size_t failures_ = 0;
-};
 
 class breaker_logic final : public stage_logic {
 public:
@@ -128,9 +79,8 @@ public:
     : name_(std::move(name)),
       cfg_(std::move(cfg)),
       service_(std::move(service)),
-      open_timeout_(cfg_.open_timeout) {
-    // Only a rate needs the window; its size may be large.
-    window_.reset(cfg_.failure_rate > 0 ? cfg_.window_size : 0);
+      circuit_(cfg_, [] { return clock_type::now(); }) {
+    // nop
   }
 
   void on_start(stage_control& ctl) override {
@@ -139,7 +89,8 @@ public:
     // The stage core sets no down handler; subscribers are the only actors
     // this incarnation monitors.
     self_->set_down_handler([this](caf::down_msg& x) { drop(x.source); });
-    state_change initial{name_, "", to_string(state_), to_ns(clock_type::now())};
+    state_change initial{name_, "", to_string(circuit_.state()),
+                         to_ns(clock_type::now())};
     for (auto& sub : cfg_.subscribers) {
       add_subscriber(sub);
       caf::anon_send(sub, initial);
@@ -149,7 +100,6 @@ public:
   // Stream items are calls whose answers go downstream in item order.
   void on_item(item& x, emitter&) override {
     if (!admit()) {
-      ++rejected_;
       ++rejected_items_;
       return;
     }
@@ -163,23 +113,14 @@ public:
       return false;
     if (cfg_.when_open == breaker_config::when_open_policy::reject)
       return true;
-    switch (state_) {
-      case breaker_state::closed:
-        return true;
-      case breaker_state::open:
-        // The open timer wakes the stage.
-        return false;
-      case breaker_state::half_open:
-        // A probe's answer wakes the stage.
-        return probes_taken_ < cfg_.half_open_probes;
-    }
-    return false;
+    // When not, the open timer or a probe's answer wakes the stage.
+    return circuit_.may_admit();
   }
 
   // A drain waits for the answers of calls in flight, requests included:
   // stopping before would break the callers' promises.
   bool busy() const override {
-    return in_flight_ > 0 || !pending_.empty();
+    return circuit_.counters().in_flight > 0 || !pending_.empty();
   }
 
   void on_timer(uint64_t token, emitter&) override {
@@ -187,13 +128,12 @@ public:
       expire_calls();
       return;
     }
-    if (token != epoch_ || state_ != breaker_state::open)
+    if (token != circuit_.epoch() || circuit_.state() != circuit_state::open)
       return; // stale: the breaker moved on since this timer was set
-    auto now = clock_type::now();
-    if (now >= opened_at_ + open_timeout_)
-      transition(breaker_state::half_open, now);
-    else
-      ctl_->schedule(opened_at_ + open_timeout_ - now, epoch_);
+    if (!changed(circuit_.refresh())) {
+      auto left = circuit_.opened_at() + circuit_.open_timeout() - clock_type::now();
+      ctl_->schedule(std::max(left, clock_type::duration{0}), circuit_.epoch());
+    }
   }
 
   caf::result<caf::message> on_request(caf::message& x) override {
@@ -205,10 +145,8 @@ public:
         self_->demonitor(sender);
       return answer_if_request(caf::make_message(caf::ok_atom::value));
     }
-    if (!admit()) {
-      ++rejected_;
+    if (!admit())
       return own_error(errc::circuit_open);
-    }
     auto rp = self_->make_response_promise();
     call(std::move(x), no_slot, rp);
     return rp;
@@ -228,23 +166,25 @@ public:
   }
 
   void describe(actor_report& r) const override {
-    r.state = to_string(state_);
+    r.state = to_string(circuit_.state());
     r.errors += failed_items_;
     r.dropped += rejected_items_;
     // A stopped breaker (cancel, crash, kill) never emits what it held.
     if (r.stopped != stop_reason::running)
       r.dropped += pending_.size();
     auto& s = r.stats;
-    s["calls"] = static_cast<int64_t>(calls_);
-    s["successes"] = static_cast<int64_t>(successes_);
-    s["failures"] = static_cast<int64_t>(failures_);
-    s["timeouts"] = static_cast<int64_t>(timeouts_);
-    s["rejected"] = static_cast<int64_t>(rejected_);
-    s["trips"] = static_cast<int64_t>(trips_);
-    s["state_changes"] = static_cast<int64_t>(state_changes_);
-    s["in_flight"] = static_cast<int64_t>(in_flight_);
+    auto& c = circuit_.counters();
+    s["calls"] = static_cast<int64_t>(c.calls);
+    s["successes"] = static_cast<int64_t>(c.successes);
+    s["failures"] = static_cast<int64_t>(c.failures);
+    s["timeouts"] = static_cast<int64_t>(c.timeouts);
+    s["rejected"] = static_cast<int64_t>(c.rejected);
+    s["trips"] = static_cast<int64_t>(c.trips);
+    s["state_changes"] = static_cast<int64_t>(c.state_changes);
+    s["in_flight"] = static_cast<int64_t>(c.in_flight);
     s["open_timeout_ms"]
-      = std::chrono::duration_cast<std::chrono::milliseconds>(open_timeout_).count();
+      = std::chrono::duration_cast<std::chrono::milliseconds>(circuit_.open_timeout())
+          .count();
     s["subscribers"] = static_cast<int64_t>(subscribers_.size());
     if (abandoned_ > 0)
       s["abandoned"] = static_cast<int64_t>(abandoned_);
@@ -281,47 +221,49 @@ private:
 
   // Open turns half-open by the clock: a call must not wait for the timer.
   void refresh() {
-    if (state_ != breaker_state::open)
-      return;
-    auto now = clock_type::now();
-    if (now >= opened_at_ + open_timeout_)
-      transition(breaker_state::half_open, now);
+    changed(circuit_.refresh());
   }
 
-  // Whether a call may go to the service now; takes a probe when half-open.
+  // Whether a call may go to the service now (taking a probe when
+  // half-open); a call let through is made in the circuit's current epoch.
   bool admit() {
-    refresh();
-    switch (state_) {
-      case breaker_state::closed:
-        return true;
-      case breaker_state::open:
-        return false;
-      case breaker_state::half_open:
-        if (probes_taken_ >= cfg_.half_open_probes)
-          return false;
-        ++probes_taken_;
-        return true;
-    }
-    return false;
+    uint64_t epoch = 0;
+    detail::circuit_change change;
+    auto pass = circuit_.admit(epoch, change);
+    changed(change);
+    return pass;
+  }
+
+  // Tells the subscribers about a transition, and sets the open timer for
+  // one into open. Returns whether there was one.
+  bool changed(const detail::circuit_change& x) {
+    if (!x.happened)
+      return false;
+    if (x.to == circuit_state::open)
+      ctl_->schedule(circuit_.open_timeout(), circuit_.epoch());
+    state_change event{name_, to_string(x.from), to_string(x.to), to_ns(x.at)};
+    for (auto& sub : subscribers_)
+      caf::anon_send(sub, event);
+    return true;
   }
 
   // Calls share one timeout, so their deadlines come in the order they were
   // made: one timer for the earliest is enough, instead of a request timeout
   // each (an entry in CAF's clock, a message to its thread and back per call).
   void call(caf::message msg, uint64_t slot, caf::response_promise promise) {
-    ++calls_;
-    ++in_flight_;
     auto seq = next_call_++;
     auto id = request_any(
       self_, service_, caf::infinite, std::move(msg),
-      [this, seq](caf::message& answer) { on_outcome(seq, outcome::success, answer, nullptr); },
+      [this, seq](caf::message& answer) {
+        on_outcome(seq, call_outcome::success, answer, nullptr);
+      },
       [this, seq](caf::error& err) {
         caf::message nothing;
-        on_outcome(seq, outcome::failure, nothing, &err);
+        on_outcome(seq, call_outcome::failure, nothing, &err);
       });
     calls_in_flight_.emplace_hint(
       calls_in_flight_.end(), seq,
-      call_record{clock_type::now() + cfg_.call_timeout, id, epoch_, false,
+      call_record{clock_type::now() + cfg_.call_timeout, id, circuit_.epoch(), false,
                   std::move(promise), slot});
     if (!deadline_timer_) {
       deadline_timer_ = true;
@@ -347,7 +289,7 @@ private:
     }
   }
 
-  void on_outcome(uint64_t seq, outcome o, caf::message& answer, caf::error* err) {
+  void on_outcome(uint64_t seq, call_outcome o, caf::message& answer, caf::error* err) {
     auto i = calls_in_flight_.find(seq);
     if (i == calls_in_flight_.end())
       return;
@@ -357,89 +299,27 @@ private:
     if (err != nullptr) {
       // The request timed out (its deadline): the service did not answer.
       if (*err == caf::sec::request_timeout) {
-        o = outcome::timeout;
+        o = call_outcome::timeout;
         answer_err = own_error(errc::call_timeout);
       } else {
         answer_err = std::move(*err);
       }
     }
-    finish(o, c.epoch);
+    // Subscribers hear of a transition this outcome caused before its
+    // caller gets the answer.
+    changed(circuit_.finish(o, c.epoch));
     if (c.slot != no_slot) {
       auto& s = pending_[c.slot - first_slot_];
       s.done = true;
-      s.ok = o == outcome::success;
+      s.ok = o == call_outcome::success;
       s.answer = std::move(answer);
       emit_done();
-    } else if (o == outcome::success) {
+    } else if (o == call_outcome::success) {
       c.promise.deliver(std::move(answer));
     } else {
       c.promise.deliver(std::move(answer_err));
     }
     ctl_->resume();
-  }
-
-  // Counts the outcome of a call made in `epoch` and moves the state if the
-  // call was made in the current one. The caller then wakes the stage: an
-  // answer to send, room for another item, or a drain waiting for this call.
-  void finish(outcome o, uint64_t epoch) {
-    --in_flight_;
-    auto failed = o != outcome::success;
-    if (failed)
-      ++failures_;
-    else
-      ++successes_;
-    if (o == outcome::timeout)
-      ++timeouts_;
-    if (epoch == epoch_) {
-      if (state_ == breaker_state::closed) {
-        consecutive_ = failed ? consecutive_ + 1 : 0;
-        window_.add(failed);
-        if (consecutive_ >= cfg_.consecutive_failures || rate_exceeded())
-          trip();
-      } else if (state_ == breaker_state::half_open) {
-        if (failed)
-          trip();
-        else if (++probe_successes_ == cfg_.half_open_probes)
-          transition(breaker_state::closed, clock_type::now());
-      }
-    }
-  }
-
-  bool rate_exceeded() const {
-    return cfg_.failure_rate > 0 && window_.calls() >= cfg_.minimum_calls
-           && static_cast<double>(window_.failures())
-                >= cfg_.failure_rate * static_cast<double>(window_.calls());
-  }
-
-  void trip() {
-    if (state_ == breaker_state::half_open && cfg_.backoff_multiplier > 1) {
-      auto grown = static_cast<double>(open_timeout_.count()) * cfg_.backoff_multiplier;
-      open_timeout_ = grown >= static_cast<double>(cfg_.max_open_timeout.count())
-                        ? cfg_.max_open_timeout
-                        : caf::timespan{static_cast<caf::timespan::rep>(grown)};
-    }
-    ++trips_;
-    auto now = clock_type::now();
-    opened_at_ = now;
-    transition(breaker_state::open, now);
-    ctl_->schedule(open_timeout_, epoch_);
-  }
-
-  void transition(breaker_state to, clock_type::time_point now) {
-    auto from = state_;
-    state_ = to;
-    ++epoch_;
-    ++state_changes_;
-    consecutive_ = 0;
-    probes_taken_ = 0;
-    probe_successes_ = 0;
-    if (to == breaker_state::closed) {
-      window_.reset(cfg_.failure_rate > 0 ? cfg_.window_size : 0);
-      open_timeout_ = cfg_.open_timeout;
-    }
-    state_change event{name_, to_string(from), to_string(to), to_ns(now)};
-    for (auto& sub : subscribers_)
-      caf::anon_send(sub, event);
   }
 
   // Sends the answers (and counts the failures) of the finished calls at the
@@ -461,7 +341,8 @@ private:
     if (!sender)
       return caf::sec::invalid_argument; // an anonymous message has no one to tell
     add_subscriber(sender);
-    return answer_if_request(caf::make_message(std::string{to_string(state_)}));
+    return answer_if_request(
+      caf::make_message(std::string{to_string(circuit_.state())}));
   }
 
   void add_subscriber(const caf::actor& x) {
@@ -501,36 +382,20 @@ private:
   caf::actor service_;
   stage_control* ctl_ = nullptr;
   caf::event_based_actor* self_ = nullptr;
-  breaker_state state_ = breaker_state::closed;
-  // Bumped by every transition: timers and calls of an earlier state are
-  // stale and move nothing.
-  uint64_t epoch_ = 0;
-  clock_type::time_point opened_at_;
-  caf::timespan open_timeout_;
-  uint32_t consecutive_ = 0;
-  outcome_window window_;
-  uint32_t probes_taken_ = 0;
-  uint32_t probe_successes_ = 0;
+  // The states and their rules; the open timer's token is its epoch.
+  detail::circuit circuit_;
   std::vector<caf::actor> subscribers_;
   std::deque<slot> pending_;
   uint64_t first_slot_ = 0;
   uint64_t next_slot_ = 0;
-  uint64_t in_flight_ = 0;
-  uint64_t calls_ = 0;
-  uint64_t successes_ = 0;
-  uint64_t failures_ = 0;
-  uint64_t timeouts_ = 0;
   uint64_t abandoned_ = 0;
   // Calls in flight by sequence number, which is also deadline order.
   std::map<uint64_t, call_record> calls_in_flight_;
   uint64_t next_call_ = 0;
   // Whether a deadline timer is set.
   bool deadline_timer_ = false;
-  uint64_t rejected_ = 0;
   uint64_t rejected_items_ = 0;
   uint64_t failed_items_ = 0;
-  uint64_t trips_ = 0;
-  uint64_t state_changes_ = 0;
 };
 
 } // namespace

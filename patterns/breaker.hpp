@@ -5,6 +5,11 @@
 // rejected at once instead of piling up on it, and a few probe calls decide
 // when it is healthy again.
 //
+// circuit_breaker (patterns/circuit_breaker.hpp) follows the same rules from
+// the callers' side, as an object they share: a call is then two messages
+// instead of four. This actor is for a breaker shared across nodes, on a
+// stream, supervised, or with subscribers.
+//
 // States ("state" in its actor_report):
 //   closed     calls pass. It trips (to open) after `consecutive_failures`
 //              failures in a row, or, with a `failure_rate`, once the last
@@ -68,6 +73,8 @@
 
 namespace troupe {
 
+/// The breaker actor uses every field; circuit_breaker the states' fields
+/// only (not call_timeout, the stream's nor subscribers).
 struct breaker_config {
   /// What a stream does with items that arrive while calls are rejected.
   enum class when_open_policy {
@@ -111,6 +118,19 @@ struct breaker_config {
 
   /// Throws config_error naming the first invalid field.
   void validate() const;
+};
+
+/// What a breaker counted: the stats of the same names in the breaker actor's
+/// report, and in circuit_breaker::stats().
+struct breaker_counters {
+  uint64_t calls = 0;         ///< calls let through to the service
+  uint64_t successes = 0;     ///< calls answered with a value
+  uint64_t failures = 0;      ///< answered with an error, or timed out
+  uint64_t timeouts = 0;      ///< the failures that timed out
+  uint64_t rejected = 0;      ///< calls not let through
+  uint64_t trips = 0;         ///< transitions to open
+  uint64_t state_changes = 0; ///< transitions of any kind
+  uint64_t in_flight = 0;     ///< calls let through still without an outcome
 };
 
 /// Spawns a breaker in front of `service` (validating `cfg` and throwing

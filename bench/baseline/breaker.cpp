@@ -1,13 +1,19 @@
-// Baselines `breaker` and `breaker_trip`: a breaker actor (closed / open /
-// half-open, open after 5 failures in a row, half-open 50 ms later) in front
-// of a service actor answering splitmix64(k). The breaker answers each call
-// through a response promise once the service answered, so that it sees
+// Baselines `breaker` and `breaker_trip`, with a service actor answering
+// splitmix64(k) and the breaker's rules (closed / open / half-open, open
+// after 5 failures in a row, half-open 50 ms later) written by hand. For
+// `breaker`, as troupe's circuit_breaker: a struct on the caller's side,
+// behind a mutex so that callers could share it, asked before each
+// request/then to the service and told its outcome. For `breaker_trip`, as
+// troupe's breaker actor: an actor in front of the service, answering each
+// call through a response promise once the service answered, so that it sees
 // every outcome; an open breaker answers with an error at once. Calls carry
 // no timeout, as in the Tokio reference.
 
 #include "baseline.hpp"
 
 #include <algorithm>
+#include <memory>
+#include <mutex>
 
 namespace troupe::bench::baseline {
 
@@ -44,8 +50,18 @@ struct breaker_state {
 
 using breaker_actor = caf::stateful_actor<breaker_state>;
 
-void outcome(breaker_actor* self, bool ok) {
-  auto& st = self->state;
+/// Whether a call may pass now; takes the probe when half-open.
+bool admit(breaker_state& st) {
+  if (st.mode == circuit::open && bench_clock::now() - st.opened >= open_timeout)
+    st.mode = circuit::half_open;
+  if (st.mode == circuit::open || (st.mode == circuit::half_open && st.probing))
+    return false;
+  if (st.mode == circuit::half_open)
+    st.probing = true;
+  return true;
+}
+
+void outcome(breaker_state& st, bool ok) {
   if (ok) {
     st.failures = 0;
     st.mode = circuit::closed;
@@ -60,22 +76,17 @@ void outcome(breaker_actor* self, bool ok) {
 caf::behavior breaker(breaker_actor* self, caf::actor service) {
   return {
     [=](uint64_t k) -> caf::result<uint64_t> {
-      auto& st = self->state;
-      if (st.mode == circuit::open && bench_clock::now() - st.opened >= open_timeout)
-        st.mode = circuit::half_open;
-      if (st.mode == circuit::open || (st.mode == circuit::half_open && st.probing))
+      if (!admit(self->state))
         return caf::make_error(caf::sec::runtime_error, "breaker open");
-      if (st.mode == circuit::half_open)
-        st.probing = true;
       auto rp = self->make_response_promise<uint64_t>();
       self->request(service, caf::infinite, k)
         .then(
           [=](uint64_t x) mutable {
-            outcome(self, true);
+            outcome(self->state, true);
             rp.deliver(x);
           },
           [=](caf::error& e) mutable {
-            outcome(self, false);
+            outcome(self->state, false);
             rp.deliver(std::move(e));
           });
       return rp;
@@ -87,6 +98,25 @@ caf::behavior breaker(breaker_actor* self, caf::actor service) {
   };
 }
 
+/// The same rules on the caller's side: asked before a call, told its
+/// outcome.
+class caller_breaker {
+public:
+  bool admit() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return baseline::admit(st_);
+  }
+
+  void outcome(bool ok) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    baseline::outcome(st_, ok);
+  }
+
+private:
+  std::mutex mtx_;
+  breaker_state st_;
+};
+
 struct caller_state {
   uint64_t next = 0;
   uint64_t answered = 0;
@@ -95,29 +125,36 @@ struct caller_state {
 
 using caller_actor = caf::stateful_actor<caller_state>;
 
-/// Makes the next of `n` calls, or tells the driver (done_atom, answered,
-/// sum) after the last.
-void call_next(caller_actor* self, const caf::actor& target, uint64_t n,
-               const caf::actor& driver) {
+/// Makes the next of `n` calls to `svc` through `b`, or tells the driver
+/// (done_atom, answered, sum) after the last.
+void call_next(caller_actor* self, const std::shared_ptr<caller_breaker>& b,
+               const caf::actor& svc, uint64_t n, const caf::actor& driver) {
   auto& st = self->state;
+  // A rejected call answers nothing: on to the next one.
+  while (st.next < n && !b->admit())
+    ++st.next;
   if (st.next == n) {
     self->send(driver, done_atom::value, st.answered, st.sum);
     self->quit();
     return;
   }
-  self->request(target, caf::infinite, st.next++)
+  self->request(svc, caf::infinite, st.next++)
     .then(
       [=](uint64_t x) {
+        b->outcome(true);
         ++self->state.answered;
         self->state.sum += x;
-        call_next(self, target, n, driver);
+        call_next(self, b, svc, n, driver);
       },
-      [=](caf::error&) { call_next(self, target, n, driver); });
+      [=](caf::error&) {
+        b->outcome(false);
+        call_next(self, b, svc, n, driver);
+      });
 }
 
-caf::behavior sequential_caller(caller_actor* self, caf::actor target, uint64_t n,
-                                caf::actor driver) {
-  call_next(self, target, n, driver);
+caf::behavior sequential_caller(caller_actor* self, std::shared_ptr<caller_breaker> b,
+                                caf::actor svc, uint64_t n, caf::actor driver) {
+  call_next(self, b, svc, n, driver);
   return {};
 }
 
@@ -128,9 +165,9 @@ void breaker_calls(const options& opts, std::vector<result>& out) {
   plain_system sys;
   caf::scoped_actor self{sys.actors()};
   auto svc = sys.actors().spawn(service, false);
-  auto b = sys.actors().spawn(breaker, svc);
   auto start = bench_clock::now();
-  auto caller = sys.actors().spawn(sequential_caller, b, n, caf::actor{self});
+  auto caller = sys.actors().spawn(sequential_caller, std::make_shared<caller_breaker>(),
+                                   svc, n, caf::actor{self});
   auto r = caf_result("breaker");
   self->receive(
     [&](done_atom, uint64_t answered, uint64_t sum) {
@@ -140,10 +177,9 @@ void breaker_calls(const options& opts, std::vector<result>& out) {
       r.lost = count_lost(n, answered);
     },
     caf::after(bench_patience) >> [&] {
-      give_up({caller, b, svc}, "breaker (caf) did not finish in time");
+      give_up({caller, svc}, "breaker (caf) did not finish in time");
     });
   out.push_back(std::move(r));
-  self->send_exit(b, caf::exit_reason::user_shutdown);
   self->send_exit(svc, caf::exit_reason::user_shutdown);
 }
 

@@ -73,14 +73,6 @@ struct breaker_fixture : flaky_fixture {
   }
 };
 
-breaker_config trips_at_once() {
-  breaker_config cfg;
-  cfg.consecutive_failures = 1;
-  cfg.open_timeout = 10s;
-  cfg.max_open_timeout = 10s;
-  return cfg;
-}
-
 } // namespace
 
 BOOST_FIXTURE_TEST_SUITE(breaker, breaker_fixture)

@@ -7,6 +7,7 @@
 #include "streams.hpp"
 
 #include <troupe/actors/errors.hpp>
+#include <troupe/patterns/breaker.hpp>
 
 #include <algorithm>
 #include <string>
@@ -29,6 +30,16 @@ enum class failure_kind : uint8_t {
   timeout,   ///< errc::call_timeout: looks like an overloaded service
   own_error, ///< caf::sec::runtime_error "service fails": its own error
 };
+
+/// A breaker (actor or caller-side) that trips at the first failure and
+/// stays open for longer than a test waits.
+inline breaker_config trips_at_once() {
+  breaker_config cfg;
+  cfg.consecutive_failures = 1;
+  cfg.open_timeout = std::chrono::seconds(10);
+  cfg.max_open_timeout = std::chrono::seconds(10);
+  return cfg;
+}
 
 /// What the flaky service answers to (uint64_t n) when it does not fail.
 inline uint64_t answer_to(uint64_t n) {
