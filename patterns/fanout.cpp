@@ -527,7 +527,7 @@ private:
                   caf::make_message(item_failure{std::move(e.input), reason}), reason);
         } else {
           ++succeeded_;
-          deliver(e.job, e.index, std::move(result).to_message(), caf::error{});
+          deliver(e.job, e.index, std::move(result), caf::error{});
         }
       }
     }
@@ -698,11 +698,13 @@ private:
 
   // Hands a call's result (or item_failure) to its job. `reason` is set
   // when the call failed: a single request is answered with it.
-  void deliver(const flight& f, caf::message result, const caf::error& reason) {
+  void deliver(const flight& f, item result, const caf::error& reason) {
     deliver(f.job, f.index, std::move(result), reason);
   }
 
-  void deliver(uint64_t job, uint64_t index, caf::message result,
+  // The result stays an item all the way: a value held inline is never
+  // wrapped in a caf::message (an allocation per item) on its way downstream.
+  void deliver(uint64_t job, uint64_t index, item result,
                const caf::error& reason) {
     if (job == stream_job) {
       if (cfg_.order == fanout_config::order_policy::completion) {
