@@ -148,4 +148,30 @@ BOOST_AUTO_TEST_CASE(answer_delivered_from_another_thread_reaches_a_sleeping_wor
     deliverer->join();
 }
 
+// CAF's resume bookkeeps the running actor's id in the current logger; a
+// worker has none unless the logger prints something.
+BOOST_AUTO_TEST_CASE(workers_run_without_a_logger_unless_it_prints) {
+  auto logger_seen_by_an_actor = [](troupe::system& sys) {
+    caf::scoped_actor self{sys.actors()};
+    auto probe = sys.actors().spawn(
+      [](caf::event_based_actor*) -> caf::behavior {
+        return {
+          [](go_atom) { return caf::logger::current_logger() != nullptr; }};
+      });
+    auto seen = false;
+    self->request(probe, bound, go_atom::value)
+      .receive([&](bool x) { seen = x; },
+               [](caf::error& e) { BOOST_ERROR(caf::to_string(e)); });
+    return seen;
+  };
+  troupe::system quiet;
+  BOOST_CHECK(!logger_seen_by_an_actor(quiet));
+  caf::actor_system_config cfg;
+  cfg.set("logger.console-verbosity", caf::atom("error"));
+  cfg.set("logger.console", caf::atom("colored"));
+  troupe::system printing{cfg};
+  BOOST_REQUIRE(detail::runs_troupe_scheduler(printing));
+  BOOST_CHECK(logger_seen_by_an_actor(printing));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
