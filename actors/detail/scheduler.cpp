@@ -187,6 +187,9 @@ namespace troupe::detail {
 
 using troupe_coordinator = caf::scheduler::coordinator<stealing_policy>;
 
+constexpr caf::string_view moderate_steal_interval_key
+  = "work-stealing.moderate-steal-interval";
+
 bool runs_troupe_scheduler(caf::actor_system& sys) {
   return dynamic_cast<troupe_coordinator*>(&sys.scheduler()) != nullptr;
 }
@@ -197,6 +200,12 @@ void use_troupe_scheduler(caf::actor_system_config& cfg) {
   if (policy != caf::atom("stealing")
       || caf::get_or(cfg, "scheduler.enable-profiling", false))
     return;
+  // CAF's idle worker naps 50 us between polls (over 100 us on Linux, with
+  // its default timer slack) and tries to steal at every fifth nap only, so
+  // a core could sit idle for most of a millisecond while the other has jobs
+  // queued. troupe's steals at every nap unless the config says otherwise.
+  if (caf::get_if(&cfg.content, moderate_steal_interval_key) == nullptr)
+    caf::put(cfg.content, moderate_steal_interval_key, size_t{1});
   cfg.module_factories.push_back(
     [](caf::actor_system& sys) -> caf::actor_system::module* {
       return new troupe_coordinator(sys);
