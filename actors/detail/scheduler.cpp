@@ -24,8 +24,8 @@ namespace {
 // worker steals the woken one. (CAF puts it at the head of the worker's
 // queue, where an idle worker takes it.) An idle worker polling hard steals
 // from queues only; one polling gently (CAF's moderate and relaxed rounds,
-// after about a hundred empty polls) takes from slots too, so that an actor
-// waiting in the slot behind a slow one still runs soon.
+// after its hard polls, see use_troupe_scheduler) takes from slots too, so
+// that an actor waiting in the slot behind a slow one still runs soon.
 //
 // After max_next_streak jobs in a row from the slot, the next actor woken
 // goes to the back of the queue instead: a pair of actors messaging each
@@ -187,6 +187,8 @@ namespace troupe::detail {
 
 using troupe_coordinator = caf::scheduler::coordinator<stealing_policy>;
 
+constexpr caf::string_view aggressive_poll_attempts_key
+  = "work-stealing.aggressive-poll-attempts";
 constexpr caf::string_view moderate_steal_interval_key
   = "work-stealing.moderate-steal-interval";
 
@@ -200,12 +202,21 @@ void use_troupe_scheduler(caf::actor_system_config& cfg) {
   if (policy != caf::atom("stealing")
       || caf::get_or(cfg, "scheduler.enable-profiling", false))
     return;
-  // CAF's idle worker naps 50 us between polls (over 100 us on Linux, with
-  // its default timer slack) and tries to steal at every fifth nap only, so
-  // a core could sit idle for most of a millisecond while the other has jobs
-  // queued. troupe's steals at every nap unless the config says otherwise.
-  if (caf::get_if(&cfg.content, moderate_steal_interval_key) == nullptr)
-    caf::put(cfg.content, moderate_steal_interval_key, size_t{1});
+  // How long an idle worker polls before it naps, and how often it steals
+  // while napping; a config that sets either keeps its value.
+  //
+  // CAF's worker polls 100 times (about a microsecond) before it naps 50 us
+  // (over 100 us on Linux, with its default timer slack): a worker whose
+  // actors wait a few microseconds for the next message, as in any stream
+  // or pool, naps and leaves the jobs that arrive meanwhile waiting for most
+  // of that time. 3000 polls last about 35 us. Napping, CAF's worker tries
+  // to steal at every fifth nap only; troupe's at every one.
+  auto set_default = [&](caf::string_view key, size_t value) {
+    if (caf::get_if(&cfg.content, key) == nullptr)
+      caf::put(cfg.content, key, value);
+  };
+  set_default(aggressive_poll_attempts_key, 3000);
+  set_default(moderate_steal_interval_key, 1);
   cfg.module_factories.push_back(
     [](caf::actor_system& sys) -> caf::actor_system::module* {
       return new troupe_coordinator(sys);

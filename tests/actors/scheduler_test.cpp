@@ -174,17 +174,21 @@ BOOST_AUTO_TEST_CASE(workers_run_without_a_logger_unless_it_prints) {
   BOOST_CHECK(logger_seen_by_an_actor(printing));
 }
 
-BOOST_AUTO_TEST_CASE(napping_workers_steal_at_every_nap_unless_configured) {
-  auto steal_interval = [](troupe::system& sys) {
-    return caf::get_or(sys.actors().config(),
-                       "work-stealing.moderate-steal-interval", size_t{0});
+BOOST_AUTO_TEST_CASE(idle_workers_poll_longer_and_steal_at_every_nap) {
+  auto setting = [](troupe::system& sys, const char* key) {
+    return caf::get_or(sys.actors().config(), key, size_t{0});
   };
+  const char* polls = "work-stealing.aggressive-poll-attempts";
+  const char* steals = "work-stealing.moderate-steal-interval";
   troupe::system defaults;
-  BOOST_CHECK_EQUAL(steal_interval(defaults), 1u);
+  BOOST_CHECK_EQUAL(setting(defaults, polls), 3000u);
+  BOOST_CHECK_EQUAL(setting(defaults, steals), 1u);
   caf::actor_system_config cfg;
-  cfg.set("work-stealing.moderate-steal-interval", size_t{5});
+  cfg.set(polls, size_t{100});
+  cfg.set(steals, size_t{5});
   troupe::system configured{cfg};
-  BOOST_CHECK_EQUAL(steal_interval(configured), 5u);
+  BOOST_CHECK_EQUAL(setting(configured, polls), 100u);
+  BOOST_CHECK_EQUAL(setting(configured, steals), 5u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
