@@ -70,21 +70,32 @@ public:
     if (victim == self->id())
       victim = p->num_workers() - 1;
     auto& v = d(p->worker_by_id(victim));
-    if (auto job = v.queue.take_tail())
-      return job;
-    return from_slots ? v.next.exchange(nullptr, std::memory_order_acq_rel)
-                      : nullptr;
+    if (!v.queue.empty())
+      if (auto job = v.queue.take_tail())
+        return job;
+    return from_slots ? take_slot(v) : nullptr;
+  }
+
+  // Polling reads before it writes: an idle worker polls thousands of times
+  // in a row, and a lock taken or a slot swapped on every poll would pull
+  // the cache lines of the busy workers' queues and slots away from them
+  // (and CAF's queue lock yields the thread when it finds the lock taken).
+  static caf::resumable* take_slot(worker_data& data) {
+    if (data.next.load(std::memory_order_acquire) == nullptr)
+      return nullptr;
+    return data.next.exchange(nullptr, std::memory_order_acq_rel);
   }
 
   template <class Worker>
   caf::resumable* take_own(Worker* self) {
     auto& data = d(self);
-    if (auto job = data.next.exchange(nullptr, std::memory_order_acq_rel)) {
+    if (auto job = take_slot(data)) {
       data.next_streak.fetch_add(1, std::memory_order_relaxed);
       return job;
     }
-    data.next_streak.store(0, std::memory_order_relaxed);
-    return data.queue.take_head();
+    if (data.next_streak.load(std::memory_order_relaxed) != 0)
+      data.next_streak.store(0, std::memory_order_relaxed);
+    return data.queue.empty() ? nullptr : data.queue.take_head();
   }
 
   // CAF's dequeue, taking the slot first and stealing slots when polling
