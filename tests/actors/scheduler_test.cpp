@@ -14,6 +14,7 @@
 #include <chrono>
 #include <future>
 #include <memory>
+#include <string>
 #include <thread>
 
 using namespace troupe;
@@ -154,24 +155,29 @@ BOOST_AUTO_TEST_CASE(workers_run_without_a_logger_unless_it_prints) {
   auto logger_seen_by_an_actor = [](troupe::system& sys) {
     caf::scoped_actor self{sys.actors()};
     auto probe = sys.actors().spawn(
-      [](caf::event_based_actor*) -> caf::behavior {
-        return {
-          [](go_atom) { return caf::logger::current_logger() != nullptr; }};
-      });
-    auto seen = false;
+      [](caf::event_based_actor*, caf::logger* system_logger) -> caf::behavior {
+        return {[system_logger](go_atom) -> std::string {
+          auto current = caf::logger::current_logger();
+          if (current == nullptr)
+            return "none";
+          return current == system_logger ? "the system's" : "another";
+        }};
+      },
+      &sys.actors().logger());
+    std::string seen;
     self->request(probe, bound, go_atom::value)
-      .receive([&](bool x) { seen = x; },
+      .receive([&](std::string& x) { seen = std::move(x); },
                [](caf::error& e) { BOOST_ERROR(caf::to_string(e)); });
     return seen;
   };
   troupe::system quiet;
-  BOOST_CHECK(!logger_seen_by_an_actor(quiet));
+  BOOST_CHECK_EQUAL(logger_seen_by_an_actor(quiet), "none");
   caf::actor_system_config cfg;
   cfg.set("logger.console-verbosity", caf::atom("error"));
   cfg.set("logger.console", caf::atom("colored"));
   troupe::system printing{cfg};
   BOOST_REQUIRE(detail::runs_troupe_scheduler(printing));
-  BOOST_CHECK(logger_seen_by_an_actor(printing));
+  BOOST_CHECK_EQUAL(logger_seen_by_an_actor(printing), "the system's");
 }
 
 BOOST_AUTO_TEST_CASE(idle_workers_poll_longer_and_steal_at_every_nap) {
