@@ -4,9 +4,9 @@
 // log: a refused TLS handshake (a certificate its CA did not sign, bytes
 // that are not TLS), bytes that are not BASP (another protocol, random
 // bytes), a message header announcing more than the size limit (which CAF
-// would allocate in full). Debian's CAF is built with its logger compiled
-// out (CAF_LOG_LEVEL_QUIET) and has no hooks for this, so libtroupe defines
-// three functions that CAF calls through the dynamic linker
+// would allocate in full). Debian's CAF is built with its log macros
+// compiled out (CAF_LOG_LEVEL_QUIET) and has no hooks for this, so libtroupe
+// defines three functions that CAF calls through the dynamic linker
 // (SSL_CTX_set_verify, abstract_broker::configure_read,
 // basp_broker::connection_cleanup): each does what the original does, after
 // looking. docs/distribution.md lists what is told. Used by actors/node.cpp;
