@@ -187,7 +187,7 @@ BOOST_AUTO_TEST_CASE(idle_workers_poll_longer_and_steal_at_every_nap) {
   const char* polls = "work-stealing.aggressive-poll-attempts";
   const char* steals = "work-stealing.moderate-steal-interval";
   troupe::system defaults;
-  BOOST_CHECK_EQUAL(setting(defaults, polls), 3000u);
+  BOOST_CHECK_EQUAL(setting(defaults, polls), 15000u);
   BOOST_CHECK_EQUAL(setting(defaults, steals), 1u);
   caf::actor_system_config cfg;
   cfg.set(polls, size_t{100});
