@@ -19,10 +19,6 @@ constexpr char deadline_key[] = "troupe.shutdown-deadline";
 constexpr char threads_key[] = "scheduler.max-threads";
 constexpr char scheduler_key[] = "troupe.scheduler";
 
-bool is_set(const caf::actor_system_config& cfg, caf::string_view key) {
-  return caf::get_if(&cfg.content, key) != nullptr;
-}
-
 size_t cores() {
   auto n = std::thread::hardware_concurrency();
   return n == 0 ? 1 : n;
@@ -57,19 +53,15 @@ void register_message_types(caf::actor_system_config& cfg) {
 
 void apply_settings(caf::actor_system_config& cfg,
                     const system_settings& settings) {
-  // caf::put, not cfg.set: set() rejects keys that no option declares, and
-  // troupe's keys are not CAF options.
-  if (!is_set(cfg, threads_key))
-    caf::put(cfg.content, threads_key,
-             settings.scheduler_threads == 0 ? cores()
-                                             : settings.scheduler_threads);
-  if (!is_set(cfg, credit_key))
-    caf::put(cfg.content, credit_key,
-             static_cast<uint64_t>(settings.default_credit));
-  if (!is_set(cfg, deadline_key))
-    caf::put(cfg.content, deadline_key, settings.shutdown_deadline);
-  if (!is_set(cfg, scheduler_key))
-    caf::put(cfg.content, scheduler_key, settings.troupe_scheduler);
+  // caf::put_missing, not cfg.set: set() rejects keys that no option
+  // declares, and troupe's keys are not CAF options.
+  auto& xs = cfg.content;
+  auto threads = settings.scheduler_threads;
+  caf::put_missing(xs, threads_key, threads == 0 ? cores() : threads);
+  caf::put_missing(xs, credit_key,
+                   static_cast<uint64_t>(settings.default_credit));
+  caf::put_missing(xs, deadline_key, settings.shutdown_deadline);
+  caf::put_missing(xs, scheduler_key, settings.troupe_scheduler);
 }
 
 uint32_t default_credit(const caf::actor_system& sys) {
